@@ -1,0 +1,6 @@
+/**
+ * Symple for TypeScript.
+ *
+ * @since 0.1.0
+ */
+export * from "./protocol/index.js"

@@ -1,0 +1,359 @@
+/**
+ * Every frame of the Symple v4 wire protocol, as Schemas discriminated on `type`.
+ *
+ * Every schema here has `Type` equal to `Encoded` (no transformations), so a value typed as a `Frame` is already
+ * its wire shape: encoding is validation plus `JSON.stringify`, and trusted code may skip the validation.
+ *
+ * @since 0.1.0
+ */
+import * as Either from "effect/Either"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import { FrameError } from "./FrameError.js"
+import { isObject, Json, JsonObject } from "./Json.js"
+import { Peer } from "./Peer.js"
+
+const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+
+/** Extra keys of routed frames are kept as they are. */
+const Extra = Schema.Record({ key: Schema.String, value: Json })
+
+/**
+ * Fields shared by the four routed frames. `to` is any JSON value on input: a string or an array of room names
+ * routes, anything else is dropped by the router rather than refused here.
+ */
+const routed = {
+  id: optional(Schema.String),
+  from: optional(Schema.String),
+  to: optional(Json),
+  subtype: optional(Schema.String),
+  data: optional(Json),
+  status: optional(Schema.Number),
+  notes: optional(Json)
+} as const
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Auth = Schema.Struct({
+  type: Schema.tag("auth"),
+  user: Schema.String,
+  name: optional(Schema.String),
+  token: optional(Schema.String),
+  data: optional(JsonObject),
+  rooms: optional(Schema.Array(Json))
+}).annotations({ identifier: "Auth" })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Welcome = Schema.Struct({
+  type: Schema.tag("welcome"),
+  protocol: Schema.String,
+  status: Schema.Number,
+  peer: Peer,
+  rooms: Schema.Array(Schema.String)
+}).annotations({ identifier: "Welcome" })
+
+/**
+ * `status` is optional on input only because the JavaScript server sends one error without it; every error this
+ * package sends has one.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ErrorFrame = Schema.Struct({
+  type: Schema.tag("error"),
+  status: optional(Schema.Number),
+  message: optional(Schema.String)
+}).annotations({ identifier: "Error" })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Message = Schema.Struct({ type: Schema.tag("message"), ...routed }, Extra).annotations({
+  identifier: "Message"
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Presence = Schema.Struct({ type: Schema.tag("presence"), ...routed, probe: optional(Schema.Boolean) }, Extra)
+  .annotations({ identifier: "Presence" })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Command = Schema.Struct({
+  type: Schema.tag("command"),
+  ...routed,
+  node: optional(Schema.String),
+  action: optional(Schema.String),
+  form: optional(Json)
+}, Extra).annotations({ identifier: "Command" })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Event = Schema.Struct({
+  type: Schema.tag("event"),
+  ...routed,
+  name: optional(Schema.String),
+  time: optional(Schema.Number),
+  message: optional(Schema.String)
+}, Extra).annotations({ identifier: "Event" })
+
+/**
+ * A missing or empty `room` is legal on the wire (and ignored by servers); a non-string one is not.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Join = Schema.Struct({ type: Schema.tag("join"), room: optional(Schema.String) }).annotations({
+  identifier: "Join"
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const JoinOk = Schema.Struct({ type: Schema.tag("join:ok"), room: Schema.String }).annotations({
+  identifier: "JoinOk"
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Leave = Schema.Struct({ type: Schema.tag("leave"), room: optional(Schema.String) }).annotations({
+  identifier: "Leave"
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LeaveOk = Schema.Struct({ type: Schema.tag("leave:ok"), room: Schema.String }).annotations({
+  identifier: "LeaveOk"
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Close = Schema.Struct({ type: Schema.tag("close") }).annotations({ identifier: "Close" })
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Frame = Schema.Union(
+  Auth,
+  Welcome,
+  ErrorFrame,
+  Message,
+  Presence,
+  Command,
+  Event,
+  Join,
+  JoinOk,
+  Leave,
+  LeaveOk,
+  Close
+).annotations({ identifier: "Frame" })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Frame = typeof Frame.Type
+/** @since 0.1.0 @category models */
+export type Auth = typeof Auth.Type
+/** @since 0.1.0 @category models */
+export type Welcome = typeof Welcome.Type
+/** @since 0.1.0 @category models */
+export type ErrorFrame = typeof ErrorFrame.Type
+/** @since 0.1.0 @category models */
+export type Message = typeof Message.Type
+/** @since 0.1.0 @category models */
+export type Presence = typeof Presence.Type
+/** @since 0.1.0 @category models */
+export type Command = typeof Command.Type
+/** @since 0.1.0 @category models */
+export type Event = typeof Event.Type
+/** @since 0.1.0 @category models */
+export type Join = typeof Join.Type
+/** @since 0.1.0 @category models */
+export type JoinOk = typeof JoinOk.Type
+/** @since 0.1.0 @category models */
+export type Leave = typeof Leave.Type
+/** @since 0.1.0 @category models */
+export type LeaveOk = typeof LeaveOk.Type
+/** @since 0.1.0 @category models */
+export type Close = typeof Close.Type
+
+/**
+ * The frames a server routes between peers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Routed = Message | Presence | Command | Event
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Type = Frame["type"]
+
+const schemas = {
+  auth: Auth,
+  welcome: Welcome,
+  error: ErrorFrame,
+  message: Message,
+  presence: Presence,
+  command: Command,
+  event: Event,
+  join: Join,
+  "join:ok": JoinOk,
+  leave: Leave,
+  "leave:ok": LeaveOk,
+  close: Close
+} as const satisfies { readonly [K in Type]: Schema.Schema<Extract<Frame, { readonly type: K }>> }
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const types: ReadonlyArray<Type> = Object.keys(schemas) as Array<Type>
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isType = (u: unknown): u is Type => typeof u === "string" && Object.hasOwn(schemas, u)
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isRouted = (frame: Frame): frame is Routed =>
+  frame.type === "message" || frame.type === "presence" || frame.type === "command" || frame.type === "event"
+
+const validators = Object.fromEntries(
+  Object.entries(schemas).map(([type, schema]) => [
+    type,
+    Schema.decodeUnknownEither(schema as Schema.Schema<Frame>, { errors: "first" })
+  ])
+) as { readonly [K in Type]: (u: unknown) => Either.Either<Frame, ParseResult.ParseError> }
+
+const describe = (u: unknown): string =>
+  u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "string" ? "a string" : `a ${typeof u}`
+
+const problem = (error: ParseResult.ParseError): string => {
+  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
+  if (issue === undefined) return "Invalid frame"
+  const path = issue.path.map((key) => JSON.stringify(key)).join(".")
+  return path === "" ? issue.message : `${path}: ${issue.message}`
+}
+
+/**
+ * Validates an already-parsed JSON value as a frame. Never throws.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeUnknown = (u: unknown): Either.Either<Frame, FrameError> => {
+  if (!isObject(u)) return Either.left(FrameError.badRequest(`Expected a JSON object, got ${describe(u)}`))
+  const type = u.type
+  if (type === undefined) return Either.left(FrameError.badRequest("Missing message type"))
+  if (typeof type !== "string") return Either.left(FrameError.badRequest("Message type must be a string"))
+  if (!isType(type)) return Either.left(FrameError.badRequest(`Unknown message type ${JSON.stringify(type)}`, type))
+  try {
+    return Either.mapLeft(validators[type](u), (e) => FrameError.badRequest(`Invalid ${type} frame: ${problem(e)}`, type))
+  } catch {
+    // Only a pathological nesting depth gets here (the validator recurses): refuse it like any bad frame.
+    return Either.left(FrameError.badRequest(`Invalid ${type} frame: nested too deeply`, type))
+  }
+}
+
+const hasProto = (key: string, value: unknown) => {
+  if (key === "__proto__") throw new ProtoKey()
+  return value
+}
+class ProtoKey extends Error {}
+
+/**
+ * Parses JSON text. Never throws. `__proto__` keys are refused: assigning them while copying would replace an
+ * object's prototype, so no such key may enter the system.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const parseJson = (text: string): Either.Either<unknown, FrameError> => {
+  try {
+    // The reviver is slow; only text that could spell `__proto__` (directly or through escapes) pays for it.
+    const suspicious = text.includes("__proto__") || text.includes("\\u")
+    return Either.right(suspicious ? JSON.parse(text, hasProto) : JSON.parse(text))
+  } catch (e) {
+    if (e instanceof ProtoKey) return Either.left(FrameError.badRequest("Forbidden key \"__proto__\""))
+    return Either.left(FrameError.badRequest(text.trim() === "" ? "Empty frame" : "Invalid JSON"))
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true })
+
+/**
+ * Decodes UTF-8 bytes (a binary WebSocket frame). Never throws.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameError> => {
+  try {
+    return Either.right(utf8.decode(bytes))
+  } catch {
+    return Either.left(FrameError.badRequest("Invalid UTF-8"))
+  }
+}
+
+/**
+ * The single decoding entry point: raw text or bytes to a typed frame, or a 400 `FrameError`. Never throws.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> =>
+  Either.flatMap(
+    Either.flatMap(typeof raw === "string" ? Either.right(raw) : textFromBytes(raw), parseJson),
+    decodeUnknown
+  )
+
+const validate = Schema.validateEither(Frame, { errors: "first" })
+
+/**
+ * Validates a frame and renders it as wire text. Never throws.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (frame: Frame): Either.Either<string, FrameError> =>
+  Either.match(validate(frame), {
+    onLeft: (e) => Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: ${problem(e)}`)),
+    onRight: (valid) => Either.right(JSON.stringify(valid))
+  })
+
+/**
+ * Renders a frame the program built itself and whose type already guarantees its shape. This is the hot path of
+ * the server, where a frame is written once per send.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const unsafeEncode = (frame: Frame): string => JSON.stringify(frame)
