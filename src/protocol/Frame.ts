@@ -9,6 +9,7 @@
 import * as Either from "effect/Either"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import { FrameError } from "./FrameError.js"
 import { isObject, Json, JsonObject } from "./Json.js"
 import { Peer } from "./Peer.js"
@@ -263,6 +264,59 @@ const problem = (error: ParseResult.ParseError): string => {
   return path === "" ? issue.message : `${path}: ${issue.message}`
 }
 
+type Check = (u: unknown) => boolean
+
+/**
+ * A cheap validator derived from a frame schema's AST, valid only for values produced by `JSON.parse`: such values
+ * are JSON already, so `Json`-typed fields need no walk, and a struct whose index signature admits any JSON keeps
+ * its input object unchanged. Returns `undefined` for shapes it does not cover; those take the Schema path. The
+ * Schema stays the single source of truth: this only skips work whose outcome is already known.
+ */
+const compileParsed = (ast: AST.AST): Check | undefined => {
+  if (ast === Json.ast) return () => true
+  switch (ast._tag) {
+    case "StringKeyword":
+      return (u) => typeof u === "string"
+    case "NumberKeyword":
+      return (u) => typeof u === "number"
+    case "BooleanKeyword":
+      return (u) => typeof u === "boolean"
+    case "Literal": {
+      const literal = ast.literal
+      return (u) => u === literal
+    }
+    case "TypeLiteral": {
+      const open = ast.indexSignatures.length === 1 && ast.indexSignatures[0]!.type === Json.ast &&
+        ast.indexSignatures[0]!.parameter._tag === "StringKeyword"
+      if (!open) return undefined
+      const fields: Array<readonly [string, boolean, Check]> = []
+      for (const ps of ast.propertySignatures) {
+        const check = compileParsed(ps.type)
+        if (check === undefined || typeof ps.name !== "string") return undefined
+        fields.push([ps.name, ps.isOptional, check])
+      }
+      return (u) => {
+        if (typeof u !== "object" || u === null || Array.isArray(u)) return false
+        const record = u as Record<string, unknown>
+        for (const [name, isOptional, check] of fields) {
+          const value = record[name]
+          if (value === undefined ? !isOptional || Object.hasOwn(record, name) : !check(value)) return false
+        }
+        return true
+      }
+    }
+    default:
+      return undefined
+  }
+}
+
+const parsedChecks: { readonly [K in Type]?: Check } = Object.fromEntries(
+  Object.entries(schemas).flatMap(([type, schema]) => {
+    const check = compileParsed(schema.ast)
+    return check === undefined ? [] : [[type, check]]
+  })
+)
+
 /**
  * Validates an already-parsed JSON value as a frame. Never throws.
  *
@@ -332,8 +386,16 @@ export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameErr
 export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> =>
   Either.flatMap(
     Either.flatMap(typeof raw === "string" ? Either.right(raw) : textFromBytes(raw), parseJson),
-    decodeUnknown
+    decodeParsed
   )
+
+const decodeParsed = (u: unknown): Either.Either<Frame, FrameError> => {
+  if (isObject(u) && isType(u.type)) {
+    const check = parsedChecks[u.type]
+    if (check !== undefined && check(u)) return Either.right(u as Frame)
+  }
+  return decodeUnknown(u)
+}
 
 const validate = Schema.validateEither(Frame, { errors: "first" })
 
