@@ -1,0 +1,365 @@
+/**
+ * WebRTC call signalling over Symple: `message` frames whose `subtype` is `call:<action>`, addressed to a full
+ * `user|id`. Pure data, no I/O.
+ *
+ * Input is read the way the tolerant reference peers read it: `sdpMLineIndex` may be missing (the C++ peer never
+ * sends it), a candidate line may start with `a=` (libdatachannel), and `init` / `accept` may carry `{}`, no `data`
+ * at all, or extra keys. Output is always the strict shape both references accept.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
+import * as Address from "./Address.js"
+import type * as Frame from "./Frame.js"
+import { isObject, type JsonObject } from "./Json.js"
+import * as Message from "./Message.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Action = "init" | "accept" | "reject" | "offer" | "answer" | "candidate" | "hangup"
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const actions: ReadonlyArray<Action> = ["init", "accept", "reject", "offer", "answer", "candidate", "hangup"]
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const subtypePrefix = "call:"
+
+/**
+ * @since 0.1.0
+ * @category conversions
+ */
+export const subtype = (action: Action): string => `${subtypePrefix}${action}`
+
+/**
+ * The action named by a `subtype`, if it is one of the seven call actions.
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const actionOf = (subtype: string | undefined): Option.Option<Action> => {
+  if (subtype === undefined || !subtype.startsWith(subtypePrefix)) return Option.none()
+  const action = subtype.slice(subtypePrefix.length)
+  return (actions as ReadonlyArray<string>).includes(action) ? Option.some(action as Action) : Option.none()
+}
+
+/**
+ * Reasons the references send in `reject` and `hangup`. Any other non-empty string is legal too (this package sends
+ * `timeout` when a call rings unanswered and `failed` when the connection cannot be established).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const Reason = {
+  declined: "declined",
+  busy: "busy",
+  hangup: "hangup",
+  timeout: "timeout",
+  failed: "failed",
+  offline: "offline"
+} as const
+
+/**
+ * An ICE candidate as it travels in `call:candidate`: the `candidate:` line without any `a=` prefix.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IceCandidate {
+  readonly candidate: string
+  readonly sdpMid?: string
+  readonly sdpMLineIndex?: number
+}
+
+/**
+ * A call signal, without its envelope.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Signal = Data.TaggedEnum<{
+  Init: {}
+  Accept: {}
+  Reject: { readonly reason: string }
+  Offer: { readonly sdp: string }
+  Answer: { readonly sdp: string }
+  Candidate: { readonly candidate: IceCandidate }
+  Hangup: { readonly reason: string }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Signal = Data.taggedEnum<Signal>()
+
+/**
+ * A call signal received from a peer.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Incoming {
+  /** The sender's full `user|id` address. */
+  readonly from: string
+  readonly signal: Signal
+  /** The `id` of the message that carried it, when it had one. */
+  readonly id?: string
+}
+
+/**
+ * @since 0.1.0
+ * @category conversions
+ */
+export const actionOfSignal = (signal: Signal): Action => {
+  switch (signal._tag) {
+    case "Init":
+      return "init"
+    case "Accept":
+      return "accept"
+    case "Reject":
+      return "reject"
+    case "Offer":
+      return "offer"
+    case "Answer":
+      return "answer"
+    case "Candidate":
+      return "candidate"
+    case "Hangup":
+      return "hangup"
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Strict output schemas
+// ---------------------------------------------------------------------------------------------------------------
+
+const NonEmpty = Schema.String.pipe(Schema.minLength(1))
+
+/**
+ * `data` of `call:init` and `call:accept` as this package sends it.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const EmptyData = Schema.Struct({}).annotations({ identifier: "CallEmptyData" })
+
+/**
+ * `data` of `call:reject` and `call:hangup`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotations({ identifier: "CallReasonData" })
+
+/**
+ * `data` of `call:offer` and `call:answer`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const DescriptionData = Schema.Struct({
+  type: Schema.Literal("offer", "answer"),
+  sdp: NonEmpty
+}).annotations({ identifier: "CallDescriptionData" })
+
+/**
+ * `data` of `call:candidate`.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const CandidateData = Schema.Struct({
+  candidate: NonEmpty.pipe(Schema.filter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")),
+  sdpMid: Schema.optionalWith(Schema.String, { exact: true }),
+  sdpMLineIndex: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
+}).annotations({ identifier: "CallCandidateData" })
+
+const strict = { onExcessProperty: "error" } as const
+const validators = {
+  empty: Schema.is(EmptyData, strict),
+  reason: Schema.is(ReasonData, strict),
+  description: Schema.is(DescriptionData, strict),
+  candidate: Schema.is(CandidateData, strict)
+}
+
+/**
+ * Whether `data` is exactly the strict shape of an action's payload (no extra keys, `type` matching the action).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isStrictData = (action: Action, data: unknown): boolean => {
+  switch (action) {
+    case "init":
+    case "accept":
+      return validators.empty(data)
+    case "reject":
+    case "hangup":
+      return validators.reason(data)
+    case "offer":
+    case "answer":
+      return validators.description(data) && data.type === action
+    case "candidate":
+      return validators.candidate(data)
+  }
+}
+
+const defaultReason = (action: "reject" | "hangup"): string => action === "reject" ? Reason.declined : Reason.hangup
+
+/**
+ * Removes a leading `a=` (libdatachannel writes candidates as SDP attribute lines).
+ *
+ * @since 0.1.0
+ * @category conversions
+ */
+export const stripAttributePrefix = (line: string): string => line.startsWith("a=") ? line.slice(2) : line
+
+/**
+ * Normalises a candidate from any source (a wire frame, a browser's `RTCIceCandidate`, werift's) to the strict
+ * wire shape, or none when it has no candidate line (an end-of-candidates marker).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const iceCandidate = (input: {
+  readonly candidate?: unknown
+  readonly sdpMid?: unknown
+  readonly sdpMLineIndex?: unknown
+}): Option.Option<IceCandidate> => {
+  if (typeof input.candidate !== "string") return Option.none()
+  const line = stripAttributePrefix(input.candidate.trim())
+  if (line === "") return Option.none()
+  const index = input.sdpMLineIndex
+  return Option.some({
+    candidate: line,
+    ...(typeof input.sdpMid === "string" ? { sdpMid: input.sdpMid } : {}),
+    ...(typeof index === "number" && Number.isInteger(index) && index >= 0 ? { sdpMLineIndex: index } : {})
+  })
+}
+
+/**
+ * The wire `data` of a signal, in the strict shape.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const data = (signal: Signal): JsonObject => {
+  switch (signal._tag) {
+    case "Init":
+    case "Accept":
+      return {}
+    case "Reject":
+      return { reason: signal.reason === "" ? Reason.declined : signal.reason }
+    case "Hangup":
+      return { reason: signal.reason === "" ? Reason.hangup : signal.reason }
+    case "Offer":
+      return { type: "offer", sdp: signal.sdp }
+    case "Answer":
+      return { type: "answer", sdp: signal.sdp }
+    case "Candidate": {
+      const c = signal.candidate
+      return {
+        candidate: stripAttributePrefix(c.candidate),
+        ...(c.sdpMid !== undefined ? { sdpMid: c.sdpMid } : {}),
+        ...(c.sdpMLineIndex !== undefined ? { sdpMLineIndex: c.sdpMLineIndex } : {})
+      }
+    }
+  }
+}
+
+/**
+ * The `message` frame that carries a signal to `to` (a full `user|id` address; the sending client sets `from`).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const message = (to: string, signal: Signal, fields: Omit<Frame.Message, "type" | "to"> = {}): Frame.Message =>
+  Message.message({ ...fields, to, subtype: subtype(actionOfSignal(signal)), data: data(signal) })
+
+/**
+ * Checks a frame built elsewhere against the strict output rules: a call subtype, a full `to` address and the
+ * strict `data` of its action.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isStrict = (frame: Frame.Message): boolean =>
+  Option.match(actionOf(frame.subtype), {
+    onNone: () => false,
+    onSome: (action) =>
+      typeof frame.to === "string" && Address.isFull(Address.parse(frame.to)) && isStrictData(action, frame.data)
+  })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tolerant input
+// ---------------------------------------------------------------------------------------------------------------
+
+const reasonOf = (raw: unknown, action: "reject" | "hangup"): string => {
+  const reason = isObject(raw) ? raw.reason : undefined
+  return typeof reason === "string" && reason !== "" ? reason : defaultReason(action)
+}
+
+const sdpOf = (raw: unknown, type: "offer" | "answer"): Option.Option<string> => {
+  if (!isObject(raw)) return Option.none()
+  // The type travels twice (subtype and data.type); a disagreement means the frame cannot be trusted.
+  if (raw.type !== type) return Option.none()
+  return typeof raw.sdp === "string" && raw.sdp !== "" ? Option.some(raw.sdp) : Option.none()
+}
+
+/**
+ * The signal carried by a `data` value for an action, or none when the data is unusable (no SDP, no candidate).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const signalOf = (action: Action, raw: unknown): Option.Option<Signal> => {
+  switch (action) {
+    case "init":
+      return Option.some(Signal.Init())
+    case "accept":
+      return Option.some(Signal.Accept())
+    case "reject":
+      return Option.some(Signal.Reject({ reason: reasonOf(raw, action) }))
+    case "hangup":
+      return Option.some(Signal.Hangup({ reason: reasonOf(raw, action) }))
+    case "offer":
+      return Option.map(sdpOf(raw, "offer"), (sdp) => Signal.Offer({ sdp }))
+    case "answer":
+      return Option.map(sdpOf(raw, "answer"), (sdp) => Signal.Answer({ sdp }))
+    case "candidate":
+      return isObject(raw) ? Option.map(iceCandidate(raw), (candidate) => Signal.Candidate({ candidate })) : Option.none()
+  }
+}
+
+/**
+ * Reads a call signal from a `message` frame: none when it is not a call frame, when `from` is not a full address,
+ * or when the payload is unusable. Never throws.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const parse = (frame: Frame.Message): Option.Option<Incoming> => {
+  const from = frame.from
+  if (typeof from !== "string" || !Address.isFull(Address.parse(from))) return Option.none()
+  return actionOf(frame.subtype).pipe(
+    Option.flatMap((action) => signalOf(action, frame.data)),
+    Option.map((signal): Incoming => frame.id === undefined ? { from, signal } : { from, signal, id: frame.id })
+  )
+}
+
+/**
+ * @since 0.1.0
+ * @category guards
+ */
+export const isCallMessage = (frame: Frame.Frame): frame is Frame.Message =>
+  frame.type === "message" && Option.isSome(actionOf(frame.subtype))
