@@ -1,0 +1,357 @@
+/**
+ * The call state machine as a pure function: `(context, state, input) -> state + instructions`. Everything that touches
+ * the network, the peer connection or the clock is an instruction the interpreter (`CallSession`) runs in order, and
+ * every outcome it observes comes back as an input. Keeping it pure is what lets the tests throw arbitrary
+ * interleavings of remote frames and local actions at it.
+ *
+ * Every call gets a number (`callId`). Inputs produced by a call's peer connection or timer carry it, so anything
+ * left over from an earlier call is recognised and ignored.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Address from "../protocol/Address.js"
+import * as Call from "../protocol/Call.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Role = "caller" | "callee"
+
+/**
+ * Who ended a call.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EndedBy = "local" | "remote"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type CallState = Data.TaggedEnum<{
+  /** No call yet. */
+  Idle: { readonly callId: number }
+  /** We sent `call:init` and wait for `accept` or `reject`. */
+  OutgoingInit: { readonly callId: number; readonly remote: string }
+  /** We received `call:init` and wait for the local user. */
+  IncomingInit: { readonly callId: number; readonly remote: string }
+  /** Accepted: offer, answer and candidates flow. Remote candidates wait in `pending` until the remote
+   * description is set. */
+  Negotiating: {
+    readonly callId: number
+    readonly remote: string
+    readonly role: Role
+    readonly remoteDescription: boolean
+    readonly pending: ReadonlyArray<Call.IceCandidate>
+  }
+  /** The peer connection is connected. */
+  Active: { readonly callId: number; readonly remote: string; readonly role: Role }
+  /** The call is over; the peer connection is being closed. */
+  Ending: { readonly callId: number; readonly remote: string; readonly reason: string; readonly by: EndedBy }
+  /** The call is over. A new call may start from here. */
+  Ended: { readonly callId: number; readonly remote: string; readonly reason: string; readonly by: EndedBy }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const CallState = Data.taggedEnum<CallState>()
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const initial: CallState = CallState.Idle({ callId: 0 })
+
+/**
+ * Everything that can happen to a session.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Input = Data.TaggedEnum<{
+  /** Local: start a call to a full address. */
+  Dial: { readonly remote: string }
+  /** Local: accept the ringing incoming call. */
+  Accept: {}
+  /** Local: refuse the ringing incoming call. */
+  Reject: { readonly reason: string }
+  /** Local: end the call, whatever its stage. */
+  Hangup: { readonly reason: string }
+  /** A call signal from the network. */
+  Remote: { readonly from: string; readonly signal: Call.Signal }
+  /** A peer went offline (roster). */
+  PeerOffline: { readonly address: string }
+  /** The ring timer of a call fired. */
+  RingTimeout: { readonly callId: number }
+  /** The peer connection of a call gathered a local candidate. */
+  LocalCandidate: { readonly callId: number; readonly candidate: Call.IceCandidate }
+  /** The peer connection of a call is connected. */
+  Connected: { readonly callId: number }
+  /** The peer connection of a call failed, or an operation on it did. */
+  PeerFailed: { readonly callId: number; readonly message: string }
+  /** The peer connection of a call has been closed. */
+  Closed: { readonly callId: number }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Input = Data.taggedEnum<Input>()
+
+/**
+ * What the interpreter must do, in order.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Instruction = Data.TaggedEnum<{
+  /** Send a signal to a full address. */
+  Send: { readonly to: string; readonly signal: Call.Signal }
+  /** Tell the application a call is ringing. */
+  Ring: { readonly callId: number; readonly remote: string }
+  /** Start the ring timer; it reports `RingTimeout` with this id. */
+  StartRingTimer: { readonly callId: number }
+  /** Create the call's peer connection. */
+  OpenPeer: { readonly callId: number; readonly remote: string; readonly role: Role }
+  /** Create an offer, set it as the local description and send it as `call:offer`. */
+  SendOffer: { readonly callId: number; readonly remote: string }
+  /** Set the remote offer, create an answer, set it locally and send it as `call:answer`. */
+  AnswerOffer: { readonly callId: number; readonly remote: string; readonly sdp: string }
+  /** Set the remote answer. */
+  ApplyAnswer: { readonly callId: number; readonly sdp: string }
+  /** Add a remote candidate (only ever emitted after the remote description). */
+  AddCandidate: { readonly callId: number; readonly candidate: Call.IceCandidate }
+  /** Close the call's peer connection (if any), then report `Closed`. */
+  ClosePeer: { readonly callId: number }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Instruction = Data.taggedEnum<Instruction>()
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Context {
+  /** Our own full address, used to break glare. */
+  readonly self: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Step {
+  readonly state: CallState
+  readonly instructions: ReadonlyArray<Instruction>
+  /** True when the input made no sense in this state and was dropped (local actions report it to the caller). */
+  readonly ignored: boolean
+}
+
+const ignore = (state: CallState): Step => ({ state, instructions: [], ignored: true })
+const go = (state: CallState, instructions: ReadonlyArray<Instruction> = []): Step => ({ state, instructions, ignored: false })
+
+/**
+ * The remote party of a state, if it has one.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const remoteOf = (state: CallState): string | undefined => state._tag === "Idle" ? undefined : state.remote
+
+/**
+ * Whether a call is under way (ringing, negotiating, connected or closing): a new `call:init` gets `busy`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isBusy = (state: CallState): boolean => state._tag !== "Idle" && state._tag !== "Ended"
+
+/**
+ * Whether the state holds a call that has not started ending.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isLive = (state: CallState): boolean => isBusy(state) && state._tag !== "Ending"
+
+/**
+ * Deterministic glare rule: when two peers call each other at once, the call placed by the lower address (plain
+ * string order of `user|id`) goes on and the other peer answers it.
+ *
+ * @since 0.1.0
+ * @category glare
+ */
+export const winsGlare = (self: string, remote: string): boolean => self < remote
+
+const end = (
+  state: Extract<CallState, { readonly remote: string }>,
+  reason: string,
+  by: EndedBy,
+  notify: ReadonlyArray<Instruction> = []
+): Step =>
+  go(CallState.Ending({ callId: state.callId, remote: state.remote, reason, by }), [
+    ...notify,
+    Instruction.ClosePeer({ callId: state.callId })
+  ])
+
+const startNegotiating = (callId: number, remote: string, role: Role): CallState =>
+  CallState.Negotiating({ callId, remote, role, remoteDescription: false, pending: [] })
+
+/**
+ * The transition function. Total: any input in any state gives a legal state; inputs that make no sense are
+ * ignored (`ignored: true`, same state, no instructions).
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const transition = (context: Context, state: CallState, input: Input): Step => {
+  switch (input._tag) {
+    case "Dial": {
+      if (isBusy(state)) return ignore(state)
+      if (!Address.isFull(Address.parse(input.remote)) || input.remote === context.self) return ignore(state)
+      const callId = state.callId + 1
+      return go(CallState.OutgoingInit({ callId, remote: input.remote }), [
+        Instruction.Send({ to: input.remote, signal: Call.Signal.Init() }),
+        Instruction.StartRingTimer({ callId })
+      ])
+    }
+    case "Accept": {
+      if (state._tag !== "IncomingInit") return ignore(state)
+      return go(startNegotiating(state.callId, state.remote, "callee"), [
+        Instruction.Send({ to: state.remote, signal: Call.Signal.Accept() }),
+        Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "callee" })
+      ])
+    }
+    case "Reject": {
+      if (state._tag !== "IncomingInit") return ignore(state)
+      return end(state, input.reason, "local", [
+        Instruction.Send({ to: state.remote, signal: Call.Signal.Reject({ reason: input.reason }) })
+      ])
+    }
+    case "Hangup": {
+      if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended") return ignore(state)
+      return end(state, input.reason, "local", [
+        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: input.reason }) })
+      ])
+    }
+    case "Remote":
+      return remote(context, state, input.from, input.signal)
+    case "PeerOffline": {
+      if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended") return ignore(state)
+      if (state.remote !== input.address) return ignore(state)
+      return end(state, Call.Reason.offline, "remote")
+    }
+    case "RingTimeout": {
+      if (state.callId !== input.callId) return ignore(state)
+      if (state._tag !== "OutgoingInit" && state._tag !== "IncomingInit") return ignore(state)
+      return end(state, Call.Reason.timeout, "local", [
+        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: Call.Reason.timeout }) })
+      ])
+    }
+    case "LocalCandidate": {
+      if (state.callId !== input.callId) return ignore(state)
+      if (state._tag !== "Negotiating" && state._tag !== "Active") return ignore(state)
+      return go(state, [Instruction.Send({ to: state.remote, signal: Call.Signal.Candidate({ candidate: input.candidate }) })])
+    }
+    case "Connected": {
+      if (state.callId !== input.callId || state._tag !== "Negotiating" || !state.remoteDescription) {
+        return ignore(state)
+      }
+      return go(CallState.Active({ callId: state.callId, remote: state.remote, role: state.role }))
+    }
+    case "PeerFailed": {
+      if (state.callId !== input.callId) return ignore(state)
+      if (state._tag !== "Negotiating" && state._tag !== "Active") return ignore(state)
+      return end(state, Call.Reason.failed, "local", [
+        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: Call.Reason.failed }) })
+      ])
+    }
+    case "Closed": {
+      if (state.callId !== input.callId || state._tag !== "Ending") return ignore(state)
+      return go(CallState.Ended({ callId: state.callId, remote: state.remote, reason: state.reason, by: state.by }))
+    }
+  }
+}
+
+const remote = (context: Context, state: CallState, from: string, signal: Call.Signal): Step => {
+  if (signal._tag === "Init") return init(context, state, from)
+  // Only the party of the current call may move it; everyone else is ignored.
+  if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended" || state.remote !== from) {
+    return ignore(state)
+  }
+  switch (signal._tag) {
+    case "Accept": {
+      if (state._tag !== "OutgoingInit") return ignore(state)
+      return go(startNegotiating(state.callId, state.remote, "caller"), [
+        Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "caller" }),
+        Instruction.SendOffer({ callId: state.callId, remote: state.remote })
+      ])
+    }
+    case "Reject": {
+      if (state._tag !== "OutgoingInit") return ignore(state)
+      return end(state, signal.reason, "remote")
+    }
+    case "Hangup":
+      return end(state, signal.reason, "remote")
+    case "Offer": {
+      if (state._tag !== "Negotiating" || state.role !== "callee" || state.remoteDescription) return ignore(state)
+      return go(CallState.Negotiating({ ...state, remoteDescription: true, pending: [] }), [
+        Instruction.AnswerOffer({ callId: state.callId, remote: state.remote, sdp: signal.sdp }),
+        ...flush(state)
+      ])
+    }
+    case "Answer": {
+      if (state._tag !== "Negotiating" || state.role !== "caller" || state.remoteDescription) return ignore(state)
+      return go(CallState.Negotiating({ ...state, remoteDescription: true, pending: [] }), [
+        Instruction.ApplyAnswer({ callId: state.callId, sdp: signal.sdp }),
+        ...flush(state)
+      ])
+    }
+    case "Candidate": {
+      if (state._tag === "Active") {
+        return go(state, [Instruction.AddCandidate({ callId: state.callId, candidate: signal.candidate })])
+      }
+      if (state._tag !== "Negotiating") return ignore(state)
+      if (state.remoteDescription) {
+        return go(state, [Instruction.AddCandidate({ callId: state.callId, candidate: signal.candidate })])
+      }
+      return go(CallState.Negotiating({ ...state, pending: [...state.pending, signal.candidate] }))
+    }
+  }
+}
+
+const flush = (state: Extract<CallState, { readonly _tag: "Negotiating" }>): ReadonlyArray<Instruction> =>
+  state.pending.map((candidate) => Instruction.AddCandidate({ callId: state.callId, candidate }))
+
+const init = (context: Context, state: CallState, from: string): Step => {
+  if (from === context.self) return ignore(state)
+  if (!isBusy(state)) {
+    const callId = state.callId + 1
+    return go(CallState.IncomingInit({ callId, remote: from }), [
+      Instruction.Ring({ callId, remote: from }),
+      Instruction.StartRingTimer({ callId })
+    ])
+  }
+  if (state._tag === "OutgoingInit" && state.remote === from) {
+    // Glare: both of us sent init. The lower address keeps its call; the other side answers it as if the user
+    // had accepted, since calling that very peer is what its user asked for.
+    if (winsGlare(context.self, from)) return ignore(state)
+    return go(startNegotiating(state.callId, state.remote, "callee"), [
+      Instruction.Send({ to: from, signal: Call.Signal.Accept() }),
+      Instruction.OpenPeer({ callId: state.callId, remote: from, role: "callee" })
+    ])
+  }
+  // A repeated init from the peer we are already ringing with is a duplicate, not a second call.
+  if (state._tag === "IncomingInit" && state.remote === from) return ignore(state)
+  return go(state, [Instruction.Send({ to: from, signal: Call.Signal.Reject({ reason: Call.Reason.busy }) })])
+}
