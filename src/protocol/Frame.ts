@@ -11,13 +11,16 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import { FrameError } from "./FrameError.js"
-import { isObject, Json, JsonObject } from "./Json.js"
+import { isObject, Json, JsonObject, Key } from "./Json.js"
 import { Peer } from "./Peer.js"
 
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
 
+/** JSON has no `Infinity` or `NaN` (`JSON.stringify` writes them as `null`), so numeric fields are finite. */
+const Finite = Schema.JsonNumber
+
 /** Extra keys of routed frames are kept as they are. */
-const Extra = Schema.Record({ key: Schema.String, value: Json })
+const Extra = Schema.Record({ key: Key, value: Json })
 
 /**
  * Fields shared by the four routed frames. `to` is any JSON value on input: a string or an array of room names
@@ -29,7 +32,7 @@ const routed = {
   to: optional(Json),
   subtype: optional(Schema.String),
   data: optional(Json),
-  status: optional(Schema.Number),
+  status: optional(Finite),
   notes: optional(Json)
 } as const
 
@@ -53,7 +56,7 @@ export const Auth = Schema.Struct({
 export const Welcome = Schema.Struct({
   type: Schema.tag("welcome"),
   protocol: Schema.String,
-  status: Schema.Number,
+  status: Finite,
   peer: Peer,
   rooms: Schema.Array(Schema.String)
 }).annotations({ identifier: "Welcome" })
@@ -67,7 +70,7 @@ export const Welcome = Schema.Struct({
  */
 export const ErrorFrame = Schema.Struct({
   type: Schema.tag("error"),
-  status: optional(Schema.Number),
+  status: optional(Finite),
   message: optional(Schema.String)
 }).annotations({ identifier: "Error" })
 
@@ -106,7 +109,7 @@ export const Event = Schema.Struct({
   type: Schema.tag("event"),
   ...routed,
   name: optional(Schema.String),
-  time: optional(Schema.Number),
+  time: optional(Finite),
   message: optional(Schema.String)
 }, Extra).annotations({ identifier: "Event" })
 
@@ -274,6 +277,8 @@ type Check = (u: unknown) => boolean
  */
 const compileParsed = (ast: AST.AST): Check | undefined => {
   if (ast === Json.ast) return () => true
+  // Every number `JSON.parse` yields is finite.
+  if (ast === Finite.ast) return (u) => typeof u === "number"
   switch (ast._tag) {
     case "StringKeyword":
       return (u) => typeof u === "string"
@@ -287,7 +292,8 @@ const compileParsed = (ast: AST.AST): Check | undefined => {
     }
     case "TypeLiteral": {
       const open = ast.indexSignatures.length === 1 && ast.indexSignatures[0]!.type === Json.ast &&
-        ast.indexSignatures[0]!.parameter._tag === "StringKeyword"
+        // `Key` only excludes `__proto__`, which `parseJson` has already refused.
+        ast.indexSignatures[0]!.parameter === Key.ast
       if (!open) return undefined
       const fields: Array<readonly [string, boolean, Check]> = []
       for (const ps of ast.propertySignatures) {
@@ -405,11 +411,17 @@ const validate = Schema.validateEither(Frame, { errors: "first" })
  * @since 0.1.0
  * @category encoding
  */
-export const encode = (frame: Frame): Either.Either<string, FrameError> =>
-  Either.match(validate(frame), {
-    onLeft: (e) => Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: ${problem(e)}`)),
-    onRight: (valid) => Either.right(JSON.stringify(valid))
-  })
+export const encode = (frame: Frame): Either.Either<string, FrameError> => {
+  try {
+    return Either.match(validate(frame), {
+      onLeft: (e) => Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: ${problem(e)}`)),
+      onRight: (valid) => Either.right(JSON.stringify(valid))
+    })
+  } catch {
+    // Validation and `JSON.stringify` both recurse: a pathological depth is refused, not thrown.
+    return Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: nested too deeply`))
+  }
+}
 
 /**
  * Renders a frame the program built itself and whose type already guarantees its shape. This is the hot path of

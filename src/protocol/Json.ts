@@ -19,6 +19,18 @@ export type Json = null | boolean | number | string | ReadonlyArray<Json> | { re
 export type JsonObject = { readonly [key: string]: Json }
 
 /**
+ * An object key. `__proto__` is excluded: the wire parser refuses it (copying such a key would replace an object's
+ * prototype), so a value holding one could never be received and must not validate for sending either. Objects
+ * that contain it anyway lose that key when validated, like any other key a schema does not admit.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const Key: Schema.Schema<string> = Schema.String.pipe(
+  Schema.filter((key) => key !== "__proto__", { message: () => "Forbidden key \"__proto__\"" })
+).annotations({ identifier: "Key" })
+
+/**
  * @since 0.1.0
  * @category schemas
  */
@@ -28,14 +40,14 @@ export const Json: Schema.Schema<Json> = Schema.Union(
   Schema.JsonNumber,
   Schema.String,
   Schema.Array(Schema.suspend((): Schema.Schema<Json> => Json)),
-  Schema.Record({ key: Schema.String, value: Schema.suspend((): Schema.Schema<Json> => Json) })
+  Schema.Record({ key: Key, value: Schema.suspend((): Schema.Schema<Json> => Json) })
 ).annotations({ identifier: "Json" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Schema.String, value: Json }).annotations({
+export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Key, value: Json }).annotations({
   identifier: "JsonObject"
 })
 

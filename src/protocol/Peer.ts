@@ -6,7 +6,7 @@
  */
 import * as Schema from "effect/Schema"
 import * as Address from "./Address.js"
-import { Json } from "./Json.js"
+import { Json, Key } from "./Json.js"
 
 /**
  * Keys the server owns: a client cannot set them through `auth.data` or presence `data`.
@@ -29,7 +29,7 @@ export const Peer = Schema.Struct(
     online: Schema.optionalWith(Schema.Boolean, { exact: true }),
     host: Schema.optionalWith(Schema.String, { exact: true })
   },
-  Schema.Record({ key: Schema.String, value: Json })
+  Schema.Record({ key: Key, value: Json })
 ).annotations({ identifier: "Peer" })
 
 /**

@@ -1,0 +1,255 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { Frame, FrameError, Json } from "../../src/protocol/index.js"
+
+const schemas = {
+  auth: Frame.Auth,
+  welcome: Frame.Welcome,
+  error: Frame.ErrorFrame,
+  message: Frame.Message,
+  presence: Frame.Presence,
+  command: Frame.Command,
+  event: Frame.Event,
+  join: Frame.Join,
+  "join:ok": Frame.JoinOk,
+  leave: Frame.Leave,
+  "leave:ok": Frame.LeaveOk,
+  close: Frame.Close
+} as const
+
+/** JSON cannot carry `-0` (`JSON.stringify(-0)` is `"0"`); every other value must come back exactly. */
+const wireValue = (u: unknown): unknown =>
+  Object.is(u, -0)
+    ? 0
+    : Array.isArray(u)
+    ? u.map(wireValue)
+    : Json.isObject(u)
+    ? Object.fromEntries(Object.entries(u).map(([k, v]) => [k, wireValue(v)]))
+    : u
+
+const roundTrip = (frame: Frame.Frame) => {
+  const text = Frame.unsafeEncode(frame)
+  const decoded = Frame.decode(text)
+  if (Either.isLeft(decoded)) throw new Error(`${text} did not decode: ${decoded.left.message}`)
+  expect(decoded.right).toStrictEqual(wireValue(frame))
+  // the validating encoder writes the same JSON value (key order aside) and it decodes to the same frame
+  const encoded = Frame.encode(frame)
+  if (Either.isLeft(encoded)) throw new Error(`${text} did not encode: ${encoded.left.message}`)
+  expect(JSON.parse(encoded.right)).toStrictEqual(wireValue(frame))
+  expect(Frame.decode(encoded.right)).toStrictEqual(Either.right(wireValue(frame)))
+  // a binary WebSocket frame carrying the same text decodes the same way
+  expect(Frame.decode(new TextEncoder().encode(text))).toStrictEqual(decoded)
+}
+
+const expectBadRequest = (result: Either.Either<unknown, FrameError>, message?: string | RegExp) => {
+  if (Either.isRight(result)) throw new Error(`accepted: ${JSON.stringify(result.right).slice(0, 200)}`)
+  expect(result.left).toBeInstanceOf(FrameError)
+  expect(result.left.status).toBe(400)
+  expect(result.left.message.length).toBeGreaterThan(0)
+  expect(result.left.message).not.toContain("\n")
+  if (message !== undefined) expect(result.left.message).toMatch(message)
+}
+
+describe("Frame round trips", () => {
+  it("covers every frame type", () => {
+    expect([...Frame.types].sort()).toStrictEqual(Object.keys(schemas).sort())
+  })
+
+  for (const [type, schema] of Object.entries(schemas)) {
+    it.prop(`decode ∘ encode is the identity for ${type}`, [schema as Schema.Schema<Frame.Frame>], ([frame]) => {
+      expect(frame.type).toBe(type)
+      roundTrip(frame)
+    }, { fastCheck: { numRuns: 300 } })
+  }
+
+  it.prop("decode ∘ encode is the identity for the union", [Frame.Frame], ([frame]) => roundTrip(frame), {
+    fastCheck: { numRuns: 500 }
+  })
+
+  const known = new Set([
+    "type",
+    "id",
+    "from",
+    "to",
+    "subtype",
+    "data",
+    "status",
+    "notes",
+    "probe",
+    "node",
+    "action",
+    "form",
+    "name",
+    "time",
+    "message"
+  ])
+  const extraKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !known.has(k) && k !== "__proto__")
+  const extras = fc.dictionary(extraKey, Arbitrary.make(Json.Json), { minKeys: 1, maxKeys: 5 })
+  const routedType = fc.constantFrom("message" as const, "presence" as const, "command" as const, "event" as const)
+
+  it.prop("routed frames keep extra fields", { type: routedType, extra: extras, id: fc.string() }, ({ extra, id, type }) => {
+    const frame = { ...extra, type, id } as Frame.Frame
+    const decoded = Frame.decode(JSON.stringify(frame))
+    expect(decoded).toStrictEqual(Either.right(wireValue(frame)))
+    const again = Either.flatMap(decoded, Frame.encode)
+    expect(Either.map(again, (text) => JSON.parse(text))).toStrictEqual(Either.right(wireValue(frame)))
+    for (const key of Object.keys(extra)) expect(Either.getOrThrow(decoded)).toHaveProperty([key])
+  }, { fastCheck: { numRuns: 300 } })
+
+  it("keeps the extra fields of a recorded frame", () => {
+    const text =
+      "{\"type\":\"presence\",\"probe\":true,\"data\":{\"user\":\"bob\",\"rooms\":[]},\"capabilities\":{\"video\":true},\"x\":null}"
+    expect(Frame.decode(text)).toStrictEqual(Either.right(JSON.parse(text)))
+  })
+
+  it("refuses on encode what the wire cannot carry", () => {
+    expectBadRequest(Frame.encode({ type: "error", status: Number.POSITIVE_INFINITY, message: "x" }), /status/)
+    expectBadRequest(Frame.encode({ type: "event", name: "n", time: Number.NaN }), /time/)
+    expectBadRequest(Frame.encode({ type: "join:ok", room: 42 } as unknown as Frame.Frame), /room/)
+    expectBadRequest(Frame.encode({ type: "message", data: undefined } as unknown as Frame.Frame))
+  })
+
+  it("drops __proto__ keys on encode, so what it writes is readable", () => {
+    const data = JSON.parse("{\"__proto__\":{\"polluted\":true},\"ok\":1}") as Json.Json
+    const encoded = Frame.encode({ type: "message", data })
+    expect(Either.map(encoded, (text) => text.includes("__proto__"))).toStrictEqual(Either.right(false))
+    expect(Either.flatMap(encoded, Frame.decode)).toStrictEqual(Either.right({ type: "message", data: { ok: 1 } }))
+  })
+})
+
+describe("Frame.decode refuses hostile input with a 400 and never throws", () => {
+  const cases: ReadonlyArray<readonly [string, string, RegExp]> = [
+    ["null", "null", /Expected a JSON object, got null/],
+    ["an empty array", "[]", /got an array/],
+    ["a number", "42", /got a number/],
+    ["a string", "\"x\"", /got a string/],
+    ["true", "true", /got a boolean/],
+    ["an empty object", "{}", /Missing message type/],
+    ["a numeric type", "{\"type\":7}", /type must be a string/],
+    ["a null type", "{\"type\":null}", /type must be a string/],
+    ["an unknown type", "{\"type\":\"bogus\",\"x\":1}", /Unknown message type "bogus"/],
+    ["an inherited type name", "{\"type\":\"toString\"}", /Unknown message type "toString"/],
+    ["no type", "{\"hello\":\"no type\"}", /Missing message type/],
+    ["invalid JSON", "this is not json", /^Invalid JSON$/],
+    ["truncated JSON", "{\"type\":\"message\"", /^Invalid JSON$/],
+    ["an empty frame", "", /^Empty frame$/],
+    ["a blank frame", "  \n", /^Empty frame$/],
+    ["a non-string room", "{\"type\":\"join\",\"room\":42}", /Invalid join frame: "room"/],
+    ["a numeric user", "{\"type\":\"auth\",\"user\":123}", /Invalid auth frame: "user"/],
+    ["auth without user", "{\"type\":\"auth\",\"name\":\"x\"}", /Invalid auth frame: "user"/],
+    ["a non-object auth data", "{\"type\":\"auth\",\"user\":\"a\",\"data\":[1]}", /Invalid auth frame: "data"/],
+    ["a string status", "{\"type\":\"message\",\"status\":\"200\"}", /Invalid message frame: "status"/],
+    ["a numeric from", "{\"type\":\"message\",\"from\":5}", /Invalid message frame: "from"/],
+    ["a string probe", "{\"type\":\"presence\",\"probe\":\"yes\"}", /Invalid presence frame: "probe"/],
+    ["a welcome without peer", "{\"type\":\"welcome\",\"protocol\":\"symple/4\",\"status\":200,\"rooms\":[]}", /peer/],
+    ["a 1,000-deep nested array", "[".repeat(1000) + "]".repeat(1000), /got an array/],
+    ["a 100,000-deep nested array", "[".repeat(100_000) + "]".repeat(100_000), /./],
+    ["a 5 MB string", JSON.stringify("x".repeat(5 * 1024 * 1024)), /got a string/],
+    ["a 5 MB non-JSON text", "x".repeat(5 * 1024 * 1024), /^Invalid JSON$/],
+    ["a __proto__ key", "{\"type\":\"message\",\"__proto__\":{\"polluted\":true}}", /__proto__/],
+    ["a nested __proto__ key", "{\"type\":\"message\",\"data\":{\"a\":[{\"__proto__\":{\"polluted\":true}}]}}", /__proto__/],
+    ["an escaped __proto__ key", "{\"type\":\"message\",\"\\u005f_proto__\":{\"polluted\":true}}", /__proto__/],
+    ["a __proto__ auth data", "{\"type\":\"auth\",\"user\":\"a\",\"data\":{\"__proto__\":{\"polluted\":true}}}", /__proto__/]
+  ]
+
+  for (const [label, text, message] of cases) {
+    it(label, () => {
+      expectBadRequest(Frame.decode(text), message)
+      expectBadRequest(Frame.decode(new TextEncoder().encode(text)), message)
+    })
+  }
+
+  it("refuses values that are not JSON text through decodeUnknown", () => {
+    for (const u of [null, [], 42, "x", undefined, () => 1, Symbol("s"), { type: 7 }, {}]) {
+      expectBadRequest(Frame.decodeUnknown(u))
+    }
+    expectBadRequest(Frame.decodeUnknown({ type: "message", data: Number.NaN }), /data/)
+    expectBadRequest(Frame.decodeUnknown({ type: "message", data: undefined }), /data/)
+  })
+
+  it("refuses invalid UTF-8", () => {
+    expectBadRequest(Frame.decode(new Uint8Array([0xff, 0xfe, 0xfd])), /^Invalid UTF-8$/)
+    const bytes = new TextEncoder().encode("{\"type\":\"message\",\"data\":\"..\"}")
+    bytes[bytes.length - 3] = 0xc3
+    bytes[bytes.length - 4] = 0x28
+    expectBadRequest(Frame.decode(bytes), /^Invalid UTF-8$/)
+    expectBadRequest(Frame.decode(new Uint8Array([0xed, 0xa0, 0x80])), /^Invalid UTF-8$/) // a UTF-16 surrogate
+  })
+
+  it("accepts deep nesting inside data, and encodes it", () => {
+    const deep = "[".repeat(1000) + "]".repeat(1000)
+    const text = `{"type":"message","data":${deep}}`
+    const decoded = Frame.decode(text)
+    expect(Either.isRight(decoded)).toBe(true)
+    expect(Either.flatMap(decoded, Frame.encode)).toStrictEqual(Either.right(text))
+  })
+
+  it("never throws on pathological nesting built in memory", () => {
+    let data: Json.Json = []
+    for (let i = 0; i < 100_000; i++) data = [data]
+    const frame = { type: "message", data } as const
+    expect(() => Frame.decodeUnknown(frame)).not.toThrow()
+    expect(() => Frame.encode(frame)).not.toThrow()
+    expectBadRequest(Frame.decodeUnknown(frame), /nested too deeply/)
+    expectBadRequest(Frame.encode(frame))
+  })
+
+  it("leaves Object.prototype untouched", () => {
+    const before = Object.getOwnPropertyNames(Object.prototype).sort()
+    const texts = [
+      "{\"type\":\"message\",\"__proto__\":{\"polluted\":true}}",
+      "{\"type\":\"presence\",\"data\":{\"__proto__\":{\"polluted\":true}}}",
+      "{\"type\":\"message\",\"constructor\":{\"prototype\":{\"polluted\":true}}}",
+      "{\"type\":\"auth\",\"user\":\"u\",\"data\":{\"constructor\":{\"prototype\":{\"polluted\":true}}}}",
+      "{\"type\":\"welcome\",\"protocol\":\"symple/4\",\"status\":200,\"rooms\":[],\"peer\":{\"id\":\"i\",\"user\":\"u\",\"__proto__\":{\"polluted\":true}}}"
+    ]
+    for (const text of texts) {
+      const result = Frame.decode(text)
+      // whatever the outcome, decoding and re-encoding must not reach the prototype chain
+      Either.map(result, (frame) => Frame.encode(frame))
+      Either.map(result, (frame) => JSON.stringify({ ...frame }))
+    }
+    expect(Object.getOwnPropertyNames(Object.prototype).sort()).toStrictEqual(before)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(Object.prototype).not.toHaveProperty("polluted")
+    // constructor/prototype keys are harmless data and are kept as such
+    const kept = Frame.decode(texts[2]!)
+    expect(Either.map(kept, (frame) => Object.hasOwn(frame, "constructor"))).toStrictEqual(Either.right(true))
+  })
+
+  const neverThrows = (raw: string | Uint8Array) => {
+    const result = Frame.decode(raw)
+    if (Either.isLeft(result)) {
+      expect(result.left.status).toBe(400)
+      expect(result.left.message).not.toBe("")
+    } else {
+      expect(Frame.isType(result.right.type)).toBe(true)
+      expect(Either.isRight(Frame.encode(result.right))).toBe(true)
+    }
+  }
+
+  it.prop("arbitrary strings", [fc.string({ unit: "binary", maxLength: 200 })], ([s]) => neverThrows(s), {
+    fastCheck: { numRuns: 1000 }
+  })
+  it.prop("arbitrary bytes", [fc.uint8Array({ maxLength: 200 })], ([b]) => neverThrows(b), {
+    fastCheck: { numRuns: 1000 }
+  })
+  it.prop("arbitrary JSON", [fc.json({ maxDepth: 4 })], ([s]) => neverThrows(s), { fastCheck: { numRuns: 1000 } })
+
+  const fieldValue = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...Frame.types))
+  const frameLike = fc.record({
+    type: fc.oneof(fc.constantFrom(...Frame.types), fc.jsonValue({ maxDepth: 1 })),
+    fields: fc.dictionary(
+      fc.constantFrom("user", "id", "from", "to", "data", "status", "room", "peer", "rooms", "probe", "time", "x"),
+      fieldValue
+    )
+  }).map(({ fields, type }) => JSON.stringify({ ...fields, type }))
+  it.prop("arbitrary frame-like objects", [frameLike], ([s]) => neverThrows(s), { fastCheck: { numRuns: 2000 } })
+  it.prop("arbitrary frame-like objects with mangled bytes", [frameLike, fc.nat(), fc.integer({ min: 0, max: 255 })], (
+    [s, at, byte]
+  ) => {
+    const bytes = new TextEncoder().encode(s)
+    bytes[at % bytes.length] = byte
+    neverThrows(bytes)
+  }, { fastCheck: { numRuns: 1000 } })
+})
