@@ -1,0 +1,48 @@
+/**
+ * Bundles the benchmark programs to plain ESM with esbuild, so that every server and the generator run on bare
+ * `node` (no TypeScript loader in the measured process, worker threads work) the way a deployed build would.
+ * Packages stay external and resolve from the project's node_modules.
+ */
+import * as esbuild from "esbuild"
+import { existsSync } from "node:fs"
+import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
+
+export const benchDir = Path.dirname(fileURLToPath(import.meta.url))
+export const outDir = Path.join(benchDir, "results", "build")
+
+/**
+ * Builds the named entry points (paths relative to bench/) and returns their output files by name. Entries
+ * whose source is missing, or that fail to build, are left out and their reason reported in `skipped`.
+ */
+export const build = async (
+  entries: Record<string, string>
+): Promise<{ readonly built: Record<string, string>; readonly skipped: Record<string, string> }> => {
+  const built: Record<string, string> = {}
+  const skipped: Record<string, string> = {}
+  for (const [name, entry] of Object.entries(entries)) {
+    const source = Path.join(benchDir, entry)
+    if (!existsSync(source)) {
+      skipped[name] = `${entry} does not exist`
+      continue
+    }
+    const outfile = Path.join(outDir, `${name}.mjs`)
+    try {
+      await esbuild.build({
+        entryPoints: [source],
+        outfile,
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node20",
+        packages: "external",
+        sourcemap: "linked",
+        logLevel: "silent"
+      })
+      built[name] = outfile
+    } catch (e) {
+      skipped[name] = e instanceof Error ? e.message.split("\n").slice(0, 6).join("\n") : String(e)
+    }
+  }
+  return { built, skipped }
+}

@@ -1,0 +1,235 @@
+/**
+ * Benchmark runner: our server against the hand-written `ws` baseline, in the same run.
+ *
+ *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--cpu-prof] [--servers ours,baseline]
+ *
+ * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
+ * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
+ * repetition. At the end it prints our/baseline ratios (medians over repetitions) and writes every raw result to
+ * bench/results/. `smoke` is a few seconds of tiny cases that proves the benchmark still works: no timing claims,
+ * exit code 1 if any case fails. `--cpu-prof` writes V8 CPU profiles of our server to bench/results/prof/ (read
+ * them with `npx tsx bench/profile.ts <file>`).
+ */
+import { spawn, spawnSync } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { benchDir, build } from "./build.js"
+import type { Result } from "./generator.js"
+import { metricInfo, type Mode, type Spec, specs } from "./scenarios.js"
+import { median, round, table } from "./stats.js"
+
+const args = process.argv.slice(2)
+const flag = (name: string): string | undefined => {
+  const i = args.indexOf(`--${name}`)
+  return i < 0 ? undefined : args[i + 1]
+}
+const mode: Mode = args[0] === "smoke" || args[0] === "full" ? args[0] : "quick"
+const only = flag("only")?.split(",")
+const repeat = Number(flag("repeat") ?? (mode === "full" ? 3 : 1))
+const cpuProf = args.includes("--cpu-prof")
+const resultsDir = Path.join(benchDir, "results")
+const profDir = Path.join(resultsDir, "prof")
+
+const hasTaskset = spawnSync("taskset", ["-V"]).status === 0 && Os.cpus().length >= 2
+const pin = (cpu: number): Array<string> => (hasTaskset ? ["taskset", "-c", String(cpu)] : [])
+
+interface Running {
+  readonly pid: number
+  readonly port: number
+  readonly stop: () => Promise<void>
+}
+
+/** Starts a server bundle on an ephemeral loopback port; resolves once it prints its `listening` line. */
+const startServer = (file: string, profile: boolean): Promise<Running> =>
+  new Promise((resolve, reject) => {
+    const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []
+    const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
+    const child = spawn(cmd!, rest, {
+      env: { ...process.env, HOST: "127.0.0.1", PORT: "0" },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let buffered = ""
+    let started = false
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL")
+      reject(new Error(`${file} did not print its listening line within 20 s`))
+    }, 20_000)
+    const exited = new Promise<void>((done) => child.once("exit", () => done()))
+    child.once("exit", (code) => {
+      if (!started) {
+        clearTimeout(timer)
+        reject(new Error(`${file} exited with ${code} before listening`))
+      }
+    })
+    // Keeps reading after start so a chatty server never blocks on a full pipe.
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (started) return
+      buffered += chunk.toString()
+      for (const line of buffered.split("\n")) {
+        if (!line.startsWith("{")) continue
+        try {
+          const info = JSON.parse(line) as { readonly listening?: number; readonly pid?: number }
+          if (typeof info.listening !== "number") continue
+          started = true
+          clearTimeout(timer)
+          resolve({
+            pid: child.pid ?? info.pid ?? 0,
+            port: info.listening,
+            stop: async () => {
+              child.kill("SIGTERM")
+              const killer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+              await exited
+              clearTimeout(killer)
+            }
+          })
+        } catch {
+          // not the line we wait for
+        }
+      }
+    })
+  })
+
+const runGenerator = (file: string, label: string, server: Running, spec: Spec): Promise<Result> =>
+  new Promise((resolve) => {
+    const [cmd, ...rest] = [
+      ...pin(1),
+      process.execPath,
+      file,
+      "--url",
+      `ws://127.0.0.1:${server.port}/`,
+      "--pid",
+      String(server.pid),
+      "--server",
+      label,
+      "--spec",
+      JSON.stringify(spec)
+    ]
+    const child = spawn(cmd!, rest, { stdio: ["ignore", "pipe", "inherit"] })
+    let out = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+    })
+    const killer = setTimeout(() => child.kill("SIGKILL"), spec.limitMs + 15_000)
+    child.once("exit", (code) => {
+      clearTimeout(killer)
+      process.stdout.write(out.split("\n").filter((l) => !l.startsWith("{\"scenario\"")).join("\n"))
+      const line = out.split("\n").find((l) => l.startsWith("{\"scenario\""))
+      if (line !== undefined) return resolve(JSON.parse(line) as Result)
+      resolve({
+        scenario: spec.name,
+        server: label,
+        ok: false,
+        error: `generator exited with ${code} without a result`,
+        metrics: {},
+        counts: {},
+        wallMs: 0
+      })
+    })
+  })
+
+const main = async (): Promise<void> => {
+  mkdirSync(profDir, { recursive: true })
+  const wanted = (flag("servers") ?? "ours,baseline").split(",")
+  const { built, skipped } = await build({
+    generator: "generator.ts",
+    baseline: "baseline-server.ts",
+    ...(wanted.includes("ours") ? { ours: "servers/ours.ts" } : {})
+  })
+  for (const [name, reason] of Object.entries(skipped)) process.stdout.write(`(${name} not built: ${reason})\n`)
+  const generator = built["generator"]
+  const baseline = built["baseline"]
+  if (generator === undefined || baseline === undefined) throw new Error("the generator and the baseline must build")
+  // Without our server, the baseline runs against itself: the ratio then shows the noise of the machine.
+  const servers: ReadonlyArray<{ readonly label: string; readonly file: string }> = built["ours"] !== undefined ?
+    [{ label: "ours", file: built["ours"] }, { label: "baseline", file: baseline }] :
+    [{ label: "baseline-a", file: baseline }, { label: "baseline-b", file: baseline }]
+  const [first, second] = [servers[0]!.label, servers[1]!.label]
+
+  if (hasTaskset) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
+  const cases = specs(mode).filter((s) => only === undefined || only.includes(s.name))
+  const machine = {
+    date: new Date().toISOString(),
+    mode,
+    cpus: Os.cpus().length,
+    cpuModel: Os.cpus()[0]?.model ?? "?",
+    node: process.version,
+    pinned: hasTaskset,
+    loadavgAtStart: Os.loadavg().map((x) => round(x, 2))
+  }
+  process.stdout.write(`${JSON.stringify({ machine })}\n`)
+  if (built["ours"] !== undefined) {
+    process.stdout.write("ours runs with its rate limit raised out of the way (see bench/servers/ours.ts)\n")
+  }
+
+  const results: Array<Result> = []
+  const started = Date.now()
+  for (let rep = 0; rep < repeat; rep++) {
+    for (const [i, spec] of cases.entries()) {
+      const order = (i + rep) % 2 === 0 ? servers : [...servers].reverse()
+      for (const server of order) {
+        const profile = cpuProf && server.label === "ours"
+        let result: Result
+        try {
+          const running = await startServer(server.file, profile)
+          try {
+            result = await runGenerator(generator, server.label, running, spec)
+          } finally {
+            await running.stop()
+          }
+        } catch (e) {
+          result = {
+            scenario: spec.name,
+            server: server.label,
+            ok: false,
+            error: e instanceof Error ? e.message : String(e),
+            metrics: {},
+            counts: {},
+            wallMs: 0
+          }
+        }
+        process.stdout.write(`${JSON.stringify(result)}\n\n`)
+        results.push(result)
+      }
+    }
+  }
+
+  const rows: Array<Array<string>> = []
+  for (const spec of cases) {
+    const of = (label: string) => results.filter((r) => r.scenario === spec.name && r.server === label && r.ok)
+    const a = of(first)
+    const b = of(second)
+    const keys = [...new Set([...a, ...b].flatMap((r) => Object.keys(r.metrics)))]
+    for (const key of keys) {
+      const ma = median(a.map((r) => r.metrics[key] ?? Number.NaN))
+      const mb = median(b.map((r) => r.metrics[key] ?? Number.NaN))
+      const better = metricInfo[key]?.better ?? "info"
+      rows.push([
+        spec.name,
+        metricInfo[key]?.label ?? key,
+        String(ma),
+        String(mb),
+        Number.isFinite(ma / mb) ? `${round(ma / mb, 2)}x` : "-",
+        better
+      ])
+    }
+    const failed = results.filter((r) => r.scenario === spec.name && !r.ok)
+    for (const f of failed) rows.push([spec.name, `FAILED on ${f.server}`, f.error ?? "?", "", "", ""])
+  }
+  process.stdout.write(
+    `\n${table(["case", "metric", first, second, `${first}/${second}`, "better"], rows)}\n\n` +
+      `${mode} mode, ${repeat} repetition(s), ${round((Date.now() - started) / 1000, 0)} s, ` +
+      `${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, ${machine.date}` +
+      `${hasTaskset ? ", server on CPU 0 and generator on CPU 1" : ", not pinned (no taskset)"}\n`
+  )
+  const file = Path.join(resultsDir, `${mode}-${machine.date.replace(/[:.]/g, "-")}.json`)
+  writeFileSync(file, JSON.stringify({ machine, results }, null, 2))
+  process.stdout.write(`raw results: ${Path.relative(process.cwd(), file)}\n`)
+  if (cpuProf) process.stdout.write(`profiles: ${Path.relative(process.cwd(), profDir)}/ (npx tsx bench/profile.ts <file>)\n`)
+  process.exitCode = results.every((r) => r.ok) ? 0 : 1
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
+  process.exitCode = 1
+})

@@ -1,0 +1,91 @@
+/**
+ * The benchmark cases: fixed counts and hard time limits per mode. Shared by the runner and the generator CLI.
+ */
+
+export type Mode = "smoke" | "quick" | "full"
+
+interface Common {
+  /** Unique case name, e.g. "fanout-10x100". */
+  readonly name: string
+  /** Hard limit for the whole case in the generator, connects and drain included. */
+  readonly limitMs: number
+  /** Handshakes in flight at once while connecting clients. */
+  readonly connectConcurrency: number
+}
+
+interface Timed {
+  readonly warmupMs: number
+  readonly measureMs: number
+}
+
+export interface ConnectSpec extends Common {
+  readonly kind: "connect"
+  readonly connections: number
+}
+
+export interface PingPongSpec extends Common, Timed {
+  readonly kind: "pingpong"
+  readonly pairs: number
+}
+
+export interface FanoutSpec extends Common, Timed {
+  readonly kind: "fanout"
+  readonly rooms: number
+  readonly members: number
+  /** Closed loop: messages in flight per room (a message is done when every member got it). */
+  readonly window: number
+  /** Open loop instead: deliveries per second across all rooms, sent on schedule whatever the server does. */
+  readonly rate?: number | undefined
+}
+
+export interface StormSpec extends Common {
+  readonly kind: "storm"
+  readonly clients: number
+}
+
+export type Spec = ConnectSpec | PingPongSpec | FanoutSpec | StormSpec
+
+const LIMIT = 60_000
+
+export const specs = (mode: Mode): ReadonlyArray<Spec> => {
+  if (mode === "smoke") {
+    const t = { warmupMs: 100, measureMs: 300, limitMs: 15_000, connectConcurrency: 20 }
+    return [
+      { kind: "connect", name: "connect-50", connections: 50, limitMs: t.limitMs, connectConcurrency: 20 },
+      { kind: "pingpong", name: "pingpong-5", pairs: 5, ...t },
+      { kind: "fanout", name: "fanout-2x10", rooms: 2, members: 10, window: 2, ...t },
+      { kind: "fanout", name: "fanout-open-2x10@500", rooms: 2, members: 10, window: 0, rate: 500, ...t },
+      { kind: "fanout", name: "fanout-1x20", rooms: 1, members: 20, window: 2, ...t },
+      { kind: "storm", name: "storm-20", clients: 20, limitMs: t.limitMs, connectConcurrency: 20 }
+    ]
+  }
+  const t = mode === "quick" ?
+    { warmupMs: 500, measureMs: 2_000, limitMs: LIMIT, connectConcurrency: 50 } :
+    { warmupMs: 2_000, measureMs: 10_000, limitMs: 2 * LIMIT, connectConcurrency: 50 }
+  return [
+    { kind: "connect", name: "connect-1000", connections: 1_000, limitMs: t.limitMs, connectConcurrency: 50 },
+    { kind: "connect", name: "connect-5000", connections: 5_000, limitMs: t.limitMs, connectConcurrency: 50 },
+    { kind: "pingpong", name: "pingpong-100", pairs: 100, ...t },
+    { kind: "fanout", name: "fanout-10x100", rooms: 10, members: 100, window: 4, ...t },
+    { kind: "fanout", name: "fanout-open-10x100@20k", rooms: 10, members: 100, window: 0, rate: 20_000, ...t },
+    { kind: "fanout", name: "fanout-1x500", rooms: 1, members: 500, window: 4, ...t },
+    { kind: "storm", name: "storm-500", clients: 500, limitMs: t.limitMs, connectConcurrency: 500 }
+  ]
+}
+
+/**
+ * The figures a case reports, keyed by metric name, and which way is better. CPU busy is diagnostic: well below 1
+ * in a throughput case means the generator, not the server, was the bottleneck.
+ */
+export const metricInfo: Record<string, { readonly label: string; readonly better: "higher" | "lower" | "info" }> = {
+  connectsPerSec: { label: "connects/s", better: "higher" },
+  rssPerConnKiB: { label: "server RSS per connection (KiB)", better: "lower" },
+  cpuPerConnUs: { label: "server CPU per connection (µs)", better: "lower" },
+  msgsPerSec: { label: "msgs/s", better: "higher" },
+  deliveriesPerSec: { label: "deliveries/s", better: "higher" },
+  p50Ms: { label: "latency p50 (ms)", better: "lower" },
+  p99Ms: { label: "latency p99 (ms)", better: "lower" },
+  stormMs: { label: "time until all have seen all (ms)", better: "lower" },
+  cpuPerDeliveryUs: { label: "server CPU per delivery (µs)", better: "lower" },
+  serverCpuUtil: { label: "server CPU busy (fraction of one core)", better: "info" }
+}
