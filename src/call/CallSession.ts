@@ -1,0 +1,379 @@
+/**
+ * A WebRTC call session over Symple signalling. One session handles one call at a time, any number of calls in
+ * sequence. Its state (`Idle`, `OutgoingInit`, `IncomingInit`, `Negotiating`, `Active`, `Ending`, `Ended`) is a
+ * Stream; the rules live in the pure `CallState.transition`, and this module only runs the instructions it returns,
+ * one input at a time.
+ *
+ * @since 0.1.0
+ */
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as FiberHandle from "effect/FiberHandle"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Ref from "effect/Ref"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Address from "../protocol/Address.js"
+import * as Call from "../protocol/Call.js"
+import { CallState, Input, type Instruction, type Role, transition } from "./CallState.js"
+import * as CallStateModule from "./CallState.js"
+import type { PeerConnection } from "./PeerConnection.js"
+import { Signaller } from "./Signaller.js"
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export class CallError extends Data.TaggedError("CallError")<{
+  readonly reason: "InvalidAddress" | "InvalidState"
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `${this.reason}: ${this.detail}`
+  }
+}
+
+/**
+ * What the peer-connection factory is told about the call it serves.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallInfo {
+  readonly callId: number
+  readonly remote: string
+  readonly role: Role
+}
+
+/**
+ * A call ringing for the local user to `accept()` or `reject()`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface IncomingCall {
+  readonly callId: number
+  readonly remote: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallSessionOptions {
+  /**
+   * Creates the peer connection of a call. Add tracks and data channels here: the caller's offer is created right
+   * after this returns. Errors end the call with `hangup {reason:"failed"}`.
+   */
+  readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
+  /** How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`. Default 30 s. */
+  readonly ringTimeout?: Duration.DurationInput | undefined
+  /** Upper bound for each peer-connection operation (create/set descriptions, close). Default 10 s. */
+  readonly operationTimeout?: Duration.DurationInput | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CallSession {
+  /** The current state first, then every change. */
+  readonly state: Stream.Stream<CallState>
+  readonly current: Effect.Effect<CallState>
+  /** Calls ringing for the local user, as they arrive (a subscriber sees the calls that ring after it subscribed). */
+  readonly incomingCall: Stream.Stream<IncomingCall>
+  /** Calls a full `user|id` address. Fails unless the session is `Idle` or `Ended`. */
+  readonly call: (address: string) => Effect.Effect<void, CallError>
+  /** Accepts the ringing call. */
+  readonly accept: () => Effect.Effect<void, CallError>
+  /** Refuses the ringing call (default reason `declined`). */
+  readonly reject: (reason?: string) => Effect.Effect<void, CallError>
+  /** Ends the call at any stage (default reason `hangup`). */
+  readonly hangup: (reason?: string) => Effect.Effect<void, CallError>
+  /** The peer connection of the current call, once created. */
+  readonly peerConnection: Effect.Effect<Option.Option<PeerConnection>>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const CallSession: Context.Tag<CallSession, CallSession> = Context.GenericTag<CallSession>(
+  "symple/call/CallSession"
+)
+
+interface Envelope {
+  readonly input: Input
+  readonly done?: Deferred.Deferred<boolean>
+}
+
+interface Attached {
+  readonly callId: number
+  readonly pc: PeerConnection
+  readonly detach: () => void
+}
+
+/**
+ * Starts a session on the `Signaller` in context. Closing the scope hangs up a call in progress.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: CallSessionOptions
+): Effect.Effect<CallSession, never, Signaller | Scope.Scope> =>
+  Effect.gen(function*() {
+    const signaller = yield* Signaller
+    const ringTimeout = Duration.decode(options.ringTimeout ?? "30 seconds")
+    const operationTimeout = Duration.decode(options.operationTimeout ?? "10 seconds")
+    const state = yield* SubscriptionRef.make<CallState>(CallStateModule.initial)
+    const incoming = yield* PubSub.unbounded<IncomingCall>()
+    const inputs = yield* Queue.unbounded<Envelope>()
+    const peer = yield* Ref.make<Option.Option<Attached>>(Option.none())
+    const ringTimer = yield* FiberHandle.make<void, never>()
+
+    // Peer-connection callbacks run outside any fiber; the queue is unbounded, so offering never blocks.
+    const post = (input: Input) => {
+      Queue.unsafeOffer(inputs, { input })
+    }
+
+    const send = (to: string, signal: Call.Signal) =>
+      signaller.send(Call.message(to, signal)).pipe(
+        Effect.catchAll((e) => Effect.logDebug("call signal not sent", e)),
+        Effect.annotateLogs({ module: "CallSession", to, action: Call.actionOfSignal(signal) })
+      )
+
+    const operation = <A>(callId: number, name: string, run: () => Promise<A>) =>
+      Effect.tryPromise(run).pipe(
+        Effect.timeoutFail({ duration: operationTimeout, onTimeout: () => new Error(`${name} timed out`) }),
+        Effect.tapError((e) => Effect.sync(() => post(Input.PeerFailed({ callId, message: `${name}: ${String(e)}` }))))
+      )
+
+    const withPeer = (callId: number, f: (pc: PeerConnection) => Effect.Effect<void, unknown>) =>
+      Effect.flatMap(Ref.get(peer), (current) => {
+        if (Option.isSome(current) && current.value.callId === callId) return f(current.value.pc)
+        return Effect.sync(() => post(Input.PeerFailed({ callId, message: "no peer connection" })))
+      })
+
+    const attach = (callId: number, pc: PeerConnection): Attached => {
+      const onCandidate = (event: { readonly candidate?: unknown }) => {
+        const raw = event.candidate
+        if (typeof raw !== "object" || raw === null) return
+        Option.map(Call.iceCandidate(raw), (candidate) => post(Input.LocalCandidate({ callId, candidate })))
+      }
+      const onState = () => {
+        if (pc.connectionState === "connected") post(Input.Connected({ callId }))
+        else if (pc.connectionState === "failed") post(Input.PeerFailed({ callId, message: "connection failed" }))
+      }
+      pc.addEventListener("icecandidate", onCandidate)
+      pc.addEventListener("connectionstatechange", onState)
+      return {
+        callId,
+        pc,
+        detach: () => {
+          pc.removeEventListener("icecandidate", onCandidate)
+          pc.removeEventListener("connectionstatechange", onState)
+        }
+      }
+    }
+
+    const closePeer = Effect.flatMap(Ref.getAndSet(peer, Option.none()), (current) =>
+      Option.match(current, {
+        onNone: () => Effect.void,
+        onSome: ({ detach, pc }) =>
+          Effect.sync(detach).pipe(
+            Effect.zipRight(Effect.tryPromise(async () => await pc.close())),
+            Effect.timeout(operationTimeout),
+            Effect.ignore
+          )
+      }))
+
+    const localSdp = (pc: PeerConnection, created: { readonly sdp?: string | null | undefined }): string =>
+      pc.localDescription?.sdp ?? created.sdp ?? ""
+
+    const run = (instruction: Instruction): Effect.Effect<void> => {
+      switch (instruction._tag) {
+        case "Send":
+          return send(instruction.to, instruction.signal)
+        case "Ring":
+          return PubSub.publish(incoming, { callId: instruction.callId, remote: instruction.remote })
+        case "StartRingTimer": {
+          const callId = instruction.callId
+          return FiberHandle.run(
+            ringTimer,
+            Effect.sleep(ringTimeout).pipe(Effect.zipRight(Effect.sync(() => post(Input.RingTimeout({ callId })))))
+          ).pipe(Effect.asVoid)
+        }
+        case "OpenPeer": {
+          const { callId, remote, role } = instruction
+          return closePeer.pipe(
+            Effect.zipRight(options.peerConnection({ callId, remote, role })),
+            Effect.flatMap((pc) => Ref.set(peer, Option.some(attach(callId, pc)))),
+            Effect.catchAllCause((cause) =>
+              Effect.sync(() => post(Input.PeerFailed({ callId, message: `peer connection: ${String(cause)}` })))
+            )
+          )
+        }
+        case "SendOffer": {
+          const { callId, remote } = instruction
+          return withPeer(callId, (pc) =>
+            Effect.gen(function*() {
+              const offer = yield* operation(callId, "createOffer", () => pc.createOffer())
+              yield* operation(callId, "setLocalDescription", () =>
+                pc.setLocalDescription({ type: "offer", sdp: offer.sdp ?? "" }))
+              yield* send(remote, Call.Signal.Offer({ sdp: localSdp(pc, offer) }))
+            })).pipe(Effect.ignore)
+        }
+        case "AnswerOffer": {
+          const { callId, remote, sdp } = instruction
+          return withPeer(callId, (pc) =>
+            Effect.gen(function*() {
+              yield* operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "offer", sdp }))
+              const answer = yield* operation(callId, "createAnswer", () => pc.createAnswer())
+              yield* operation(callId, "setLocalDescription", () =>
+                pc.setLocalDescription({ type: "answer", sdp: answer.sdp ?? "" }))
+              yield* send(remote, Call.Signal.Answer({ sdp: localSdp(pc, answer) }))
+            })).pipe(Effect.ignore)
+        }
+        case "ApplyAnswer": {
+          const { callId, sdp } = instruction
+          return withPeer(
+            callId,
+            (pc) => operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "answer", sdp }))
+          ).pipe(Effect.ignore)
+        }
+        case "AddCandidate": {
+          const { callId, candidate } = instruction
+          return Effect.flatMap(Ref.get(peer), (current) => {
+            if (Option.isNone(current) || current.value.callId !== callId) return Effect.void
+            const pc = current.value.pc
+            // One unusable candidate must not end the call; the others may still connect it.
+            return Effect.tryPromise(() => pc.addIceCandidate(candidate)).pipe(
+              Effect.timeout(operationTimeout),
+              Effect.catchAll((e) => Effect.logDebug("remote candidate refused", e))
+            )
+          })
+        }
+        case "ClosePeer": {
+          const callId = instruction.callId
+          return FiberHandle.clear(ringTimer).pipe(
+            Effect.zipRight(closePeer),
+            Effect.zipRight(Effect.sync(() => post(Input.Closed({ callId }))))
+          )
+        }
+      }
+    }
+
+    const step = (envelope: Envelope) =>
+      Effect.gen(function*() {
+        const self = yield* signaller.address
+        const before = yield* SubscriptionRef.get(state)
+        const next = transition({ self }, before, envelope.input)
+        if (next.state !== before) yield* SubscriptionRef.set(state, next.state)
+        for (const instruction of next.instructions) yield* run(instruction)
+        if (envelope.done !== undefined) yield* Deferred.succeed(envelope.done, !next.ignored)
+      })
+
+    yield* Queue.take(inputs).pipe(Effect.flatMap(step), Effect.forever, Effect.forkScoped)
+    yield* signaller.messages.pipe(
+      Stream.runForEach((frame) =>
+        Effect.sync(() =>
+          Option.map(Call.parse(frame), ({ from, signal }) => post(Input.Remote({ from, signal })))
+        )
+      ),
+      Effect.forkScoped
+    )
+    yield* signaller.offline.pipe(
+      Stream.runForEach((address) => Effect.sync(() => post(Input.PeerOffline({ address })))),
+      Effect.forkScoped
+    )
+    // Let the consumers subscribe before anyone can call us.
+    yield* Effect.yieldNow()
+    yield* Effect.yieldNow()
+
+    // Registered last, so it runs first on close: a call in progress is hung up while the network is still there.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const current = yield* SubscriptionRef.get(state)
+        if (CallStateModule.isLive(current) && current._tag !== "Idle" && current._tag !== "Ended") {
+          yield* send(current.remote, Call.Signal.Hangup({ reason: Call.Reason.hangup })).pipe(
+            Effect.timeout(operationTimeout),
+            Effect.ignore
+          )
+        }
+        yield* closePeer
+      })
+    )
+
+    const local = (input: Input) =>
+      Effect.gen(function*() {
+        const done = yield* Deferred.make<boolean>()
+        yield* Queue.offer(inputs, { input, done })
+        if (yield* Deferred.await(done)) return
+        const current = yield* SubscriptionRef.get(state)
+        return yield* new CallError({
+          reason: "InvalidState",
+          detail: `cannot ${input._tag.toLowerCase()} while ${current._tag}`
+        })
+      })
+
+    return CallSession.of({
+      state: state.changes,
+      current: SubscriptionRef.get(state),
+      incomingCall: Stream.fromPubSub(incoming),
+      call: (address) =>
+        Effect.gen(function*() {
+          const self = yield* signaller.address
+          if (!Address.isFull(Address.parse(address)) || address === self) {
+            return yield* new CallError({ reason: "InvalidAddress", detail: `not a full peer address: ${address}` })
+          }
+          yield* local(Input.Dial({ remote: address }))
+        }),
+      accept: () => local(Input.Accept()),
+      reject: (reason = Call.Reason.declined) => local(Input.Reject({ reason })),
+      hangup: (reason = Call.Reason.hangup) => local(Input.Hangup({ reason })),
+      peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
+    })
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: CallSessionOptions): Layer.Layer<CallSession, never, Signaller> =>
+  Layer.scoped(CallSession, make(options))
+
+/**
+ * Waits until the session's state satisfies a predicate, and returns that state.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const awaitState = <S extends CallState>(
+  session: CallSession,
+  predicate: (state: CallState) => state is S
+): Effect.Effect<S> =>
+  session.state.pipe(
+    Stream.filter(predicate),
+    Stream.runHead,
+    Effect.flatMap(Option.match({ onNone: () => Effect.never, onSome: Effect.succeed }))
+  )
+
+/**
+ * A predicate on the state's tag, for `awaitState`.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isTag = <T extends CallState["_tag"]>(tag: T) => (state: CallState): state is Extract<CallState, {
+  readonly _tag: T
+}> => state._tag === tag
+
+export { CallState }

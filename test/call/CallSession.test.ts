@@ -1,0 +1,238 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
+import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
+import { CallState } from "../../src/call/CallState.js"
+import { type MemoryNetwork, makeMemoryNetwork, Signaller } from "../../src/call/Signaller.js"
+import * as Call from "../../src/protocol/Call.js"
+import { makeChatPeer } from "./chatPeer.js"
+
+const join = (network: MemoryNetwork, user: string, options: Partial<CallSessionOptions> = {}) =>
+  Effect.gen(function*() {
+    const signaller = yield* network.connect(user)
+    const chat = yield* makeChatPeer
+    const session = yield* make({ peerConnection: chat.peerConnection, ringTimeout: "10 seconds", ...options }).pipe(
+      Effect.provideService(Signaller, signaller)
+    )
+    return { signaller, chat, session, address: yield* signaller.address }
+  })
+
+type Party = Effect.Effect.Success<ReturnType<typeof join>>
+
+const waitFor = <T extends CallState["_tag"]>(party: Party, tag: T) =>
+  awaitState(party.session, isTag(tag)).pipe(
+    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`${party.address} never reached ${tag}`) })
+  )
+
+/** Accepts the next call that rings, through the incomingCall stream. */
+const answerNextCall = (party: Party) =>
+  Effect.gen(function*() {
+    const fiber = yield* party.session.incomingCall.pipe(
+      Stream.take(1),
+      Stream.runForEach(() => party.session.accept()),
+      Effect.forkScoped
+    )
+    yield* Effect.yieldNow()
+    return fiber
+  })
+
+const subtypes = (network: MemoryNetwork) =>
+  Effect.map(network.routed, (frames) => frames.map((f) => `${String(f.from).split("|")[0]}:${f.subtype}`))
+
+describe("call/CallSession over an in-memory network", () => {
+  it.scopedLive("two werift peers connect, exchange data both ways and hang up", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      const answered = yield* answerNextCall(bob)
+
+      yield* alice.session.call(bob.address)
+      yield* Fiber.join(answered)
+      const [aliceActive, bobActive] = yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+      expect(aliceActive).toEqual(CallState.Active({ callId: 1, remote: bob.address, role: "caller" }))
+      expect(bobActive).toEqual(CallState.Active({ callId: 1, remote: alice.address, role: "callee" }))
+
+      const [aliceChannel, bobChannel] = yield* Effect.all([alice.chat.open, bob.chat.open].map((d) => Deferred.await(d)))
+      aliceChannel!.send("hello bob")
+      expect(yield* Queue.take(bob.chat.received)).toBe("hello bob")
+      bobChannel!.send("hello alice")
+      expect(yield* Queue.take(alice.chat.received)).toBe("hello alice")
+
+      yield* alice.session.hangup()
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "local" })
+      )
+      expect(yield* waitFor(bob, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: alice.address, reason: "hangup", by: "remote" })
+      )
+      expect(Option.isNone(yield* alice.session.peerConnection)).toBe(true)
+      expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+      expect(bob.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+
+      const routed = yield* network.routed
+      expect(routed.every(Call.isStrict)).toBe(true)
+      const seen = yield* subtypes(network)
+      expect(seen.slice(0, 3)).toEqual(["alice:call:init", "bob:call:accept", "alice:call:offer"])
+      expect(seen).toContain("bob:call:answer")
+      expect(seen).toContain("alice:call:candidate")
+      expect(seen).toContain("bob:call:candidate")
+      expect(seen[seen.length - 1]).toBe("alice:call:hangup")
+      // The offer went out before any of alice's candidates, the answer before any of bob's.
+      expect(seen.indexOf("alice:call:offer")).toBeLessThan(seen.indexOf("alice:call:candidate"))
+      expect(seen.indexOf("bob:call:answer")).toBeLessThan(seen.indexOf("bob:call:candidate"))
+
+      // The session is reusable: a second call, placed the other way round, works too.
+      const again = yield* answerNextCall(alice)
+      yield* bob.session.call(alice.address)
+      yield* Fiber.join(again)
+      expect((yield* waitFor(alice, "Active")).callId).toBe(2)
+      yield* bob.session.hangup()
+      yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
+    }), 30_000)
+
+  it.scopedLive("reject: the caller ends with the callee's reason", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      yield* alice.session.call(bob.address)
+      yield* waitFor(bob, "IncomingInit")
+      yield* bob.session.reject()
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "declined", by: "remote" })
+      )
+      expect(yield* waitFor(bob, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: alice.address, reason: "declined", by: "local" })
+      )
+      // Nothing to reject or accept any more.
+      const error = yield* Effect.flip(bob.session.accept())
+      expect(error.reason).toBe("InvalidState")
+      expect(alice.chat.created).toEqual([])
+    }))
+
+  it.scopedLive("busy: a second caller is rejected while the first one rings; strangers cannot end the call", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      const carol = yield* join(network, "carol")
+      yield* alice.session.call(bob.address)
+      yield* waitFor(bob, "IncomingInit")
+      yield* carol.session.call(bob.address)
+      expect(yield* waitFor(carol, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "busy", by: "remote" })
+      )
+      // carol forges a hangup into bob's call with alice: ignored.
+      yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Hangup({ reason: "hangup" })))
+      yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Accept()))
+      yield* Effect.sleep("50 millis")
+      expect(yield* bob.session.current).toEqual(CallState.IncomingInit({ callId: 1, remote: alice.address }))
+      expect(yield* alice.session.current).toEqual(CallState.OutgoingInit({ callId: 1, remote: bob.address }))
+      const seen = yield* subtypes(network)
+      expect(seen).toContain("bob:call:reject")
+      expect((yield* network.routed).find((f) => f.subtype === "call:reject")?.data).toEqual({ reason: "busy" })
+    }))
+
+  it.scopedLive("ring timeout: an unanswered call ends with hangup {reason: timeout}", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice", { ringTimeout: "200 millis" })
+      const bob = yield* join(network, "bob")
+      yield* alice.session.call(bob.address)
+      yield* waitFor(bob, "IncomingInit")
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "timeout", by: "local" })
+      )
+      expect(yield* waitFor(bob, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: alice.address, reason: "timeout", by: "remote" })
+      )
+      const hangup = (yield* network.routed).find((f) => f.subtype === "call:hangup")
+      expect(hangup?.data).toEqual({ reason: "timeout" })
+    }))
+
+  it.scopedLive("ring timeout on the callee side ends a call nobody picks up", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob", { ringTimeout: "200 millis" })
+      yield* alice.session.call(bob.address)
+      expect((yield* waitFor(bob, "Ended")).reason).toBe("timeout")
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "timeout", by: "remote" })
+      )
+    }))
+
+  it.scopedLive("remote offline: an active call ends when the other peer disappears", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      const answered = yield* answerNextCall(bob)
+      yield* alice.session.call(bob.address)
+      yield* Fiber.join(answered)
+      yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+      yield* network.disconnect(bob.address)
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "offline", by: "remote" })
+      )
+      expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+    }), 30_000)
+
+  it.scopedLive("glare: both call each other at once, the lower address stays the caller, the call connects", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      // Hold the network so that both inits are in flight at the same time.
+      yield* network.pause
+      yield* alice.session.call(bob.address)
+      yield* bob.session.call(alice.address)
+      yield* network.resume
+      const [a, b] = yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+      const aliceWins = alice.address < bob.address
+      expect(a.role).toBe(aliceWins ? "caller" : "callee")
+      expect(b.role).toBe(aliceWins ? "callee" : "caller")
+      const [aliceChannel] = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
+      aliceChannel.send("through glare")
+      expect(yield* Queue.take(bob.chat.received)).toBe("through glare")
+      // Exactly one offer was made: only one side negotiated as the caller.
+      const offers = (yield* network.routed).filter((f) => f.subtype === "call:offer")
+      expect(offers.length).toBe(1)
+      yield* alice.session.hangup()
+      yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
+    }), 30_000)
+
+  it.scopedLive("local actions in the wrong state fail with CallError and change nothing", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      expect((yield* Effect.flip(alice.session.accept())).reason).toBe("InvalidState")
+      expect((yield* Effect.flip(alice.session.hangup())).reason).toBe("InvalidState")
+      expect((yield* Effect.flip(alice.session.call("bob"))).reason).toBe("InvalidAddress")
+      expect((yield* Effect.flip(alice.session.call(alice.address))).reason).toBe("InvalidAddress")
+      yield* alice.session.call(bob.address)
+      expect((yield* Effect.flip(alice.session.call(bob.address))).reason).toBe("InvalidState")
+      const states = yield* alice.session.state.pipe(Stream.take(1), Stream.runCollect)
+      expect(Chunk.toReadonlyArray(states)).toEqual([CallState.OutgoingInit({ callId: 1, remote: bob.address })])
+    }))
+
+  it.scopedLive("closing a session hangs up its call", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const signaller = yield* network.connect("bob")
+      const bobAddress = yield* signaller.address
+      const bob = yield* Effect.scoped(Effect.gen(function*() {
+        const chat = yield* makeChatPeer
+        const session = yield* make({ peerConnection: chat.peerConnection }).pipe(Effect.provideService(Signaller, signaller))
+        yield* alice.session.call(bobAddress)
+        yield* awaitState(session, isTag("IncomingInit"))
+        return session
+      }))
+      expect(bob).toBeDefined()
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
+      )
+    }))
+})
