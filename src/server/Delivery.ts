@@ -1,0 +1,139 @@
+/**
+ * What connections and the server share: recipients' handles, the encoding of a frame (once per send), and
+ * fan-out of the encoded bytes to the recipients' mailboxes.
+ *
+ * @since 0.1.0
+ */
+import type * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import type * as PubSub from "effect/PubSub"
+import type * as Frame from "../protocol/Frame.js"
+import type * as Peer from "../protocol/Peer.js"
+import type * as Authenticator from "./Authenticator.js"
+import type * as PeerRegistry from "./PeerRegistry.js"
+import type * as Router from "./Router.js"
+import type * as ServerConfig from "./ServerConfig.js"
+import * as State from "./State.js"
+
+/**
+ * A recipient: a connection's mailbox, or a virtual peer's handler queue. `send` never blocks; a connection whose
+ * mailbox is full closes itself (1013).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Handle {
+  readonly send: (bytes: Uint8Array, frame: Frame.Frame) => void
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerEvent = Data.TaggedEnum<{
+  PeerConnected: { readonly peer: Peer.Peer; readonly rooms: ReadonlyArray<string>; readonly virtual: boolean }
+  PeerDisconnected: { readonly peer: Peer.Peer; readonly virtual: boolean }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ServerEvent = Data.taggedEnum<ServerEvent>()
+
+/**
+ * Counters, updated in place on the hot path.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  /** Frames received after authentication. */
+  received: number
+  /** Copies handed to recipients. */
+  delivered: number
+  /** Routed frames that reached nobody (unknown address, no shared room, odd `to`). */
+  undeliverable: number
+  /** Peers closed because their mailbox overflowed. */
+  slowConsumers: number
+  /** Frames refused with an error frame. */
+  refused: number
+}
+
+/**
+ * A live socket as the server tracks it (pings, capacity, shutdown).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Live {
+  alive: boolean
+  readonly ping: () => void
+  readonly terminate: () => void
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Hub {
+  readonly options: ServerConfig.Resolved
+  readonly registry: PeerRegistry.PeerRegistry<Handle>
+  readonly router: Context.Tag.Service<Router.Router>
+  readonly authenticator: Context.Tag.Service<Authenticator.Authenticator>
+  readonly events: PubSub.PubSub<ServerEvent>
+  readonly stats: Stats
+  /** Every accepted socket until its connection ends. */
+  readonly connections: Set<Live>
+  readonly startedAt: number
+  shuttingDown: boolean
+}
+
+/**
+ * Renders a frame once for all its recipients.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const encode = (frame: Frame.Frame): Uint8Array => Buffer.from(JSON.stringify(frame))
+
+/**
+ * Hands one encoded frame to every member of a route. Returns the number of recipients.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const deliver = (
+  stats: Stats,
+  route: Router.Route<Handle>,
+  bytes: Uint8Array,
+  frame: Frame.Frame
+): number => {
+  const exclude = route.exclude
+  let count = 0
+  for (const member of route.members) {
+    if (member.id === exclude) continue
+    member.handle.send(bytes, frame)
+    count++
+  }
+  stats.delivered += count
+  return count
+}
+
+/**
+ * Encodes a frame and delivers it to the given sessions (used for presence announcements).
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const deliverToSessions = (
+  stats: Stats,
+  sessions: ReadonlyArray<State.Session<Handle>>,
+  frame: Frame.Frame
+): number => {
+  if (sessions.length === 0) return 0
+  const bytes = encode(frame)
+  for (const session of sessions) session.member.handle.send(bytes, frame)
+  stats.delivered += sessions.length
+  return sessions.length
+}

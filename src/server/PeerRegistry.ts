@@ -1,0 +1,88 @@
+/**
+ * The single writer of membership: the State lives in a `SynchronizedRef` and changes only through the pure
+ * transitions of `State`. Readers (routing) take a plain snapshot.
+ *
+ * @since 0.1.0
+ */
+import * as Effect from "effect/Effect"
+import * as SynchronizedRef from "effect/SynchronizedRef"
+import type * as Peer from "../protocol/Peer.js"
+import * as State from "./State.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PeerRegistry<H> {
+  readonly ref: SynchronizedRef.SynchronizedRef<State.State<H>>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <H>(): Effect.Effect<PeerRegistry<H>> =>
+  Effect.map(SynchronizedRef.make(State.empty<H>()), (ref) => ({ ref }))
+
+/**
+ * @since 0.1.0
+ * @category getters
+ */
+export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.State<H>> => SynchronizedRef.get(registry.ref)
+
+/**
+ * Registers a session. `announce` runs before the new state becomes visible to readers, with the distinct peers
+ * already sharing a room with the newcomer: what it queues for the newcomer (welcome, snapshot) is therefore
+ * ahead of anything routed to it afterwards. Returns the new state, or `undefined` when the id is taken.
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const connect = <H>(
+  registry: PeerRegistry<H>,
+  member: State.Member<H>,
+  peer: Peer.Peer,
+  rooms: ReadonlyArray<string>,
+  options: {
+    readonly virtual?: boolean | undefined
+    readonly announce?: ((neighbours: ReadonlyArray<State.Session<H>>) => void) | undefined
+  } = {}
+): Effect.Effect<State.State<H> | undefined> =>
+  SynchronizedRef.modifyEffect(registry.ref, (state) => {
+    if (State.session(state, member.id) !== undefined) return Effect.succeed([undefined, state] as const)
+    const next = State.connect(state, member, peer, rooms, options.virtual === true)
+    return Effect.sync(() => {
+      options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
+      return [next, next] as const
+    })
+  })
+
+/**
+ * Removes a session; returns it and the peers that shared a room with it (they get the offline presence).
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const disconnect = <H>(
+  registry: PeerRegistry<H>,
+  id: string
+): Effect.Effect<{ readonly session: State.Session<H>; readonly neighbours: ReadonlyArray<State.Session<H>> } | undefined> =>
+  SynchronizedRef.modify(registry.ref, (state) => {
+    const gone = State.session(state, id)
+    if (gone === undefined) return [undefined, state]
+    return [{ session: gone, neighbours: State.neighbours(state, id, gone.rooms) }, State.disconnect(state, id)]
+  })
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const join = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
+  SynchronizedRef.updateAndGet(registry.ref, (state) => State.join(state, id, room))
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const leave = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
+  SynchronizedRef.updateAndGet(registry.ref, (state) => State.leave(state, id, room))

@@ -1,0 +1,152 @@
+/**
+ * Server options, their defaults, and how to read them from the environment.
+ *
+ * @since 0.1.0
+ */
+import type * as HttpRouter from "@effect/platform/HttpRouter"
+import * as Config from "effect/Config"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import type { AuthHook } from "./Authenticator.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ServerOptions {
+  /** Interface to bind. */
+  readonly host: string
+  /** Port to bind; 0 picks a free one (read it back from `SympleServer.port`). */
+  readonly port: number
+  /** Token mode: every `auth` must carry a token that `authenticate` accepts. */
+  readonly authentication: boolean
+  /** Decides who may connect, with which rooms and peer fields. Runs in both modes when given. */
+  readonly authenticate: AuthHook | undefined
+  /** Whether peers may `join` and `leave` rooms after auth. */
+  readonly dynamicRooms: boolean
+  /** Open sockets allowed at once, authenticated or not; 0 = unlimited. */
+  readonly maxConnections: number
+  /** Largest accepted frame in bytes; larger ones get `error 413` and close 1009. */
+  readonly maxMessageSize: number
+  /**
+   * Hard cap enforced by the WebSocket layer before a frame is buffered (close 1009 without an error frame).
+   * 0 = four times `maxMessageSize`, at least 1 MiB.
+   */
+  readonly maxPayload: number
+  /** Frames a peer may send per `rateSeconds` (token bucket, starts full); 0 disables rate limiting. */
+  readonly rateLimit: number
+  readonly rateSeconds: number
+  /** Time allowed between the socket opening and a successful `auth`. */
+  readonly authTimeout: Duration.DurationInput
+  /** WebSocket ping period used to find dead peers; 0 disables pings. */
+  readonly pingInterval: Duration.DurationInput
+  /** Outbound frames queued per peer; a peer whose queue overflows is closed with 1013. */
+  readonly mailboxSize: number
+  /** Bytes buffered in a peer's socket above which its writer stops draining the mailbox until the socket drains. */
+  readonly highWaterMark: number
+  /** How long shutdown waits for peers to acknowledge the 1001 close before dropping them. */
+  readonly shutdownTimeout: Duration.DurationInput
+  /** Extra HTTP routes served on the same port (`/health` is built in). */
+  readonly routes: HttpRouter.HttpRouter<unknown, never> | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults: ServerOptions = {
+  host: "0.0.0.0",
+  port: 4500,
+  authentication: false,
+  authenticate: undefined,
+  dynamicRooms: true,
+  maxConnections: 0,
+  maxMessageSize: 65536,
+  maxPayload: 0,
+  rateLimit: 100,
+  rateSeconds: 10,
+  authTimeout: Duration.seconds(10),
+  pingInterval: Duration.seconds(30),
+  mailboxSize: 1024,
+  highWaterMark: 1024 * 1024,
+  shutdownTimeout: Duration.seconds(2),
+  routes: undefined
+}
+
+/**
+ * Options after defaults, with durations in milliseconds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Resolved extends ServerOptions {
+  readonly authTimeoutMillis: number
+  readonly pingIntervalMillis: number
+  readonly shutdownTimeoutMillis: number
+  readonly hardPayloadLimit: number
+}
+
+const defined = <A extends object>(options: A): Partial<A> =>
+  Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
+  const merged: ServerOptions = { ...defaults, ...defined(options) }
+  const millis = (d: Duration.DurationInput) => Duration.toMillis(Duration.decode(d))
+  return {
+    ...merged,
+    authTimeoutMillis: millis(merged.authTimeout),
+    pingIntervalMillis: millis(merged.pingInterval),
+    shutdownTimeoutMillis: millis(merged.shutdownTimeout),
+    hardPayloadLimit: merged.maxPayload > 0
+      ? Math.max(merged.maxPayload, merged.maxMessageSize)
+      : Math.max(4 * merged.maxMessageSize, 1024 * 1024)
+  }
+}
+
+const opt = <A>(config: Config.Config<A>) => Config.option(config)
+
+/**
+ * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT`, `SYMPLE_AUTHENTICATION`,
+ * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
+ * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`.
+ * Unset variables are absent from the result.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Partial<ServerOptions>> = Config.all({
+  host: opt(Config.string("HOST")),
+  port: opt(Config.port("PORT")),
+  authentication: opt(Config.boolean("AUTHENTICATION")),
+  dynamicRooms: opt(Config.boolean("DYNAMIC_ROOMS")),
+  maxConnections: opt(Config.integer("MAX_CONNECTIONS")),
+  maxMessageSize: opt(Config.integer("MAX_MESSAGE_SIZE")),
+  rateLimit: opt(Config.integer("RATE_LIMIT")),
+  rateSeconds: opt(Config.number("RATE_SECONDS")),
+  authTimeout: opt(Config.integer("AUTH_TIMEOUT")),
+  pingInterval: opt(Config.integer("PING_INTERVAL")),
+  mailboxSize: opt(Config.integer("MAILBOX_SIZE"))
+}).pipe(
+  Config.nested("SYMPLE"),
+  Config.map((values) => {
+    const out: Record<string, unknown> = {}
+    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
+      if (Option.isSome(value)) out[key] = value.value
+    }
+    return out as Partial<ServerOptions>
+  })
+)
+
+/**
+ * `options` overridden by whatever the environment sets.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const fromEnv = (options: Partial<ServerOptions> = {}) =>
+  Effect.map(config, (env): Partial<ServerOptions> => ({ ...options, ...env }))

@@ -1,0 +1,196 @@
+/**
+ * The registry as one immutable value: sessions, rooms and the user index, changed only by the pure
+ * transitions below. Routing reads a snapshot of it without locking.
+ *
+ * A room maps to an array of its members (join order). Each member carries an opaque handle `H` (the
+ * connection's mailbox in the server, anything in tests) so that fan-out needs no further lookup.
+ *
+ * @since 0.1.0
+ */
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import type * as Peer from "../protocol/Peer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Member<H> {
+  readonly id: string
+  readonly user: string
+  readonly handle: H
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Session<H> {
+  readonly member: Member<H>
+  readonly peer: Peer.Peer
+  /** Rooms in join order; the personal room first unless it was left. */
+  readonly rooms: ReadonlyArray<string>
+  readonly virtual: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface State<H> {
+  readonly sessions: HashMap.HashMap<string, Session<H>>
+  readonly rooms: HashMap.HashMap<string, ReadonlyArray<Member<H>>>
+  readonly users: HashMap.HashMap<string, ReadonlyArray<string>>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const empty = <H>(): State<H> => ({ sessions: HashMap.empty(), rooms: HashMap.empty(), users: HashMap.empty() })
+
+const noMembers: ReadonlyArray<never> = []
+
+/**
+ * @since 0.1.0
+ * @category getters
+ */
+export const session = <H>(state: State<H>, id: string): Session<H> | undefined =>
+  Option.getOrUndefined(HashMap.get(state.sessions, id))
+
+/**
+ * @since 0.1.0
+ * @category getters
+ */
+export const members = <H>(state: State<H>, room: string): ReadonlyArray<Member<H>> =>
+  Option.getOrElse(HashMap.get(state.rooms, room), () => noMembers)
+
+/**
+ * @since 0.1.0
+ * @category getters
+ */
+export const sessionsOfUser = <H>(state: State<H>, user: string): ReadonlyArray<string> =>
+  Option.getOrElse(HashMap.get(state.users, user), () => noMembers)
+
+/**
+ * @since 0.1.0
+ * @category getters
+ */
+export const size = <H>(state: State<H>): number => HashMap.size(state.sessions)
+
+/**
+ * Whether two sessions are together in at least one room.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const shareRoom = <H>(a: Session<H>, b: Session<H>): boolean => {
+  const [small, large] = a.rooms.length <= b.rooms.length ? [a.rooms, b.rooms] : [b.rooms, a.rooms]
+  for (const room of small) if (large.includes(room)) return true
+  return false
+}
+
+/**
+ * The distinct other sessions sharing at least one of the given rooms with `id`, in room order.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const neighbours = <H>(state: State<H>, id: string, rooms: ReadonlyArray<string>): ReadonlyArray<Session<H>> => {
+  const seen = new Set<string>([id])
+  const out: Array<Session<H>> = []
+  for (const room of rooms) {
+    for (const member of members(state, room)) {
+      if (seen.has(member.id)) continue
+      seen.add(member.id)
+      const other = session(state, member.id)
+      if (other !== undefined) out.push(other)
+    }
+  }
+  return out
+}
+
+const addMember = <H>(state: State<H>, room: string, member: Member<H>): State<H> => ({
+  ...state,
+  rooms: HashMap.set(state.rooms, room, [...members(state, room), member])
+})
+
+const removeMember = <H>(state: State<H>, room: string, id: string): State<H> => {
+  const rest = members(state, room).filter((m) => m.id !== id)
+  return { ...state, rooms: rest.length === 0 ? HashMap.remove(state.rooms, room) : HashMap.set(state.rooms, room, rest) }
+}
+
+const uniqueRooms = (rooms: Iterable<string>): ReadonlyArray<string> => {
+  const out: Array<string> = []
+  for (const room of rooms) if (room !== "" && !out.includes(room)) out.push(room)
+  return out
+}
+
+/**
+ * Registers a session in the given rooms (empty names and repeats are skipped). An id already present leaves
+ * the state unchanged: ids are never reused.
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const connect = <H>(
+  state: State<H>,
+  member: Member<H>,
+  peer: Peer.Peer,
+  rooms: Iterable<string>,
+  virtual = false
+): State<H> => {
+  if (HashMap.has(state.sessions, member.id)) return state
+  const joined = uniqueRooms(rooms)
+  let next: State<H> = {
+    ...state,
+    sessions: HashMap.set(state.sessions, member.id, { member, peer, rooms: joined, virtual }),
+    users: HashMap.set(state.users, member.user, [...sessionsOfUser(state, member.user), member.id])
+  }
+  for (const room of joined) next = addMember(next, room, member)
+  return next
+}
+
+/**
+ * Removes a session from every room and index. Unknown ids leave the state unchanged.
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const disconnect = <H>(state: State<H>, id: string): State<H> => {
+  const gone = session(state, id)
+  if (gone === undefined) return state
+  let next: State<H> = state
+  for (const room of gone.rooms) next = removeMember(next, room, id)
+  const others = sessionsOfUser(next, gone.member.user).filter((other) => other !== id)
+  return {
+    ...next,
+    sessions: HashMap.remove(next.sessions, id),
+    users: others.length === 0 ? HashMap.remove(next.users, gone.member.user) : HashMap.set(next.users, gone.member.user, others)
+  }
+}
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const join = <H>(state: State<H>, id: string, room: string): State<H> => {
+  const current = session(state, id)
+  if (current === undefined || room === "" || current.rooms.includes(room)) return state
+  const next = addMember(state, room, current.member)
+  return { ...next, sessions: HashMap.set(next.sessions, id, { ...current, rooms: [...current.rooms, room] }) }
+}
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const leave = <H>(state: State<H>, id: string, room: string): State<H> => {
+  const current = session(state, id)
+  if (current === undefined || !current.rooms.includes(room)) return state
+  const next = removeMember(state, room, id)
+  return {
+    ...next,
+    sessions: HashMap.set(next.sessions, id, { ...current, rooms: current.rooms.filter((r) => r !== room) })
+  }
+}

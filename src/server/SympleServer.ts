@@ -1,0 +1,377 @@
+/**
+ * The Symple server: WebSocket peers and plain HTTP routes on one port, and an API to reach peers from code.
+ *
+ * @since 0.1.0
+ */
+import * as HttpRouter from "@effect/platform/HttpRouter"
+import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Cause from "effect/Cause"
+import type * as ConfigError from "effect/ConfigError"
+import * as Context from "effect/Context"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as FiberMap from "effect/FiberMap"
+import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import { WebSocketServer } from "ws"
+import type * as Frame from "../protocol/Frame.js"
+import type { Json } from "../protocol/Json.js"
+import * as Message from "../protocol/Message.js"
+import type * as Peer from "../protocol/Peer.js"
+import * as Authenticator from "./Authenticator.js"
+import * as Connection from "./Connection.js"
+import * as Delivery from "./Delivery.js"
+import * as PeerRegistry from "./PeerRegistry.js"
+import * as Presence from "./Presence.js"
+import * as Router from "./Router.js"
+import * as ServerConfig from "./ServerConfig.js"
+import * as State from "./State.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerEvent = Delivery.ServerEvent
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const ServerEvent = Delivery.ServerEvent
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Stats = Delivery.Stats
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type ServerOptions = ServerConfig.ServerOptions
+
+/**
+ * A virtual peer's description: `id` and `user` are required; `name` defaults to `user`, `type` to `"Peer"`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface VirtualPeer {
+  readonly id: string
+  readonly user: string
+  readonly name?: string | undefined
+  readonly type?: string | undefined
+  readonly [key: string]: Json | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServerError extends Data.TaggedError("ServerError")<{
+  readonly reason: "Listen" | "DuplicatePeer" | "InvalidPeer"
+  readonly message: string
+  readonly cause?: unknown
+}> {}
+
+/**
+ * The server's API.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Server {
+  /** The bound port (useful with `port: 0`). */
+  readonly port: number
+  readonly host: string
+  /** `ws://host:port` of the bound socket. */
+  readonly url: string
+  /** Sends a frame to every member of a room (except `excludeId`); returns the number of recipients. */
+  readonly broadcast: (room: string, frame: Frame.Frame, excludeId?: string) => Effect.Effect<number>
+  /** Sends a frame to one session; `false` if there is no such session. */
+  readonly sendTo: (id: string, frame: Frame.Frame) => Effect.Effect<boolean>
+  /** Sends a frame to every session of a user; returns the number of sessions. */
+  readonly sendToUser: (user: string, frame: Frame.Frame) => Effect.Effect<number>
+  readonly getPeer: (id: string) => Effect.Effect<Option.Option<Peer.Peer>>
+  readonly peersInRoom: (room: string) => Effect.Effect<ReadonlyArray<Peer.Peer>>
+  readonly rooms: Effect.Effect<ReadonlyArray<string>>
+  /** Authenticated sessions plus virtual peers. */
+  readonly peerCount: Effect.Effect<number>
+  /** Open sockets, authenticated or not. */
+  readonly connectionCount: Effect.Effect<number>
+  readonly stats: Effect.Effect<Readonly<Delivery.Stats>>
+  /** Peers connecting and leaving, from the moment of subscription. */
+  readonly events: Stream.Stream<Delivery.ServerEvent>
+  /**
+   * Registers an in-process peer in its personal room plus `rooms`: it is announced and appears in snapshots,
+   * frames routed to it go to `handler` one at a time.
+   */
+  readonly addVirtualPeer: (
+    peer: VirtualPeer,
+    rooms: ReadonlyArray<string>,
+    handler: (frame: Frame.Frame) => Effect.Effect<void>
+  ) => Effect.Effect<Peer.Peer, ServerError>
+  /** Removes a virtual peer (offline presence follows); `false` if there was none with that id. */
+  readonly removeVirtualPeer: (id: string) => Effect.Effect<boolean>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export class SympleServer extends Context.Tag("symple/server/SympleServer")<SympleServer, Server>() {}
+
+const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
+  const address = socket.remoteAddress
+  return address === undefined ? undefined : address.startsWith("::ffff:") ? address.slice(7) : address
+}
+
+const virtualHandlerQueue = 1024
+
+/**
+ * Starts a server in the current scope; closing the scope shuts it down gracefully (shutdown notice, close 1001).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server, ServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const resolved = ServerConfig.resolve(options)
+    const registry = yield* PeerRegistry.make<Delivery.Handle>()
+    const events = yield* PubSub.unbounded<Delivery.ServerEvent>()
+    const router = yield* Effect.serviceOption(Router.Router).pipe(
+      Effect.map(Option.getOrElse(() => Router.Router.of({ resolve: Router.resolve })))
+    )
+    const authenticator = yield* Effect.serviceOption(Authenticator.Authenticator).pipe(
+      Effect.map(Option.getOrElse(() => Authenticator.make(resolved)))
+    )
+    const hub: Delivery.Hub = {
+      options: resolved,
+      registry,
+      router,
+      authenticator,
+      events,
+      stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
+      connections: new Set(),
+      startedAt: Date.now(),
+      shuttingDown: false
+    }
+
+    const health = Effect.map(PeerRegistry.snapshot(registry), (state) =>
+      HttpServerResponse.unsafeJson({
+        status: hub.shuttingDown ? "stopping" : "ok",
+        peers: State.size(state),
+        rooms: HashMap.size(state.rooms),
+        connections: hub.connections.size,
+        uptime: Math.round((Date.now() - hub.startedAt) / 1000)
+      }))
+    const base = HttpRouter.empty.pipe(
+      HttpRouter.get("/health", health),
+      HttpRouter.get("/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
+    )
+    const app: HttpRouter.HttpRouter<unknown, never> = resolved.routes === undefined
+      ? base
+      : HttpRouter.concat(base, resolved.routes)
+    const handler = yield* NodeHttpServer.makeHandler(app)
+    const server = Http.createServer(handler)
+    const wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: resolved.hardPayloadLimit,
+      perMessageDeflate: false,
+      clientTracking: false,
+      // No subprotocol is defined: accept any offer, choose none.
+      handleProtocols: () => false
+    })
+    const open = new Set<{ readonly terminate: () => void }>()
+
+    // Released last: stop listening and drop whatever is left.
+    yield* Effect.acquireRelease(
+      Effect.async<void, ServerError>((resume) => {
+        const onError = (cause: Error) =>
+          resume(Effect.fail(new ServerError({ reason: "Listen", message: `Cannot listen: ${cause.message}`, cause })))
+        server.once("error", onError)
+        server.listen(resolved.port, resolved.host, () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        })
+      }),
+      () =>
+        Effect.async<void>((resume) => {
+          for (const socket of open) socket.terminate()
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
+    )
+    // After the connections are interrupted (each sent its 1001), give peers a moment to finish the close.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + resolved.shutdownTimeoutMillis
+        while (open.size > 0 && Date.now() < deadline) yield* Effect.sleep(10)
+        for (const socket of open) socket.terminate()
+      })
+    )
+    const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    const virtuals = yield* FiberMap.make<string>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
+
+    server.on("upgrade", (request: Http.IncomingMessage, socket, head: Buffer) => {
+      socket.on("error", () => {})
+      if (hub.shuttingDown) {
+        socket.destroy()
+        return
+      }
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        open.add(ws)
+        ws.once("close", () => open.delete(ws))
+        const max = resolved.maxConnections
+        if (max > 0 && hub.connections.size >= max) {
+          ws.on("error", () => {})
+          ws.send(Delivery.encode(Message.error(503, "Server at capacity")))
+          ws.close(1013, "Server at capacity")
+          return
+        }
+        const connection = Connection.accept(hub, ws, socket, hostOf(request.socket))
+        fork(Connection.run(hub, connection, socket))
+      })
+    })
+
+    if (resolved.pingIntervalMillis > 0) {
+      yield* Effect.sync(() => {
+        for (const live of hub.connections) {
+          if (!live.alive) live.terminate()
+          else {
+            live.alive = false
+            live.ping()
+          }
+        }
+      }).pipe(
+        Effect.repeat(Schedule.spaced(resolved.pingIntervalMillis)),
+        Effect.delay(resolved.pingIntervalMillis),
+        Effect.forkScoped
+      )
+    }
+
+    const bound = server.address() as AddressInfo
+    const snapshot = PeerRegistry.snapshot(registry)
+
+    const sendToMembers = (members: ReadonlyArray<State.Member<Delivery.Handle>>, frame: Frame.Frame, exclude?: string) =>
+      Effect.sync(() =>
+        members.length === 0 ? 0 : Delivery.deliver(hub.stats, { members, exclude }, Delivery.encode(frame), frame)
+      )
+
+    const addVirtualPeer: Server["addVirtualPeer"] = (description, rooms, onFrame) =>
+      Effect.gen(function*() {
+        if (typeof description.id !== "string" || description.id === "" || description.id.includes("|")) {
+          return yield* new ServerError({ reason: "InvalidPeer", message: "A virtual peer needs an id without '|'" })
+        }
+        if (typeof description.user !== "string" || description.user === "") {
+          return yield* new ServerError({ reason: "InvalidPeer", message: "A virtual peer needs a user" })
+        }
+        const fields: Record<string, Json> = {}
+        for (const [key, value] of Object.entries(description)) if (value !== undefined) fields[key] = value
+        const peer = {
+          ...fields,
+          id: description.id,
+          user: description.user,
+          name: description.name ?? description.user,
+          type: description.type ?? "Peer",
+          online: true
+        } as Peer.Peer
+        const inbox = yield* Queue.dropping<Frame.Frame>(virtualHandlerQueue)
+        const member: State.Member<Delivery.Handle> = {
+          id: peer.id,
+          user: peer.user,
+          handle: { send: (_bytes, frame) => void Queue.unsafeOffer(inbox, frame) }
+        }
+        const joined = [peer.user, ...rooms.filter((room) => room !== "" && room !== peer.user)]
+        const state = yield* PeerRegistry.connect(registry, member, peer, joined, { virtual: true })
+        if (state === undefined) {
+          return yield* new ServerError({ reason: "DuplicatePeer", message: `A peer with id ${peer.id} exists` })
+        }
+        yield* Queue.take(inbox).pipe(
+          Effect.flatMap((frame) => Effect.catchAllCause(onFrame(frame), (cause) => Effect.logWarning(Cause.pretty(cause)))),
+          Effect.forever,
+          FiberMap.run(virtuals, peer.id)
+        )
+        const me = State.session(state, peer.id)!
+        Delivery.deliverToSessions(hub.stats, State.neighbours(state, peer.id, me.rooms), Presence.online(peer))
+        yield* PubSub.publish(events, Delivery.ServerEvent.PeerConnected({ peer, rooms: me.rooms, virtual: true }))
+        return peer
+      })
+
+    const removeVirtualPeer: Server["removeVirtualPeer"] = (id) =>
+      Effect.gen(function*() {
+        const current = State.session(yield* snapshot, id)
+        if (current === undefined || !current.virtual) return false
+        const removed = yield* PeerRegistry.disconnect(registry, id)
+        yield* FiberMap.remove(virtuals, id)
+        if (removed === undefined) return false
+        Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+        yield* PubSub.publish(events, Delivery.ServerEvent.PeerDisconnected({ peer: removed.session.peer, virtual: true }))
+        return true
+      })
+
+    return {
+      port: bound.port,
+      host: resolved.host,
+      url: `ws://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
+      broadcast: (room, frame, excludeId) =>
+        Effect.flatMap(snapshot, (state) => sendToMembers(State.members(state, room), frame, excludeId)),
+      sendTo: (id, frame) =>
+        Effect.flatMap(snapshot, (state) => {
+          const target = State.session(state, id)
+          return target === undefined ? Effect.succeed(false) : Effect.as(sendToMembers([target.member], frame), true)
+        }),
+      sendToUser: (user, frame) =>
+        Effect.flatMap(snapshot, (state) => {
+          const members = State.sessionsOfUser(state, user).flatMap((id) => {
+            const session = State.session(state, id)
+            return session === undefined ? [] : [session.member]
+          })
+          return sendToMembers(members, frame)
+        }),
+      getPeer: (id) => Effect.map(snapshot, (state) => Option.fromNullable(State.session(state, id)?.peer)),
+      peersInRoom: (room) =>
+        Effect.map(snapshot, (state) =>
+          State.members(state, room).flatMap((member) => {
+            const session = State.session(state, member.id)
+            return session === undefined ? [] : [session.peer]
+          })),
+      rooms: Effect.map(snapshot, (state) => Array.from(HashMap.keys(state.rooms))),
+      peerCount: Effect.map(snapshot, State.size),
+      connectionCount: Effect.sync(() => hub.connections.size),
+      stats: Effect.sync(() => ({ ...hub.stats })),
+      events: Stream.fromPubSub(events),
+      addVirtualPeer,
+      removeVirtualPeer
+    } satisfies Server
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Partial<ServerOptions> = {}): Layer.Layer<SympleServer, ServerError> =>
+  Layer.scoped(SympleServer, make(options))
+
+/**
+ * Like `layer`, with `SYMPLE_*` environment variables (see `ServerConfig.config`) overriding `options`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (
+  options: Partial<ServerOptions> = {}
+): Layer.Layer<SympleServer, ServerError | ConfigError.ConfigError> =>
+  Layer.scoped(SympleServer, Effect.flatMap(ServerConfig.fromEnv(options), make))

@@ -1,0 +1,12 @@
+/**
+ * The Symple v4 server (`symple-ts/server`).
+ *
+ * @since 0.1.0
+ */
+export * from "./SympleServer.js"
+export * as Authenticator from "./Authenticator.js"
+export * as Presence from "./Presence.js"
+export * as RateLimit from "./RateLimit.js"
+export * as Router from "./Router.js"
+export * as ServerConfig from "./ServerConfig.js"
+export * as State from "./State.js"

@@ -1,0 +1,175 @@
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import WebSocket from "ws"
+import * as SympleServer from "../../src/server/index.js"
+
+/** A frame as a test reads it. */
+export interface Received {
+  readonly type?: string
+  readonly from?: string
+  readonly to?: unknown
+  readonly id?: string
+  readonly status?: number
+  readonly message?: string
+  readonly name?: string
+  readonly room?: string
+  readonly rooms?: ReadonlyArray<string>
+  readonly probe?: boolean
+  readonly data?: { readonly [key: string]: unknown }
+  readonly peer?: {
+    readonly id: string
+    readonly user: string
+    readonly name?: string
+    readonly type?: string
+    readonly online?: boolean
+    readonly [key: string]: unknown
+  }
+  readonly [key: string]: unknown
+}
+
+export interface Closed {
+  readonly code: number
+  readonly reason: string
+}
+
+export interface Client {
+  readonly ws: WebSocket
+  /** Frames received and not yet taken by `next`. */
+  readonly pending: Array<Received>
+  /** Every frame received, in order. */
+  readonly all: Array<Received>
+  readonly send: (frame: unknown) => void
+  readonly sendRaw: (data: string | Buffer, binary?: boolean) => void
+  /** Waits for (and takes) the first frame matching `predicate`. */
+  readonly next: (predicate?: (frame: Received) => boolean, timeoutMs?: number) => Effect.Effect<Received, Error>
+  /** Succeeds if no matching frame arrives within `ms`. */
+  readonly none: (predicate?: (frame: Received) => boolean, ms?: number) => Effect.Effect<void, Error>
+  readonly closed: Effect.Effect<Closed, Error>
+  readonly isClosed: () => boolean
+}
+
+export interface Peer extends Client {
+  readonly welcome: Received
+  readonly id: string
+  readonly user: string
+  readonly address: string
+}
+
+export const startServer = (options: Partial<SympleServer.ServerOptions> = {}) =>
+  SympleServer.make({ port: 0, host: "127.0.0.1", ...options })
+
+const any = () => true
+
+/** Opens a raw `ws` client; it is terminated when the scope closes. */
+export const connect = (
+  url: string,
+  options: { readonly path?: string; readonly protocols?: ReadonlyArray<string> } = {}
+): Effect.Effect<Client, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<Client, Error>((resume) => {
+      const ws = new WebSocket(url + (options.path ?? "/"), options.protocols === undefined ? [] : [...options.protocols])
+      const pending: Array<Received> = []
+      const all: Array<Received> = []
+      const waiters = new Set<() => void>()
+      let closedWith: Closed | undefined
+      const closeWaiters = new Set<(c: Closed) => void>()
+      ws.on("message", (data, isBinary) => {
+        const text = isBinary ? Buffer.from(data as Buffer).toString("utf8") : String(data)
+        const frame = JSON.parse(text) as Received
+        pending.push(frame)
+        all.push(frame)
+        for (const wake of [...waiters]) wake()
+      })
+      ws.on("close", (code, reason) => {
+        closedWith = { code, reason: reason.toString() }
+        for (const wake of [...closeWaiters]) wake(closedWith)
+        for (const wake of [...waiters]) wake()
+      })
+      ws.on("error", (error) => {
+        if (ws.readyState === WebSocket.CONNECTING) resume(Effect.fail(error))
+      })
+      const next: Client["next"] = (predicate = any, timeoutMs = 3000) =>
+        Effect.async<Received, Error>((resumeNext) => {
+          const check = () => {
+            const index = pending.findIndex(predicate)
+            if (index >= 0) {
+              const [frame] = pending.splice(index, 1)
+              cleanup()
+              resumeNext(Effect.succeed(frame!))
+              return true
+            }
+            return false
+          }
+          const timer = setTimeout(() => {
+            cleanup()
+            resumeNext(Effect.fail(new Error(`no matching frame within ${timeoutMs} ms; pending: ${JSON.stringify(pending)}`)))
+          }, timeoutMs)
+          const wake = () => void check()
+          const cleanup = () => {
+            clearTimeout(timer)
+            waiters.delete(wake)
+          }
+          waiters.add(wake)
+          check()
+          return Effect.sync(cleanup)
+        })
+      const client: Client = {
+        ws,
+        pending,
+        all,
+        send: (frame) => ws.send(JSON.stringify(frame)),
+        sendRaw: (data, binary = false) => ws.send(data, { binary }),
+        next,
+        none: (predicate = any, ms = 150) =>
+          Effect.flatMap(Effect.sleep(ms), () => {
+            const found = pending.find(predicate)
+            return found === undefined ? Effect.void : Effect.fail(new Error(`unexpected frame ${JSON.stringify(found)}`))
+          }),
+        closed: Effect.async<Closed, Error>((resumeClosed) => {
+          if (closedWith !== undefined) return resumeClosed(Effect.succeed(closedWith))
+          const timer = setTimeout(() => resumeClosed(Effect.fail(new Error("socket still open"))), 5000)
+          const wake = (c: Closed) => {
+            clearTimeout(timer)
+            resumeClosed(Effect.succeed(c))
+          }
+          closeWaiters.add(wake)
+          return Effect.sync(() => {
+            clearTimeout(timer)
+            closeWaiters.delete(wake)
+          })
+        }),
+        isClosed: () => closedWith !== undefined
+      }
+      ws.once("open", () => resume(Effect.succeed(client)))
+    }),
+    (client) => Effect.sync(() => client.ws.terminate())
+  )
+
+/** Connects and authenticates; the welcome is taken from the queue. */
+export const peer = (
+  server: { readonly url: string },
+  user: string,
+  auth: { readonly [key: string]: unknown } = {}
+): Effect.Effect<Peer, Error, Scope.Scope> =>
+  Effect.gen(function*() {
+    const client = yield* connect(server.url)
+    client.send({ type: "auth", user, ...auth })
+    const welcome = yield* client.next((f) => f.type === "welcome" || f.type === "error")
+    if (welcome.type !== "welcome") return yield* Effect.fail(new Error(`auth refused: ${JSON.stringify(welcome)}`))
+    const id = welcome.peer!.id
+    return { ...client, welcome, id, user: welcome.peer!.user, address: `${welcome.peer!.user}|${id}` }
+  })
+
+export const isPresenceOf = (p: { readonly id: string }, online?: boolean) => (f: Received) =>
+  f.type === "presence" && f.data?.id === p.id && (online === undefined || f.data?.online === online)
+
+export const isType = (type: string) => (f: Received) => f.type === type
+
+export const isMessage = (predicate: (f: Received) => boolean = any) => (f: Received) =>
+  f.type === "message" && predicate(f)
+
+/** Drains frames currently pending (e.g. presence noise) after a short settle time. */
+export const settle = (...clients: ReadonlyArray<Client>) =>
+  Effect.map(Effect.sleep(60), () => {
+    for (const client of clients) client.pending.length = 0
+  })
