@@ -115,7 +115,7 @@ export type Instruction = Data.TaggedEnum<{
   Send: { readonly to: string; readonly signal: Call.Signal }
   /** Tell the application a call is ringing. */
   Ring: { readonly callId: number; readonly remote: string }
-  /** Start the ring timer; it reports `RingTimeout` with this id. */
+  /** Start (or restart) the ring timer; it reports `RingTimeout` with this id. */
   StartRingTimer: { readonly callId: number }
   /** Create the call's peer connection. */
   OpenPeer: { readonly callId: number; readonly remote: string; readonly role: Role }
@@ -229,6 +229,7 @@ export const transition = (context: Context, state: CallState, input: Input): St
       if (state._tag !== "IncomingInit") return ignore(state)
       return go(startNegotiating(state.callId, state.remote, "callee"), [
         Instruction.Send({ to: state.remote, signal: Call.Signal.Accept() }),
+        Instruction.StartRingTimer({ callId: state.callId }),
         Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "callee" })
       ])
     }
@@ -253,7 +254,10 @@ export const transition = (context: Context, state: CallState, input: Input): St
     }
     case "RingTimeout": {
       if (state.callId !== input.callId) return ignore(state)
-      if (state._tag !== "OutgoingInit" && state._tag !== "IncomingInit") return ignore(state)
+      // The timer is restarted on accept, so it also bounds negotiation: an accepted call that never connects ends.
+      if (state._tag !== "OutgoingInit" && state._tag !== "IncomingInit" && state._tag !== "Negotiating") {
+        return ignore(state)
+      }
       return end(state, Call.Reason.timeout, "local", [
         Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: Call.Reason.timeout }) })
       ])
@@ -293,6 +297,7 @@ const remote = (context: Context, state: CallState, from: string, signal: Call.S
     case "Accept": {
       if (state._tag !== "OutgoingInit") return ignore(state)
       return go(startNegotiating(state.callId, state.remote, "caller"), [
+        Instruction.StartRingTimer({ callId: state.callId }),
         Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "caller" }),
         Instruction.SendOffer({ callId: state.callId, remote: state.remote })
       ])
@@ -348,6 +353,7 @@ const init = (context: Context, state: CallState, from: string): Step => {
     if (winsGlare(context.self, from)) return ignore(state)
     return go(startNegotiating(state.callId, state.remote, "callee"), [
       Instruction.Send({ to: from, signal: Call.Signal.Accept() }),
+      Instruction.StartRingTimer({ callId: state.callId }),
       Instruction.OpenPeer({ callId: state.callId, remote: from, role: "callee" })
     ])
   }

@@ -4,7 +4,8 @@ import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call
 import { CallState } from "../../src/call/CallState.js"
 import { type MemoryNetwork, makeMemoryNetwork, Signaller } from "../../src/call/Signaller.js"
 import * as Call from "../../src/protocol/Call.js"
-import { makeChatPeer } from "./chatPeer.js"
+import { RTCPeerConnection } from "werift"
+import { loopback, makeChatPeer } from "./chatPeer.js"
 
 const join = (network: MemoryNetwork, user: string, options: Partial<CallSessionOptions> = {}) =>
   Effect.gen(function*() {
@@ -161,6 +162,78 @@ describe("call/CallSession over an in-memory network", () => {
         CallState.Ended({ callId: 1, remote: bob.address, reason: "timeout", by: "remote" })
       )
     }))
+
+  it.scopedLive("a call that is accepted but never answered times out in Negotiating", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice", { ringTimeout: "300 millis" })
+      // bob is a bare signaller speaking the C++ dialect: call:accept without any data, then silence.
+      const bob = yield* network.connect("bob")
+      const bobAddress = yield* bob.address
+      yield* alice.session.call(bobAddress)
+      yield* bob.send({ type: "message", to: alice.address, subtype: "call:accept" })
+      yield* waitFor(alice, "Negotiating")
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bobAddress, reason: "timeout", by: "local" })
+      )
+      const seen = yield* subtypes(network)
+      expect(seen).toEqual(["alice:call:init", "bob:call:accept", "alice:call:offer", ...seen.slice(3)])
+      expect(seen[seen.length - 1]).toBe("alice:call:hangup")
+      expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+    }))
+
+  it.scopedLive("interop: a hand-written peer in the C++ dialect (no data, a= candidates, no sdpMLineIndex)", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* network.connect("bob")
+      const bobAddress = yield* bob.address
+      const pc = new RTCPeerConnection(loopback)
+      yield* Effect.addFinalizer(() => Effect.promise(() => pc.close()))
+      const bobReceived = yield* Queue.unbounded<string>()
+      pc.ondatachannel = ({ channel }) => {
+        channel.onmessage = (event) => {
+          Queue.unsafeOffer(bobReceived, String(event.data))
+          channel.send(`echo ${String(event.data)}`)
+        }
+      }
+      const send = (subtype: string, data?: Record<string, string>) =>
+        Effect.runFork(bob.send({ type: "message", to: alice.address, subtype, ...(data ? { data } : {}) }))
+      pc.onicecandidate = ({ candidate }) => {
+        if (candidate) send("call:candidate", { candidate: `a=${candidate.candidate}`, sdpMid: candidate.sdpMid ?? "0" })
+      }
+      yield* bob.messages.pipe(
+        Stream.runForEach((frame) =>
+          Effect.promise(async () => {
+            const data = frame.data as Record<string, string> | undefined
+            if (frame.subtype === "call:init") send("call:accept")
+            if (frame.subtype === "call:offer" && data) {
+              await pc.setRemoteDescription({ type: "offer", sdp: data.sdp! })
+              const answer = await pc.createAnswer()
+              await pc.setLocalDescription(answer)
+              send("call:answer", { type: "answer", sdp: pc.localDescription!.sdp })
+            }
+            if (frame.subtype === "call:candidate" && data) await pc.addIceCandidate({ candidate: data.candidate! })
+          })
+        ),
+        Effect.forkScoped
+      )
+      yield* Effect.yieldNow()
+      yield* alice.session.call(bobAddress)
+      yield* waitFor(alice, "Active")
+      const channel = yield* Deferred.await(alice.chat.open)
+      channel.send("hi")
+      expect(yield* Queue.take(bobReceived)).toBe("hi")
+      expect(yield* Queue.take(alice.chat.received)).toBe("echo hi")
+      send("call:hangup")
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
+      )
+      // What alice sent is still the strict form.
+      const fromAlice = (yield* network.routed).filter((f) => f.from === alice.address)
+      expect(fromAlice.every(Call.isStrict)).toBe(true)
+      expect(fromAlice.some((f) => f.subtype === "call:candidate")).toBe(true)
+    }), 30_000)
 
   it.scopedLive("remote offline: an active call ends when the other peer disappears", () =>
     Effect.gen(function*() {

@@ -173,7 +173,7 @@ describe("call/CallState", () => {
     ])
     step = transition(context, step.state, Input.Remote({ from: bob, signal: Call.Signal.Accept() }))
     expect(step.state._tag).toBe("Negotiating")
-    expect(step.instructions.map((i) => i._tag)).toEqual(["OpenPeer", "SendOffer"])
+    expect(step.instructions.map((i) => i._tag)).toEqual(["StartRingTimer", "OpenPeer", "SendOffer"])
     // Candidates before the answer wait; the answer flushes them after the remote description.
     const c1 = { candidate: "candidate:1", sdpMid: "0" }
     const c2 = { candidate: "candidate:2", sdpMid: "0" }
@@ -221,6 +221,7 @@ describe("call/CallState", () => {
     )
     expect(step.instructions).toEqual([
       Instruction.Send({ to: "aa|a1", signal: Call.Signal.Accept() }),
+      Instruction.StartRingTimer({ callId: 1 }),
       Instruction.OpenPeer({ callId: 1, remote: "aa|a1", role: "callee" })
     ])
   })
@@ -233,6 +234,11 @@ describe("call/CallState", () => {
     expect(step.instructions[0]).toEqual(
       Instruction.Send({ to: "bob|b2", signal: Call.Signal.Hangup({ reason: "timeout" }) })
     )
+    // Accepted but never connected: the restarted timer ends it too; once connected, the timer is moot.
+    const stuck = CallState.Negotiating({ callId: 2, remote: "bob|b2", role: "caller", remoteDescription: true, pending: [] })
+    expect(transition(context, stuck, Input.RingTimeout({ callId: 2 })).state._tag).toBe("Ending")
+    const active = CallState.Active({ callId: 2, remote: "bob|b2", role: "caller" })
+    expect(transition(context, active, Input.RingTimeout({ callId: 2 })).ignored).toBe(true)
   })
 
   it("the remote going offline ends the call without a signal", () => {
