@@ -1,0 +1,166 @@
+/**
+ * Client options, their defaults, and the frames derived from them (`auth`, the default reconnection schedule).
+ *
+ * @since 0.1.0
+ */
+import * as Duration from "effect/Duration"
+import * as Schedule from "effect/Schedule"
+import type * as Frame from "../protocol/Frame.js"
+import type { JsonObject } from "../protocol/Json.js"
+import type * as Peer from "../protocol/Peer.js"
+import type { ConnectionLost } from "./ClientError.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClientOptions {
+  /** Full server URL; a leading `http` is replaced with `ws` (as the JavaScript client does). */
+  readonly url?: string | undefined
+  /** Used when `url` is absent. Default `localhost`. */
+  readonly host?: string | undefined
+  /** Used when `url` is absent. Default 4500. */
+  readonly port?: number | undefined
+  /** `wss` instead of `ws` when `url` is absent. */
+  readonly secure?: boolean | undefined
+  readonly user: string
+  readonly name?: string | undefined
+  /** Sent as `auth.data.peerType`. */
+  readonly type?: string | undefined
+  readonly token?: string | undefined
+  /** Extra fields for `auth.data` (they become fields of this peer on a conforming server). */
+  readonly data?: JsonObject | undefined
+  /** Rooms this client wants to be in; kept across reconnections and updated by `joinRoom` / `leaveRoom`. */
+  readonly rooms?: ReadonlyArray<string> | undefined
+  /** Default true. */
+  readonly reconnection?: boolean | undefined
+  /** First reconnection delay; later ones grow exponentially (jittered) up to `reconnectMaxDelay`. Default 3 s. */
+  readonly reconnectDelay?: Duration.DurationInput | undefined
+  /** Default 30 s (never below `reconnectDelay`). */
+  readonly reconnectMaxDelay?: Duration.DurationInput | undefined
+  /** Reconnection attempts after each loss of connection; 0 means unlimited. Default 0. */
+  readonly reconnectAttempts?: number | undefined
+  /** Replaces the default reconnection policy. It is reset each time the client gets online. */
+  readonly reconnectSchedule?: Schedule.Schedule<unknown, ConnectionLost> | undefined
+  /** How long opening the WebSocket may take. Default 10 s. */
+  readonly openTimeout?: Duration.DurationInput | undefined
+  /** Default timeout of `request`, `joinRoom` and `leaveRoom`. Default 10 s. */
+  readonly requestTimeout?: Duration.DurationInput | undefined
+  /** Adds application fields to every presence this client sends (the peer's own fields win). */
+  readonly createPresence?: ((peer: Peer.Peer) => JsonObject) | undefined
+  /** Answer command requests that no `onCommand` route matches with status 404. Default true. */
+  readonly answerUnhandledCommands?: boolean | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ResolvedConfig {
+  readonly url: string
+  readonly user: string
+  readonly name: string | undefined
+  readonly type: string | undefined
+  readonly token: string | undefined
+  readonly data: JsonObject | undefined
+  readonly rooms: ReadonlyArray<string>
+  readonly reconnection: boolean
+  readonly reconnectSchedule: Schedule.Schedule<unknown, ConnectionLost>
+  readonly openTimeout: Duration.Duration
+  readonly requestTimeout: Duration.Duration
+  readonly createPresence: ((peer: Peer.Peer) => JsonObject) | undefined
+  readonly answerUnhandledCommands: boolean
+}
+
+/**
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  host: "localhost",
+  port: 4500,
+  reconnectDelay: Duration.seconds(3),
+  reconnectMaxDelay: Duration.seconds(30),
+  openTimeout: Duration.seconds(10),
+  requestTimeout: Duration.seconds(10)
+} as const
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const url = (options: Pick<ClientOptions, "url" | "host" | "port" | "secure">): string => {
+  if (options.url !== undefined) return options.url.replace(/^http/i, "ws")
+  const host = options.host ?? defaults.host
+  const bracketed = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
+  return `${options.secure === true ? "wss" : "ws"}://${bracketed}:${options.port ?? defaults.port}/`
+}
+
+/**
+ * Exponential from `delay` (factor 2), capped at `maxDelay`, jittered (x0.8..x1.2), and limited to `attempts`
+ * recurrences when `attempts > 0`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const reconnectSchedule = (
+  delay: Duration.DurationInput,
+  maxDelay: Duration.DurationInput,
+  attempts: number
+): Schedule.Schedule<unknown, ConnectionLost> => {
+  const base = Duration.decode(delay)
+  const cap = Duration.max(base, Duration.decode(maxDelay))
+  const capped = Schedule.exponential(base, 2).pipe(
+    Schedule.union(Schedule.spaced(cap)),
+    Schedule.jittered,
+    Schedule.asVoid
+  )
+  return attempts > 0 ? Schedule.intersect(capped, Schedule.recurs(attempts)) : capped
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const resolve = (options: ClientOptions): ResolvedConfig => ({
+  url: url(options),
+  user: options.user,
+  name: options.name,
+  type: options.type,
+  token: options.token,
+  data: options.data,
+  rooms: dedupe(options.rooms ?? []),
+  reconnection: options.reconnection ?? true,
+  reconnectSchedule: options.reconnectSchedule ?? reconnectSchedule(
+    options.reconnectDelay ?? defaults.reconnectDelay,
+    options.reconnectMaxDelay ?? defaults.reconnectMaxDelay,
+    Math.max(0, Math.floor(options.reconnectAttempts ?? 0))
+  ),
+  openTimeout: Duration.decode(options.openTimeout ?? defaults.openTimeout),
+  requestTimeout: Duration.decode(options.requestTimeout ?? defaults.requestTimeout),
+  createPresence: options.createPresence,
+  answerUnhandledCommands: options.answerUnhandledCommands ?? true
+})
+
+const dedupe = (rooms: ReadonlyArray<string>): ReadonlyArray<string> =>
+  Array.from(new Set(rooms.filter((room) => room !== "")))
+
+/**
+ * The `auth` frame, as the C++ client builds it: no empty `name` or `token`, `data.peerType` when a type is set,
+ * and `rooms` (the desired rooms) when there are any.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const authFrame = (config: ResolvedConfig, desiredRooms: ReadonlyArray<string>): Frame.Auth => {
+  const data: Record<string, JsonObject[string]> = { ...config.data }
+  if (config.type !== undefined && config.type !== "") data.peerType = config.type
+  return {
+    type: "auth",
+    user: config.user,
+    ...(config.name !== undefined && config.name !== "" ? { name: config.name } : {}),
+    ...(config.token !== undefined && config.token !== "" ? { token: config.token } : {}),
+    ...(Object.keys(data).length > 0 ? { data } : {}),
+    ...(desiredRooms.length > 0 ? { rooms: desiredRooms } : {})
+  }
+}

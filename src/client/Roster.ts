@@ -1,0 +1,176 @@
+/**
+ * The roster: the peers this client knows to be online, keyed by session id, kept from presence frames.
+ *
+ * Updates are idempotent: servers repeat presence (the JavaScript server once per shared room) and send snapshots
+ * after `welcome` and `join:ok`, so a presence that changes nothing produces no event.
+ *
+ * @since 0.1.0
+ */
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import type * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Address from "../protocol/Address.js"
+import type { Json } from "../protocol/Json.js"
+import * as Peer from "../protocol/Peer.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Peers = HashMap.HashMap<string, Peer.Peer>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Change = Data.TaggedEnum<{
+  Connected: { readonly peer: Peer.Peer }
+  Updated: { readonly peer: Peer.Peer; readonly previous: Peer.Peer }
+  Disconnected: { readonly peer: Peer.Peer }
+}>
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const Change = Data.taggedEnum<Change>()
+
+/**
+ * The peer described by presence `data`, when it is usable: a string `id` (non-empty), a string `user` and a
+ * boolean `online`, as the C++ client requires.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const peerOf = (data: unknown): Option.Option<Peer.Peer> =>
+  Option.filter(
+    Peer.decode(data),
+    (peer) => peer.id !== "" && typeof peer.online === "boolean"
+  )
+
+/**
+ * Applies one presence: online upserts, offline removes. Returns the new roster and what changed, if anything.
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const apply = (peers: Peers, peer: Peer.Peer): readonly [Peers, Option.Option<Change>] => {
+  const previous = HashMap.get(peers, peer.id)
+  if (peer.online === true) {
+    if (Option.isNone(previous)) return [HashMap.set(peers, peer.id, peer), Option.some(Change.Connected({ peer }))]
+    if (jsonEqual(previous.value, peer)) return [peers, Option.none()]
+    return [HashMap.set(peers, peer.id, peer), Option.some(Change.Updated({ peer, previous: previous.value }))]
+  }
+  if (Option.isNone(previous)) return [peers, Option.none()]
+  return [HashMap.remove(peers, peer.id), Option.some(Change.Disconnected({ peer: previous.value }))]
+}
+
+/**
+ * Structural equality of JSON values; key order does not matter.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const jsonEqual = (a: Json | undefined, b: Json | undefined): boolean => {
+  if (a === b) return true
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false
+    return a.every((item, i) => jsonEqual(item, b[i]))
+  }
+  const ra = a as { readonly [key: string]: Json }
+  const rb = b as { readonly [key: string]: Json }
+  const keys = Object.keys(ra)
+  if (keys.length !== Object.keys(rb).length) return false
+  return keys.every((key) => Object.hasOwn(rb, key) && jsonEqual(ra[key], rb[key]))
+}
+
+/**
+ * Finds a peer by session id, or by `user|id` (the user part must then match when present).
+ *
+ * @since 0.1.0
+ * @category combinators
+ */
+export const find = (peers: Peers, idOrAddress: string): Option.Option<Peer.Peer> => {
+  if (!Address.hasSeparator(idOrAddress)) return HashMap.get(peers, idOrAddress)
+  const address = Address.parse(idOrAddress)
+  return Option.filter(HashMap.get(peers, address.id), (peer) => address.user === "" || peer.user === address.user)
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Roster {
+  /** The current roster first, then every new value. */
+  readonly changes: Stream.Stream<Peers>
+  readonly snapshot: Effect.Effect<ReadonlyArray<Peer.Peer>>
+  readonly get: (idOrAddress: string) => Effect.Effect<Option.Option<Peer.Peer>>
+  readonly getByHost: (host: string) => Effect.Effect<ReadonlyArray<Peer.Peer>>
+  /** Every change, in order. */
+  readonly updates: Stream.Stream<Change>
+  /** A subscription to the changes that is live as soon as this effect returns. */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Change>, never, Scope.Scope>
+  readonly peerConnected: Stream.Stream<Peer.Peer>
+  readonly peerDisconnected: Stream.Stream<Peer.Peer>
+}
+
+/**
+ * The writable side, kept by the client.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RosterHandle {
+  readonly roster: Roster
+  readonly ref: SubscriptionRef.SubscriptionRef<Peers>
+  readonly changesHub: PubSub.PubSub<Change>
+  readonly apply: (peer: Peer.Peer) => Effect.Effect<Option.Option<Change>>
+  /** Removes everyone, announcing each removal. */
+  readonly clear: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
+  const ref = yield* SubscriptionRef.make<Peers>(HashMap.empty())
+  const changesHub = yield* PubSub.unbounded<Change>()
+  // The publish happens inside the update so that changes are announced in the order they were applied.
+  const applyPeer = (peer: Peer.Peer): Effect.Effect<Option.Option<Change>> =>
+    SubscriptionRef.modifyEffect(ref, (peers) => {
+      const [next, change] = apply(peers, peer)
+      const result: readonly [Option.Option<Change>, Peers] = [change, next]
+      return Option.isSome(change)
+        ? Effect.as(PubSub.publish(changesHub, change.value), result)
+        : Effect.succeed(result)
+    })
+  const clear = SubscriptionRef.updateEffect(ref, (peers) =>
+    Effect.as(
+      Effect.forEach(HashMap.values(peers), (peer) => PubSub.publish(changesHub, Change.Disconnected({ peer })), {
+        discard: true
+      }),
+      HashMap.empty<string, Peer.Peer>()
+    ))
+  const updates = Stream.fromPubSub(changesHub)
+  const roster: Roster = {
+    changes: ref.changes,
+    snapshot: Effect.map(SubscriptionRef.get(ref), (peers) => Array.from(HashMap.values(peers))),
+    get: (idOrAddress) => Effect.map(SubscriptionRef.get(ref), (peers) => find(peers, idOrAddress)),
+    getByHost: (host) =>
+      Effect.map(SubscriptionRef.get(ref), (peers) => Array.from(HashMap.values(peers)).filter((p) => p.host === host)),
+    updates,
+    subscribe: PubSub.subscribe(changesHub),
+    peerConnected: Stream.filterMap(updates, (c) => c._tag === "Connected" ? Option.some(c.peer) : Option.none()),
+    peerDisconnected: Stream.filterMap(updates, (c) => c._tag === "Disconnected" ? Option.some(c.peer) : Option.none())
+  }
+  const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear }
+  return handle
+})

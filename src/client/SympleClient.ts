@@ -1,0 +1,694 @@
+/**
+ * The Symple client: one WebSocket for the client's whole life, re-opened by a reconnection `Schedule`, with the
+ * connection state, the roster and the incoming frames exposed as Streams.
+ *
+ * Platform-neutral: the WebSocket constructor comes from `Socket.WebSocketConstructor` (the browser's global with
+ * `Socket.layerWebSocketConstructorGlobal`, the `ws` package with `NodeSocket.layerWebSocketConstructor`).
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as FiberSet from "effect/FiberSet"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Queue from "effect/Queue"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import * as SubscriptionRef from "effect/SubscriptionRef"
+import * as Address from "../protocol/Address.js"
+import * as Frame from "../protocol/Frame.js"
+import type { Json } from "../protocol/Json.js"
+import * as Message from "../protocol/Message.js"
+import * as Peer from "../protocol/Peer.js"
+import * as ClientConfig from "./ClientConfig.js"
+import { AuthRefused, ClientClosed, ConnectionLost, RequestError } from "./ClientError.js"
+import { ClientState } from "./ClientState.js"
+import * as Roster from "./Roster.js"
+
+/**
+ * The outcome of the handshake: 200 on `welcome`, otherwise the status of the server's `error` frame.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Announce {
+  readonly status: number
+  readonly message: string
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RequestOptions {
+  /** Defaults to the client's `requestTimeout`. */
+  readonly timeout?: Duration.DurationInput | undefined
+  /** Called for each 202 / 406 reply (progress, not final). */
+  readonly onProgress?: ((reply: Frame.Routed) => Effect.Effect<void>) | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface PresenceOptions {
+  readonly to?: string | ReadonlyArray<string> | undefined
+  readonly probe?: boolean | undefined
+}
+
+/**
+ * Fields merged into the response to a routed command (`status` defaults to 200).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommandReply = Partial<Omit<Frame.Command, "type" | "id" | "to" | "from">>
+
+/**
+ * A command route handler. Returning a reply answers a request with it; returning nothing leaves the answer to
+ * the handler (for instance through `respond`). A failure answers a request with status 500.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CommandHandler<E, R> = (command: Frame.Command) => Effect.Effect<CommandReply | void, E, R>
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface SympleClient {
+  readonly url: string
+  /** The current state first, then every transition. */
+  readonly state: Stream.Stream<ClientState>
+  readonly currentState: Effect.Effect<ClientState>
+  /** The handshake outcome of every connection attempt that got an answer. */
+  readonly announce: Stream.Stream<Announce>
+  /** Waits for `Online` (now or after the next welcome); fails once the client can no longer get online. */
+  readonly awaitOnline: Effect.Effect<Peer.Peer, ClientClosed | AuthRefused>
+  /** This session's peer, while online. */
+  readonly peer: Effect.Effect<Option.Option<Peer.Peer>>
+  /** The rooms this session is in (`welcome.rooms`, then `join:ok` / `leave:ok`), emptied while offline. */
+  readonly rooms: Stream.Stream<ReadonlyArray<string>>
+  readonly currentRooms: Effect.Effect<ReadonlyArray<string>>
+  /** The rooms the client asks for on every connection. */
+  readonly desiredRooms: Effect.Effect<ReadonlyArray<string>>
+  readonly roster: Roster.Roster
+  /** Every valid frame received while online. */
+  readonly frames: Stream.Stream<Frame.Frame>
+  /** A subscription to `frames` that is live as soon as this effect returns (no frame is missed after it). */
+  readonly subscribe: Effect.Effect<Queue.Dequeue<Frame.Frame>, never, Scope.Scope>
+  readonly messages: Stream.Stream<Frame.Message>
+  /** Commands with a `node`. */
+  readonly commands: Stream.Stream<Frame.Command>
+  /** Events with a `name`. */
+  readonly events: Stream.Stream<Frame.Event>
+  readonly presences: Stream.Stream<Frame.Presence>
+  /** `error` frames received while online. */
+  readonly errors: Stream.Stream<Frame.ErrorFrame>
+  /**
+   * Sends a routed frame, setting `from` to this session and an `id` when it has none (and `time` on an event
+   * without one). Completes once the frame is written; while reconnecting it waits for the next session, and it
+   * fails with `ClientClosed` if the client stops first.
+   */
+  readonly send: <F extends Frame.Routed>(frame: F) => Effect.Effect<F, ClientClosed>
+  /** Answers a frame: same `id`, `to` = its `from`, `from` = this session. */
+  readonly respond: <F extends Frame.Routed>(
+    frame: F,
+    reply?: Partial<Omit<F, "type" | "id" | "to" | "from">>
+  ) => Effect.Effect<F, ClientClosed>
+  /**
+   * A transaction: sends `frame` as a request (an `id`, no `status`) and waits for the reply with the same `id`.
+   * Status 200 succeeds; another final status or the timeout fails; 202 / 406 are progress.
+   */
+  readonly request: (
+    frame: Frame.Routed,
+    options?: RequestOptions
+  ) => Effect.Effect<Frame.Routed, RequestError | ClientClosed>
+  /** Sends this peer's presence (with the `createPresence` fields). */
+  readonly sendPresence: (options?: PresenceOptions) => Effect.Effect<Frame.Presence, ClientClosed>
+  /** Adds a desired room; while online, joins it and waits for `join:ok`. */
+  readonly joinRoom: (room: string) => Effect.Effect<void, RequestError | ClientClosed>
+  /** Removes a desired room; while online, leaves it and waits for `leave:ok`. */
+  readonly leaveRoom: (room: string) => Effect.Effect<void, RequestError | ClientClosed>
+  /** Routes commands whose node matches `pattern` (`Message.matches`) to `handler` while the scope is open. */
+  readonly onCommand: <E, R>(pattern: string, handler: CommandHandler<E, R>) => Effect.Effect<void, never, Scope.Scope | R>
+  /** Sends `{"type":"close"}` when online, closes the socket and stops reconnecting. Idempotent. */
+  readonly close: Effect.Effect<void>
+}
+
+/**
+ * @since 0.1.0
+ * @category tags
+ */
+export const SympleClient: Context.Tag<SympleClient, SympleClient> = Context.GenericTag<SympleClient>(
+  "symple/SympleClient"
+)
+
+interface Outgoing {
+  readonly build: (self: Peer.Peer) => Frame.Frame
+  readonly done: Deferred.Deferred<Frame.Frame, ClientClosed>
+  cancelled: boolean
+}
+
+interface Transaction {
+  readonly deferred: Deferred.Deferred<Frame.Routed, RequestError | ClientClosed>
+  readonly onProgress: ((reply: Frame.Routed) => Effect.Effect<void>) | undefined
+}
+
+interface Route {
+  readonly pattern: string
+  readonly run: (command: Frame.Command) => void
+}
+
+/** What one connection learnt, filled in by its frame processor. */
+interface Session {
+  opened: boolean
+  online: boolean
+  shutdown: boolean
+  refused: Announce | undefined
+  rejected: Announce | undefined
+}
+
+const OPEN = 1
+
+const isShutdownNotice = (event: Frame.Event) => event.name === "shutdown" || event.subtype === "shutdown"
+
+/**
+ * Builds a client and starts connecting at once. Closing the scope closes the client.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: ClientConfig.ClientOptions
+): Effect.Effect<SympleClient, never, Scope.Scope | Socket.WebSocketConstructor> =>
+  Effect.gen(function*() {
+    const config = ClientConfig.resolve(options)
+    const state = yield* SubscriptionRef.make<ClientState>(ClientState.Closed())
+    const rooms = yield* SubscriptionRef.make<ReadonlyArray<string>>([])
+    const inbound = yield* PubSub.unbounded<Frame.Frame>()
+    const announces = yield* PubSub.unbounded<Announce>()
+    const roster = yield* Roster.make
+    const outbound = yield* Queue.unbounded<Outgoing>()
+    const terminal = yield* Deferred.make<never, ClientClosed>()
+    const runFork = yield* FiberSet.makeRuntime<never>()
+    const transactions = new Map<string, Transaction>()
+    const roomAcks = new Map<string, Array<Deferred.Deferred<void>>>()
+    const routes: Array<Route> = []
+    let desired: ReadonlyArray<string> = config.rooms
+    let self: Peer.Peer | undefined
+    let closedWith: ClientClosed | undefined
+    let userClosed = false
+    // The frame the pump took but could not write yet: it goes first on the next session.
+    let head: Outgoing | undefined
+
+    // --- the socket -------------------------------------------------------------------------------------------
+
+    // The raw WebSocket of the current connection is kept so that writes never wait: a frame is either handed to
+    // an open socket now or stays queued for the next session (the platform writer would hold it across a
+    // reconnection and deliver it before `auth`).
+    let current: globalThis.WebSocket | undefined
+    let lastClose: { readonly code: number; readonly reason: string } | undefined
+    const construct = yield* Socket.WebSocketConstructor
+    const socket = yield* Socket.fromWebSocket(
+      Effect.acquireRelease(
+        Effect.try({
+          try: () => {
+            const ws = construct(config.url)
+            current = ws
+            lastClose = undefined
+            ws.addEventListener("close", (event) => {
+              lastClose = { code: event.code, reason: event.reason }
+            }, { once: true })
+            return ws
+          },
+          catch: (cause) => new Socket.SocketGenericError({ reason: "Open", cause })
+        }),
+        (ws) =>
+          Effect.sync(() => {
+            if (current === ws) current = undefined
+            if (ws.readyState < 2) ws.close(1000)
+          })
+      ),
+      { openTimeout: config.openTimeout, closeCodeIsError: () => false }
+    )
+
+    const sendText = (text: string): boolean => {
+      const ws = current
+      if (ws === undefined || ws.readyState !== OPEN) return false
+      ws.send(text)
+      return true
+    }
+    const sendFrame = (frame: Frame.Frame): boolean => sendText(Frame.unsafeEncode(frame))
+
+    // --- outgoing frames ----------------------------------------------------------------------------------------
+
+    const failQueued = (error: ClientClosed) =>
+      Effect.gen(function*() {
+        const taken = yield* Queue.takeAll(outbound)
+        const items = head === undefined ? Array.from(taken) : [head, ...taken]
+        head = undefined
+        for (const item of items) yield* Deferred.fail(item.done, error)
+      })
+
+    const enqueue = (build: (self: Peer.Peer) => Frame.Frame): Effect.Effect<Frame.Frame, ClientClosed> =>
+      Effect.gen(function*() {
+        if (closedWith !== undefined) return yield* Effect.fail(closedWith)
+        const done = yield* Deferred.make<Frame.Frame, ClientClosed>()
+        const item: Outgoing = { build, done, cancelled: false }
+        yield* Queue.offer(outbound, item)
+        // The client may have stopped between the check and the offer: nothing may stay queued after that.
+        if (closedWith !== undefined) yield* failQueued(closedWith)
+        return yield* Deferred.await(done).pipe(Effect.onInterrupt(() => Effect.sync(() => item.cancelled = true)))
+      })
+
+    const pump = Effect.gen(function*() {
+      while (true) {
+        const item = head ?? (yield* Effect.uninterruptibleMask((restore) =>
+          Effect.map(restore(Queue.take(outbound)), (taken) => head = taken)
+        ))
+        if (item.cancelled || (yield* Deferred.isDone(item.done))) {
+          head = undefined
+          continue
+        }
+        const me = self
+        if (me === undefined) return yield* Effect.never
+        const frame = item.build(me)
+        // A refused write means the connection is going down: keep the frame and wait to be interrupted.
+        if (!sendFrame(frame)) return yield* Effect.never
+        head = undefined
+        yield* Deferred.succeed(item.done, frame)
+      }
+    })
+
+    const address = (me: Peer.Peer) => Peer.address(me)
+
+    const completeRouted = <F extends Frame.Routed>(frame: F, me: Peer.Peer): F => {
+      const out: Record<string, unknown> = { ...frame, from: address(me) }
+      if (out.id === undefined) out.id = Message.randomId()
+      if (frame.type === "event" && out.time === undefined) out.time = Message.unixSeconds()
+      return out as F
+    }
+
+    const presenceFrame = (me: Peer.Peer, opts: PresenceOptions = {}): Frame.Presence => {
+      const extra: Record<string, Json> = { ...config.createPresence?.(me) }
+      for (const key of Peer.reservedKeys) delete extra[key]
+      return Message.presence({
+        from: address(me),
+        data: { ...me, ...extra, online: true },
+        ...(opts.to === undefined ? {} : { to: opts.to }),
+        ...(opts.probe === true ? { probe: true } : {})
+      })
+    }
+
+    // --- incoming frames ----------------------------------------------------------------------------------------
+
+    const announce = (status: number, message: string) => PubSub.publish(announces, { status, message })
+
+    const resolveRoomAcks = (key: string) => {
+      const waiters = roomAcks.get(key)
+      roomAcks.delete(key)
+      for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.void)
+    }
+
+    const settle = (frame: Frame.Routed) => {
+      if (frame.id === undefined || frame.status === undefined) return
+      const tx = transactions.get(frame.id)
+      if (tx === undefined) return
+      if (!Message.isFinalStatus(frame.status)) {
+        if (tx.onProgress !== undefined) runFork(tx.onProgress(frame))
+        return
+      }
+      transactions.delete(frame.id)
+      Deferred.unsafeDone(
+        tx.deferred,
+        Message.isSuccess(frame.status)
+          ? Exit.succeed(frame)
+          : Exit.fail(new RequestError({ reason: "Status", id: frame.id, status: frame.status, response: frame }))
+      )
+    }
+
+    const goOnline = (welcome: Frame.Welcome, session: Session, sessionScope: Scope.Scope) =>
+      Effect.gen(function*() {
+        const me: Peer.Peer = { ...welcome.peer, online: true }
+        self = me
+        session.online = true
+        yield* roster.apply(me)
+        yield* SubscriptionRef.set(rooms, welcome.rooms)
+        yield* announce(200, "Welcome")
+        yield* SubscriptionRef.set(state, ClientState.Online({ peer: me }))
+        for (const room of desired) {
+          if (!welcome.rooms.includes(room)) sendFrame({ type: "join", room })
+        }
+        sendFrame(presenceFrame(me, { probe: true }))
+        yield* Effect.forkIn(pump, sessionScope)
+      })
+
+    const onPresence = (frame: Frame.Presence) =>
+      Effect.gen(function*() {
+        const me = self
+        const peer = Roster.peerOf(frame.data)
+        // Only the server speaks for this session: a presence about ourselves never changes our entry.
+        if (Option.isSome(peer) && peer.value.id !== me?.id) yield* roster.apply(peer.value)
+        if (
+          me !== undefined && frame.probe === true && typeof frame.from === "string" &&
+          Address.isFull(Address.parse(frame.from)) && frame.from !== address(me)
+        ) {
+          sendFrame(presenceFrame(me, { to: frame.from }))
+        }
+      })
+
+    const onCommandFrame = (command: Frame.Command & { readonly node: string }) => {
+      const route = routes.find((r) => Message.matches(r.pattern, command.node))
+      if (route !== undefined) return route.run(command)
+      const me = self
+      if (config.answerUnhandledCommands && Message.isRequest(command) && me !== undefined) {
+        sendFrame(Message.respond(command, { status: 404 }, address(me)))
+      }
+    }
+
+    const handle = (frame: Frame.Frame, session: Session, sessionScope: Scope.Scope): Effect.Effect<void> =>
+      Effect.gen(function*() {
+        if (!session.online) {
+          if (frame.type === "welcome") {
+            if (frame.status === 200 && frame.peer.id !== "") return yield* goOnline(frame, session, sessionScope)
+            session.rejected = { status: frame.status, message: "Invalid welcome" }
+          } else if (frame.type === "error") {
+            const answer = { status: frame.status ?? 500, message: frame.message ?? "Unknown error" }
+            if (answer.status === 401 || answer.status === 403) session.refused = answer
+            else session.rejected = answer
+          } else {
+            return
+          }
+          yield* announce(session.refused?.status ?? session.rejected?.status ?? 500, (session.refused ?? session.rejected)!.message)
+          current?.close(1000)
+          return
+        }
+        switch (frame.type) {
+          case "presence":
+            yield* onPresence(frame)
+            break
+          case "message":
+            settle(frame)
+            break
+          case "command":
+            if (frame.node === undefined) return
+            settle(frame)
+            onCommandFrame({ ...frame, node: frame.node })
+            break
+          case "event":
+            if (isShutdownNotice(frame)) session.shutdown = true
+            if (frame.name === undefined) return
+            settle(frame)
+            break
+          case "join:ok":
+            yield* SubscriptionRef.update(rooms, (rs) => rs.includes(frame.room) ? rs : [...rs, frame.room])
+            resolveRoomAcks(`join:${frame.room}`)
+            break
+          case "leave:ok":
+            yield* SubscriptionRef.update(rooms, (rs) => rs.filter((r) => r !== frame.room))
+            resolveRoomAcks(`leave:${frame.room}`)
+            break
+          case "error":
+            break
+          default:
+            return
+        }
+        yield* PubSub.publish(inbound, frame)
+      })
+
+    // --- one connection -----------------------------------------------------------------------------------------
+
+    const leaveOnline = Effect.gen(function*() {
+      self = undefined
+      yield* roster.clear
+      yield* SubscriptionRef.set(rooms, [])
+      // The intent is kept in the desired rooms and applied on the next welcome.
+      for (const key of Array.from(roomAcks.keys())) resolveRoomAcks(key)
+    })
+
+    const connectOnce = (attempt: number): Effect.Effect<ConnectionLost | AuthRefused> =>
+      Effect.scoped(Effect.gen(function*() {
+        const sessionScope = yield* Effect.scope
+        const session: Session = { opened: false, online: false, shutdown: false, refused: undefined, rejected: undefined }
+        yield* Effect.addFinalizer(() => session.online ? leaveOnline : Effect.void)
+        yield* SubscriptionRef.set(state, ClientState.Connecting({ attempt }))
+        const inbox = yield* Queue.unbounded<string | Uint8Array | null>()
+        const run = yield* socket.runRaw((data) => {
+          inbox.unsafeOffer(data)
+        }, {
+          onOpen: Effect.suspend(() => {
+            session.opened = true
+            return SubscriptionRef.set(state, ClientState.Authenticating({ attempt })).pipe(
+              Effect.zipRight(Effect.sync(() => sendFrame(ClientConfig.authFrame(config, desired))))
+            )
+          })
+        }).pipe(Effect.exit, Effect.forkScoped)
+        // Frames are handled one at a time, in order, by a single fiber.
+        const processor = yield* Effect.gen(function*() {
+          while (true) {
+            const raw = yield* Queue.take(inbox)
+            if (raw === null) return
+            const frame = Frame.decode(raw)
+            if (Either.isRight(frame)) yield* handle(frame.right, session, sessionScope)
+          }
+        }).pipe(Effect.forkScoped)
+        const exit = yield* Fiber.join(run)
+        yield* Queue.offer(inbox, null)
+        yield* Fiber.join(processor)
+        const code = lastClose?.code
+        if (session.refused !== undefined) return new AuthRefused(session.refused)
+        if (!session.opened) {
+          return new ConnectionLost({
+            reason: "Open",
+            wasOnline: false,
+            cause: Exit.isFailure(exit) ? exit.cause : undefined
+          })
+        }
+        if (session.rejected !== undefined) {
+          return new ConnectionLost({ reason: "Refused", wasOnline: false, status: session.rejected.status, code })
+        }
+        if (session.shutdown) return new ConnectionLost({ reason: "Shutdown", wasOnline: session.online, code })
+        return new ConnectionLost({
+          reason: "Closed",
+          wasOnline: session.online,
+          code,
+          cause: Exit.isFailure(exit) ? exit.cause : undefined
+        })
+      }))
+
+    // --- the life of the client ---------------------------------------------------------------------------------
+
+    const terminate = (error: ClientClosed) =>
+      Effect.gen(function*() {
+        if (closedWith !== undefined) return
+        closedWith = error
+        yield* Deferred.fail(terminal, error)
+        yield* failQueued(error)
+        for (const tx of transactions.values()) Deferred.unsafeDone(tx.deferred, Exit.fail(error))
+        transactions.clear()
+      })
+
+    const loop = Effect.gen(function*() {
+      const driver = yield* Schedule.driver(config.reconnectSchedule)
+      let attempt = 0
+      while (true) {
+        attempt += 1
+        const ended = yield* connectOnce(attempt)
+        if (ended._tag === "AuthRefused") {
+          yield* SubscriptionRef.set(
+            state,
+            ClientState.Error({ message: ended.message, status: ended.status, retrying: false })
+          )
+          return yield* terminate(new ClientClosed({ reason: "AuthRefused", cause: ended }))
+        }
+        if (ended.wasOnline) {
+          yield* driver.reset
+          attempt = 0
+        }
+        const clean = ended.reason === "Shutdown" ||
+          (ended.reason === "Closed" && (ended.code === 1000 || ended.code === 1001))
+        const failed = (retrying: boolean) =>
+          ClientState.Error({ message: ended.message, status: ended.status, retrying })
+        yield* SubscriptionRef.set(state, clean ? ClientState.Closed() : failed(config.reconnection))
+        if (!config.reconnection) return yield* terminate(new ClientClosed({ reason: "Disconnected", cause: ended }))
+        const next = yield* Effect.either(driver.next(ended))
+        if (Either.isLeft(next)) {
+          yield* SubscriptionRef.set(state, failed(false))
+          return yield* terminate(new ClientClosed({ reason: "GaveUp", cause: ended }))
+        }
+      }
+    })
+
+    const loopFiber = yield* Effect.forkScoped(loop)
+
+    const close: Effect.Effect<void> = Effect.gen(function*() {
+      if (userClosed) return
+      userClosed = true
+      if (self !== undefined) sendFrame({ type: "close" })
+      yield* Fiber.interrupt(loopFiber)
+      yield* terminate(new ClientClosed({ reason: "Closed" }))
+      yield* SubscriptionRef.set(state, ClientState.Closed())
+    }).pipe(Effect.uninterruptible)
+    yield* Effect.addFinalizer(() => close)
+
+    // --- the public API -----------------------------------------------------------------------------------------
+
+    const send = <F extends Frame.Routed>(frame: F): Effect.Effect<F, ClientClosed> =>
+      enqueue((me) => completeRouted(frame, me)) as Effect.Effect<F, ClientClosed>
+
+    const respond = <F extends Frame.Routed>(
+      frame: F,
+      reply: Partial<Omit<F, "type" | "id" | "to" | "from">> = {}
+    ): Effect.Effect<F, ClientClosed> =>
+      enqueue((me) => Message.respond(frame, reply as Partial<Omit<F, "type" | "id" | "to">>, address(me))) as Effect.Effect<
+        F,
+        ClientClosed
+      >
+
+    const request = (frame: Frame.Routed, opts: RequestOptions = {}) =>
+      Effect.gen(function*() {
+        const id = frame.id ?? Message.randomId()
+        const deferred = yield* Deferred.make<Frame.Routed, RequestError | ClientClosed>()
+        transactions.set(id, { deferred, onProgress: opts.onProgress })
+        const { status: _status, ...rest } = frame
+        return yield* send({ ...rest, id } as Frame.Routed).pipe(
+          Effect.zipRight(Deferred.await(deferred)),
+          Effect.timeoutFail({
+            duration: opts.timeout ?? config.requestTimeout,
+            onTimeout: () => new RequestError({ reason: "Timeout", id })
+          }),
+          Effect.ensuring(Effect.sync(() => {
+            if (transactions.get(id)?.deferred === deferred) transactions.delete(id)
+          }))
+        )
+      })
+
+    const roomChange = (type: "join" | "leave", room: string) =>
+      Effect.gen(function*() {
+        if (closedWith !== undefined) return yield* Effect.fail(closedWith)
+        desired = type === "join"
+          ? (desired.includes(room) ? desired : [...desired, room])
+          : desired.filter((r) => r !== room)
+        const key = `${type}:${room}`
+        const deferred = yield* Deferred.make<void>()
+        roomAcks.set(key, [...(roomAcks.get(key) ?? []), deferred])
+        // Offline, the desired rooms are enough: they are applied on the next welcome.
+        if (self === undefined || !sendFrame({ type, room })) resolveRoomAcks(key)
+        yield* Deferred.await(deferred).pipe(
+          Effect.timeoutFail({
+            duration: config.requestTimeout,
+            onTimeout: () => new RequestError({ reason: "Timeout", id: key })
+          }),
+          Effect.onInterrupt(() =>
+            Effect.sync(() => {
+              const rest = (roomAcks.get(key) ?? []).filter((d) => d !== deferred)
+              if (rest.length === 0) roomAcks.delete(key)
+              else roomAcks.set(key, rest)
+            })
+          )
+        )
+      })
+
+    const onCommand = <E, R>(pattern: string, handler: CommandHandler<E, R>) =>
+      Effect.gen(function*() {
+        const run = yield* FiberSet.makeRuntime<R>()
+        const answer = (command: Frame.Command, reply: CommandReply) =>
+          Message.isRequest(command) ? Effect.asVoid(respond(command, { status: 200, ...reply })) : Effect.void
+        const route: Route = {
+          pattern,
+          run: (command) => {
+            run(
+              Effect.suspend(() => handler(command)).pipe(
+                Effect.matchCauseEffect({
+                  onSuccess: (reply) => reply === undefined ? Effect.void : answer(command, reply),
+                  onFailure: () => answer(command, { status: 500 })
+                }),
+                Effect.ignore
+              )
+            )
+          }
+        }
+        routes.push(route)
+        yield* Effect.addFinalizer(() =>
+          Effect.sync(() => {
+            const index = routes.indexOf(route)
+            if (index !== -1) routes.splice(index, 1)
+          })
+        )
+      })
+
+    const frames = Stream.fromPubSub(inbound)
+    const only = <T extends Frame.Type>(type: T) =>
+      Stream.filter(frames, (f): f is Extract<Frame.Frame, { readonly type: T }> => f.type === type)
+
+    const awaitOnline: Effect.Effect<Peer.Peer, ClientClosed | AuthRefused> = Effect.raceFirst(
+      state.changes.pipe(
+        Stream.filterMap((s) => s._tag === "Online" ? Option.some(s.peer) : Option.none()),
+        Stream.runHead,
+        Effect.flatMap(Effect.orDie)
+      ),
+      Deferred.await(terminal).pipe(
+        Effect.catchAll((closed) =>
+          closed.cause instanceof AuthRefused ? Effect.fail<ClientClosed | AuthRefused>(closed.cause) : Effect.fail(closed)
+        )
+      )
+    )
+
+    const client: SympleClient = {
+      url: config.url,
+      state: state.changes,
+      currentState: SubscriptionRef.get(state),
+      announce: Stream.fromPubSub(announces),
+      awaitOnline,
+      peer: Effect.sync(() => Option.fromNullable(self)),
+      rooms: rooms.changes,
+      currentRooms: SubscriptionRef.get(rooms),
+      desiredRooms: Effect.sync(() => desired),
+      roster: roster.roster,
+      frames,
+      subscribe: PubSub.subscribe(inbound),
+      messages: only("message"),
+      commands: only("command"),
+      events: only("event"),
+      presences: only("presence"),
+      errors: only("error"),
+      send,
+      respond,
+      request,
+      sendPresence: (opts) => enqueue((me) => presenceFrame(me, opts)) as Effect.Effect<Frame.Presence, ClientClosed>,
+      joinRoom: (room) => roomChange("join", room),
+      leaveRoom: (room) => roomChange("leave", room),
+      onCommand,
+      close
+    }
+    return client
+  })
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: ClientConfig.ClientOptions
+): Layer.Layer<SympleClient, never, Socket.WebSocketConstructor> => Layer.scoped(SympleClient, make(options))
+
+/**
+ * A client for browsers (and any runtime with a global `WebSocket`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerGlobal = (options: ClientConfig.ClientOptions): Layer.Layer<SympleClient> =>
+  layer(options).pipe(Layer.provide(Socket.layerWebSocketConstructorGlobal))
+

@@ -1,0 +1,371 @@
+/**
+ * The client against scripted servers that replay what the reference servers put on the wire
+ * (shared/reference/wire-transcripts.md).
+ */
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Either, Fiber, Option, Queue, Stream } from "effect"
+import { AuthRefused, ClientClosed, RequestError } from "../../src/client/ClientError.js"
+import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
+import * as Message from "../../src/protocol/Message.js"
+import { eventually, noneWithin, recordStates, rosterIds, waitFor } from "./helpers.js"
+import * as Scripted from "./ScriptedServer.js"
+
+const fast = { reconnectDelay: 20, reconnectMaxDelay: 100, requestTimeout: 2000 } as const
+
+describe("client handshake", () => {
+  it.scopedLive("sends auth like the C++ client, goes online, joins missing rooms, then probes", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({
+        url: server.url,
+        user: "alice",
+        name: "Alice",
+        token: "",
+        type: "bot",
+        data: { agent: "test" },
+        rooms: ["lobby", "extra"],
+        ...fast
+      })
+      const conn = yield* server.nextConnection
+      const auth = yield* conn.next
+      expect(auth).toEqual({
+        type: "auth",
+        user: "alice",
+        name: "Alice",
+        data: { agent: "test", peerType: "bot" },
+        rooms: ["lobby", "extra"]
+      })
+      // The server put us in "lobby" only (as a server that ignores some auth rooms would).
+      conn.send({
+        type: "welcome",
+        protocol: "symple/4",
+        status: 200,
+        peer: { id: "a1", user: "alice", name: "Alice", online: true, type: "Peer", agent: "test" },
+        rooms: ["alice", "lobby"]
+      })
+      const online = yield* waitFor(client, "Online")
+      assert(online._tag === "Online")
+      expect(online.peer.id).toBe("a1")
+      expect(yield* conn.next).toEqual({ type: "join", room: "extra" })
+      const probe = yield* conn.next
+      expect(probe.type).toBe("presence")
+      expect(probe.probe).toBe(true)
+      expect(probe.from).toBe("alice|a1")
+      expect(probe.data).toMatchObject({ id: "a1", user: "alice", online: true, agent: "test" })
+      expect(yield* client.currentRooms).toEqual(["alice", "lobby"])
+      conn.send({ type: "join:ok", room: "extra" })
+      yield* eventually(client.currentRooms, (rs) => rs.includes("extra"), "join:ok")
+      // Self is in the roster.
+      expect(yield* rosterIds(client)).toEqual(["a1"])
+    }))
+
+  it.scopedLive("omits empty name, token and rooms from auth", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      yield* NodeSympleClient.make({ url: server.url, user: "bob", name: "", token: "", ...fast })
+      const conn = yield* server.nextConnection
+      expect(yield* conn.next).toEqual({ type: "auth", user: "bob" })
+    }))
+
+  it.scopedLive("an auth refusal is announced, ends in Error and is not retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "eve", token: "bad", ...fast })
+      const announced = yield* client.announce.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const conn = yield* server.nextConnection
+      yield* conn.nextOf("auth")
+      conn.send({ type: "error", status: 401, message: "Bad token" })
+      const error = yield* waitFor(client, "Error")
+      assert(error._tag === "Error")
+      expect(error.status).toBe(401)
+      expect(error.retrying).toBe(false)
+      expect(Array.from(yield* Fiber.join(announced))).toEqual([{ status: 401, message: "Bad token" }])
+      const refused = yield* Effect.flip(client.awaitOnline)
+      expect(refused).toBeInstanceOf(AuthRefused)
+      const sent = yield* Effect.flip(client.send(Message.message({ data: "x" })))
+      expect(sent).toBeInstanceOf(ClientClosed)
+      expect(sent.reason).toBe("AuthRefused")
+      // Well past several reconnect delays: no second connection.
+      expect(yield* noneWithin(Queue.take(server.connections), 300)).toBe(true)
+      // The client closed its socket itself.
+      expect(yield* Effect.promise(() => conn.closed)).toBe(1000)
+    }))
+
+  it.scopedLive("a handshake error that is not a refusal is retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "carl", ...fast })
+      const first = yield* server.nextConnection
+      yield* first.nextOf("auth")
+      first.send({ type: "error", status: 503, message: "Server at capacity" })
+      yield* Scripted.accept(server, "c2")
+      const online = yield* waitFor(client, "Online")
+      assert(online._tag === "Online")
+      expect(online.peer.id).toBe("c2")
+    }))
+})
+
+describe("client against a JavaScript-server transcript", () => {
+  it.scopedLive("no snapshot and duplicated presence: the roster holds each peer once, events fire once", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", rooms: ["r1", "r2"], ...fast })
+      const changes = yield* client.roster.subscribe
+      const conn = yield* server.nextConnection
+      const auth = yield* conn.nextOf("auth")
+      // JS-S welcome: peer echoes the auth frame (type "auth", token) and there is no snapshot (JS-1, JS-26).
+      conn.send({
+        type: "welcome",
+        protocol: "symple/4",
+        status: 200,
+        peer: { ...auth, id: "8718pbd8f9swmftaoic7i", online: true, name: "alice", host: "127.0.0.1" },
+        rooms: ["alice", "r1", "r2"]
+      })
+      yield* waitFor(client, "Online")
+      const bob = {
+        type: "presence",
+        from: "bob|scj16n3gd6ysi5essx69p",
+        data: {
+          type: "auth",
+          user: "bob",
+          rooms: ["r1", "r2"],
+          id: "scj16n3gd6ysi5essx69p",
+          online: true,
+          name: "bob",
+          host: "127.0.0.1"
+        }
+      }
+      // Once per shared room, as JS-S sends it (JS-26), then offline twice (JS-28).
+      conn.send(bob)
+      conn.send(bob)
+      yield* eventually(rosterIds(client), (ids) => ids.length === 2, "bob online")
+      expect(yield* rosterIds(client)).toEqual(["8718pbd8f9swmftaoic7i", "scj16n3gd6ysi5essx69p"])
+      const bobPeer = yield* client.roster.get("bob|scj16n3gd6ysi5essx69p")
+      expect(Option.map(bobPeer, (p) => p.host)).toEqual(Option.some("127.0.0.1"))
+      expect(yield* client.roster.get("mallory|scj16n3gd6ysi5essx69p")).toEqual(Option.none())
+      expect((yield* client.roster.getByHost("127.0.0.1")).length).toBe(2)
+      const offline = { ...bob, data: { ...bob.data, online: false } }
+      conn.send(offline)
+      conn.send(offline)
+      yield* eventually(rosterIds(client), (ids) => ids.length === 1, "bob offline")
+      // A marker frame: once it is seen, every earlier frame was handled.
+      const frames = yield* client.subscribe
+      conn.send({ type: "message", id: "marker", from: "bob|x" })
+      yield* Queue.take(frames)
+      const tags = Array.from(yield* Queue.takeAll(changes)).map((c) => `${c._tag}:${c.peer.user}`)
+      expect(tags).toEqual(["Connected:alice", "Connected:bob", "Disconnected:bob"])
+    }))
+
+  it.scopedLive("the shutdown notice without name is a clean close: Closed, then a reconnection", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const events = yield* client.subscribe
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      const states = yield* recordStates(client)
+      conn.send({ type: "event", subtype: "shutdown", message: "Server shutting down" })
+      conn.socket.close()
+      yield* Scripted.accept(server, "a2")
+      yield* eventually(client.peer, (p) => Option.isSome(p) && p.value.id === "a2", "second session")
+      const tags = states.map((s) => s._tag)
+      expect(tags.slice(0, 3)).toEqual(["Online", "Closed", "Connecting"])
+      expect(tags).not.toContain("Error")
+      // An event without name is dropped, as the C++ client does.
+      expect(Array.from(yield* Queue.takeAll(events)).filter((f) => f.type === "event")).toEqual([])
+    }))
+
+  it.scopedLive("an error frame without status keeps the client online with its roster", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "frank", ...fast })
+      const { conn } = yield* Scripted.accept(server, "f1")
+      yield* waitFor(client, "Online")
+      conn.send(Scripted.presence("gina", "g1", true))
+      yield* eventually(rosterIds(client), (ids) => ids.length === 2, "gina online")
+      const errors = yield* client.errors.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("20 millis")
+      // JS-14: join refused with a status-less error.
+      conn.send({ type: "error", message: "Dynamic rooms disabled" })
+      expect(Array.from(yield* Fiber.join(errors))).toEqual([{ type: "error", message: "Dynamic rooms disabled" }])
+      expect((yield* client.currentState)._tag).toBe("Online")
+      expect(yield* rosterIds(client)).toEqual(["f1", "g1"])
+    }))
+})
+
+describe("client presence", () => {
+  it.scopedLive("answers a probe to the prober's full address, without probe, with createPresence fields", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      yield* NodeSympleClient.make({
+        url: server.url,
+        user: "bob",
+        createPresence: () => ({ agent: "tester", id: "forged" }),
+        ...fast
+      })
+      const { conn } = yield* Scripted.accept(server, "b1")
+      yield* conn.nextOf("presence")
+      conn.send({ ...Scripted.presence("alice", "a1", true), probe: true, id: "p1" })
+      const answer = yield* conn.nextOf("presence")
+      expect(answer.to).toBe("alice|a1")
+      expect(answer.probe).toBeUndefined()
+      expect(answer.data).toMatchObject({ id: "b1", user: "bob", online: true, agent: "tester" })
+    }))
+
+  it.scopedLive("sendPresence sets from, data and to", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "bob", ...fast })
+      const { conn } = yield* Scripted.accept(server, "b1")
+      yield* conn.nextOf("presence")
+      const sent = yield* client.sendPresence({ to: ["lobby"] })
+      const got = yield* conn.nextOf("presence")
+      expect(got).toEqual(sent)
+      expect(got).toMatchObject({ from: "bob|b1", to: ["lobby"], data: { id: "b1", online: true } })
+    }))
+})
+
+describe("client sending", () => {
+  it.scopedLive("frames sent while reconnecting are delivered after the next welcome, in order", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const first = yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      first.conn.socket.terminate()
+      yield* waitFor(client, "Error")
+      const sending = yield* Effect.forEach(["one", "two", "three"], (text) =>
+        Effect.fork(client.send(Message.message({ data: { text } }))), { concurrency: 1 })
+      const second = yield* server.nextConnection
+      const auth = yield* second.next
+      expect(auth.type).toBe("auth")
+      // Nothing is written before the welcome.
+      expect(yield* noneWithin(second.received.pipe(Queue.take), 100)).toBe(true)
+      second.send(Scripted.welcome(auth, "a2"))
+      yield* second.nextOf("presence")
+      const got = [yield* second.next, yield* second.next, yield* second.next]
+      expect(got.map((f) => (f.data as { text: string }).text)).toEqual(["one", "two", "three"])
+      expect(got.every((f) => f.from === "alice|a2")).toBe(true)
+      for (const fiber of sending) yield* Fiber.join(fiber)
+    }))
+
+  it.scopedLive("frames waiting when the client gives up fail with ClientClosed", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", reconnectAttempts: 2, ...fast })
+      yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      yield* server.kill
+      yield* waitFor(client, "Error")
+      const pending = yield* Effect.fork(Effect.either(client.send(Message.message({ data: 1 }))))
+      const result = yield* Fiber.join(pending)
+      assert(Either.isLeft(result))
+      expect(result.left).toBeInstanceOf(ClientClosed)
+      expect(result.left.reason).toBe("GaveUp")
+      const state = yield* client.currentState
+      assert(state._tag === "Error")
+      expect(state.retrying).toBe(false)
+    }))
+
+  it.scopedLive("send sets from and a fresh id, events get a time, respond swaps to and from", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+      yield* client.send({ type: "event", name: "typing", to: "bob|b1" })
+      const event = yield* conn.next
+      expect(event).toMatchObject({ type: "event", name: "typing", to: "bob|b1", from: "alice|a1" })
+      expect(typeof event.id).toBe("string")
+      expect(Math.abs((event.time as number) - Date.now() / 1000)).toBeLessThan(60)
+      const incoming = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep("20 millis")
+      conn.send({ type: "message", id: "m1", from: "bob|b1", to: "alice|a1", data: { text: "hi" } })
+      const [message] = Array.from(yield* Fiber.join(incoming))
+      assert(message !== undefined)
+      yield* client.respond(message, { data: { text: "hi back" } })
+      expect(yield* conn.next).toEqual({
+        type: "message",
+        id: "m1",
+        from: "alice|a1",
+        to: "bob|b1",
+        data: { text: "hi back" }
+      })
+    }))
+
+  it.scopedLive("close() sends the close frame, closes the socket and fails later sends", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+      yield* client.close
+      expect(yield* conn.next).toEqual({ type: "close" })
+      expect(yield* Effect.promise(() => conn.closed)).toBe(1000)
+      expect((yield* client.currentState)._tag).toBe("Closed")
+      const error = yield* Effect.flip(client.send(Message.message()))
+      expect(error.reason).toBe("Closed")
+      yield* client.close
+      expect(yield* noneWithin(Queue.take(server.connections), 100)).toBe(true)
+    }))
+})
+
+describe("client transactions and commands", () => {
+  it.scopedLive("request: 202 is progress, 200 resolves, another status or silence fails", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+
+      const progress = yield* Deferred.make<number>()
+      const ok = yield* Effect.fork(client.request(Message.command("media:video:start", { to: "bob|b1" }), {
+        onProgress: (reply) => Deferred.succeed(progress, reply.status ?? 0).pipe(Effect.asVoid)
+      }))
+      const req = yield* conn.nextOf("command")
+      expect(req.status).toBeUndefined()
+      conn.send({ ...req, from: "bob|b1", to: "alice|a1", status: 202 })
+      expect(yield* Deferred.await(progress)).toBe(202)
+      conn.send({ ...req, from: "bob|b1", to: "alice|a1", status: 200, data: { started: true } })
+      const reply = yield* Fiber.join(ok)
+      expect(reply.data).toEqual({ started: true })
+
+      const refused = yield* Effect.fork(Effect.flip(client.request(Message.command("x", { to: "bob|b1" }))))
+      const req2 = yield* conn.nextOf("command")
+      conn.send({ ...req2, from: "bob|b1", status: 404 })
+      const error = yield* Fiber.join(refused)
+      assert(error instanceof RequestError)
+      expect(error.reason).toBe("Status")
+      expect(error.status).toBe(404)
+
+      const silent = yield* Effect.flip(client.request(Message.message({ to: "bob|b1" }), { timeout: 50 }))
+      assert(silent instanceof RequestError)
+      expect(silent.reason).toBe("Timeout")
+    }))
+
+  it.scopedLive("unhandled command requests get 404; routes match wildcards and answer", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      yield* client.onCommand("media:video:*", (command) =>
+        Effect.succeed({ data: { node: command.node ?? "", param: Message.param(command.node ?? "", 3) ?? "" } }))
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+      conn.send({ type: "command", id: "c1", node: "media:video:quality", from: "bob|b1", to: "alice|a1" })
+      expect(yield* conn.next).toEqual({
+        type: "command",
+        id: "c1",
+        node: "media:video:quality",
+        from: "alice|a1",
+        to: "bob|b1",
+        status: 200,
+        data: { node: "media:video:quality", param: "quality" }
+      })
+      conn.send({ type: "command", id: "c2", node: "media:audio:mute", from: "bob|b1", to: "alice|a1" })
+      expect(yield* conn.next).toMatchObject({ id: "c2", status: 404, to: "bob|b1", from: "alice|a1" })
+      // A command that is already a response is never answered.
+      conn.send({ type: "command", id: "c3", node: "media:audio:mute", from: "bob|b1", status: 200 })
+      conn.send({ type: "command", id: "c4", node: "zzz", from: "bob|b1" })
+      expect(yield* conn.next).toMatchObject({ id: "c4", status: 404 })
+    }))
+})

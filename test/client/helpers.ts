@@ -1,0 +1,37 @@
+import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import type { ClientState } from "../../src/client/ClientState.js"
+import type * as SympleClient from "../../src/client/SympleClient.js"
+
+/** Waits for the client to reach a state with this tag (the current state counts). */
+export const waitFor = (client: SympleClient.SympleClient, tag: ClientState["_tag"], timeout: Duration.DurationInput = "5 seconds") =>
+  client.state.pipe(
+    Stream.filter((s) => s._tag === tag),
+    Stream.runHead,
+    Effect.flatMap(Effect.orDie),
+    Effect.timeoutFail({ duration: timeout, onTimeout: () => new Error(`state ${tag} not reached`) }),
+    Effect.orDie
+  )
+
+/** Polls until `predicate` holds for the value of `effect`. */
+export const eventually = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) => boolean, what = "condition") =>
+  effect.pipe(
+    Effect.flatMap((a) => predicate(a) ? Effect.succeed(a) : Effect.fail("not yet" as const)),
+    Effect.retry(Schedule.spaced("10 millis")),
+    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`timed out waiting for ${what}`) }),
+    Effect.orDie
+  )
+
+/** Collects the states the client goes through, from now on. */
+export const recordStates = (client: SympleClient.SympleClient) =>
+  Effect.gen(function*() {
+    const states: Array<ClientState> = []
+    yield* client.state.pipe(Stream.runForEach((s) => Effect.sync(() => states.push(s))), Effect.forkScoped)
+    yield* eventually(Effect.sync(() => states.length), (n) => n > 0, "first state")
+    return states
+  })
+
+export const rosterIds = (client: SympleClient.SympleClient) =>
+  Effect.map(client.roster.snapshot, (peers) => peers.map((p) => p.id).sort())
+
+export const noneWithin = <A, E>(effect: Effect.Effect<A, E>, millis: number) =>
+  effect.pipe(Effect.timeout(Duration.millis(millis)), Effect.option, Effect.map(Option.isNone))
