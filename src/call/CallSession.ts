@@ -22,6 +22,7 @@ import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
 import * as Call from "../protocol/Call.js"
+import type * as Frame from "../protocol/Frame.js"
 import { CallState, Input, type Instruction, type Role, transition } from "./CallState.js"
 import * as CallStateModule from "./CallState.js"
 import type { PeerConnection } from "./PeerConnection.js"
@@ -144,11 +145,16 @@ export const make = (
       Queue.unsafeOffer(inputs, { input })
     }
 
-    const send = (to: string, signal: Call.Signal) =>
-      signaller.send(Call.message(to, signal)).pipe(
+    const sendNow = (frame: Frame.Message) =>
+      signaller.send(frame).pipe(
         Effect.catchAll((e) => Effect.logDebug("call signal not sent", e)),
-        Effect.annotateLogs({ module: "CallSession", to, action: Call.actionOfSignal(signal) })
+        Effect.annotateLogs({ module: "CallSession", to: String(frame.to), subtype: String(frame.subtype) })
       )
+    // Signals leave in order through one sender, so that a transport waiting to reconnect never stalls the state
+    // machine (a hangup must still be processed while an offer waits for the network).
+    const outbox = yield* Queue.unbounded<Frame.Message>()
+    yield* Queue.take(outbox).pipe(Effect.flatMap(sendNow), Effect.forever, Effect.forkScoped)
+    const send = (to: string, signal: Call.Signal) => Queue.offer(outbox, Call.message(to, signal))
 
     const operation = <A>(callId: number, name: string, run: () => Promise<A>) =>
       Effect.tryPromise(run).pipe(
@@ -303,7 +309,7 @@ export const make = (
       Effect.gen(function*() {
         const current = yield* SubscriptionRef.get(state)
         if (CallStateModule.isLive(current) && current._tag !== "Idle" && current._tag !== "Ended") {
-          yield* send(current.remote, Call.Signal.Hangup({ reason: Call.Reason.hangup })).pipe(
+          yield* sendNow(Call.message(current.remote, Call.Signal.Hangup({ reason: Call.Reason.hangup }))).pipe(
             Effect.timeout(operationTimeout),
             Effect.ignore
           )
