@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url"
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
 import { WebSocket } from "ws"
 import { type ConnectSpec, type FanoutSpec, type Mode, type PingPongSpec, type Spec, specs, type StormSpec } from "./scenarios.js"
-import { cpuMillis, Histogram, round, rssKiB, table } from "./stats.js"
+import { cpuMillis, Histogram, round, rssKiB, systemBusyMillis, table } from "./stats.js"
 
 export interface Input {
   readonly url: string
@@ -158,11 +158,31 @@ const closeAll = (clients: ReadonlyArray<Client>): void => {
   for (const c of clients) c.ws.terminate()
 }
 
-/** CPU and wall clock of the server over a measurement window. */
+const selfCpuMillis = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/**
+ * CPU and wall clock of the server over a measurement window, plus the generator's own CPU and what the rest of
+ * the machine used meanwhile (other processes on a shared machine are noise in every figure).
+ */
 const measureWindow = (pid: number) => {
   const cpu0 = cpuMillis(pid)
+  const self0 = selfCpuMillis()
+  const busy0 = systemBusyMillis()
   const t0 = performance.now()
-  return () => ({ cpuMs: cpuMillis(pid) - cpu0, wallMs: performance.now() - t0 })
+  return () => {
+    const cpuMs = cpuMillis(pid) - cpu0
+    const wallMs = performance.now() - t0
+    const generatorMs = selfCpuMillis() - self0
+    const otherMs = Math.max(0, systemBusyMillis() - busy0 - cpuMs - generatorMs)
+    return {
+      cpuMs,
+      wallMs,
+      load: { generatorCpuUtil: round(generatorMs / wallMs, 2), otherCpuUtil: round(otherMs / wallMs, 2) }
+    }
+  }
 }
 
 const ms = (micros: number) => round(micros / 1000, 2)
@@ -188,7 +208,13 @@ const runConnect = async (input: Input, spec: ConnectSpec): Promise<Outcome> => 
       rssPerConnKiB: round((rss1 - rss0) / spec.connections, 2),
       cpuPerConnUs: round((settled.cpuMs * 1000) / spec.connections, 1)
     },
-    counts: { connections: spec.connections, rssBeforeKiB: rss0, rssAfterKiB: rss1, connectMs: round(connected.wallMs, 0) }
+    counts: {
+      connections: spec.connections,
+      rssBeforeKiB: rss0,
+      rssAfterKiB: rss1,
+      connectMs: round(connected.wallMs, 0),
+      ...connected.load
+    }
   }
 }
 
@@ -244,7 +270,7 @@ const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> =
       cpuPerDeliveryUs: round((m.cpuMs * 1000) / deliveries, 2),
       serverCpuUtil: round(m.cpuMs / m.wallMs, 2)
     },
-    counts: { deliveries, roundTrips: hist.count, maxMs: ms(hist.max) }
+    counts: { deliveries, roundTrips: hist.count, maxMs: ms(hist.max), ...m.load }
   }
 }
 
@@ -336,7 +362,14 @@ const runFanout = async (input: Input, spec: FanoutSpec): Promise<Outcome> => {
       cpuPerDeliveryUs: round((m.cpuMs * 1000) / deliveries, 2),
       serverCpuUtil: round(m.cpuMs / m.wallMs, 2)
     },
-    counts: { deliveries, messagesSent: sent, lost, maxMs: ms(hist.max), ...(spec.rate === undefined ? {} : { targetRate: spec.rate }) }
+    counts: {
+      deliveries,
+      messagesSent: sent,
+      lost,
+      maxMs: ms(hist.max),
+      ...(spec.rate === undefined ? {} : { targetRate: spec.rate }),
+      ...m.load
+    }
   }
 }
 
@@ -366,7 +399,7 @@ const runStorm = async (input: Input, spec: StormSpec): Promise<Outcome> => {
       cpuPerDeliveryUs: round((m.cpuMs * 1000) / presences, 2),
       serverCpuUtil: round(m.cpuMs / m.wallMs, 2)
     },
-    counts: { clients: spec.clients, presences, expected: spec.clients * others }
+    counts: { clients: spec.clients, presences, expected: spec.clients * others, ...m.load }
   }
 }
 

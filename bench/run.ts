@@ -17,7 +17,7 @@ import * as Path from "node:path"
 import { benchDir, build } from "./build.js"
 import type { Result } from "./generator.js"
 import { metricInfo, type Mode, type Spec, specs } from "./scenarios.js"
-import { median, round, table } from "./stats.js"
+import { median, round, systemBusyMillis, table } from "./stats.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string): string | undefined => {
@@ -26,13 +26,27 @@ const flag = (name: string): string | undefined => {
 }
 const mode: Mode = args[0] === "smoke" || args[0] === "full" ? args[0] : "quick"
 const only = flag("only")?.split(",")
-const repeat = Number(flag("repeat") ?? (mode === "full" ? 3 : 1))
+const repeat = Number(flag("repeat") ?? (mode === "full" ? 3 : mode === "quick" ? 2 : 1))
 const cpuProf = args.includes("--cpu-prof")
 const resultsDir = Path.join(benchDir, "results")
 const profDir = Path.join(resultsDir, "prof")
 
 const hasTaskset = spawnSync("taskset", ["-V"]).status === 0 && Os.cpus().length >= 2
 const pin = (cpu: number): Array<string> => (hasTaskset ? ["taskset", "-c", String(cpu)] : [])
+
+/**
+ * On a shared machine, waits (up to `limitMs`) for a quarter second in which other processes use less than a third
+ * of a core, so that cases start on a quiet machine when there is one. What others used during each measurement
+ * is reported anyway (`otherCpuUtil`).
+ */
+const waitForQuiet = async (limitMs: number): Promise<void> => {
+  const deadline = Date.now() + limitMs
+  while (Date.now() < deadline) {
+    const before = systemBusyMillis()
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    if ((systemBusyMillis() - before) / 250 < 0.33) return
+  }
+}
 
 interface Running {
   readonly pid: number
@@ -170,6 +184,7 @@ const main = async (): Promise<void> => {
       for (const server of order) {
         const profile = cpuProf && server.label === "ours"
         let result: Result
+        if (mode !== "smoke") await waitForQuiet(2_000)
         try {
           const running = await startServer(server.file, profile)
           try {
@@ -212,6 +227,10 @@ const main = async (): Promise<void> => {
         Number.isFinite(ma / mb) ? `${round(ma / mb, 2)}x` : "-",
         better
       ])
+    }
+    const others = (rs: ReadonlyArray<Result>) => round(median(rs.map((r) => r.counts["otherCpuUtil"] ?? Number.NaN)), 2)
+    if (a.length + b.length > 0) {
+      rows.push([spec.name, "(other processes' CPU meanwhile, cores)", String(others(a)), String(others(b)), "", "noise"])
     }
     const failed = results.filter((r) => r.scenario === spec.name && !r.ok)
     for (const f of failed) rows.push([spec.name, `FAILED on ${f.server}`, f.error ?? "?", "", "", ""])

@@ -54,6 +54,18 @@ export const cpuMillis = (pid: number): number => {
   }
 }
 
+/** CPU time spent by every process on the machine (all cores, idle and iowait excluded) in milliseconds. */
+export const systemBusyMillis = (): number => {
+  try {
+    const line = readFileSync("/proc/stat", "latin1").split("\n", 1)[0] ?? ""
+    const ticks = line.trim().split(/\s+/).slice(1, 9).map(Number)
+    const busy = ticks.reduce((a, b) => a + b, 0) - (ticks[3] ?? 0) - (ticks[4] ?? 0)
+    return (busy * 1000) / CLOCK_TICKS
+  } catch {
+    return Number.NaN
+  }
+}
+
 /** Resident set size of a process in KiB (VmRSS), or NaN where /proc is missing. */
 export const rssKiB = (pid: number): number => {
   try {
