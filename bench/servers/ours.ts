@@ -1,0 +1,23 @@
+/**
+ * Our server as the benchmark starts it: `SympleServer.make` with default options, except that the per-peer rate
+ * limit is disabled (`rateLimit: 0`), because the benchmark sends far more than the default 100 frames per 10 s
+ * per peer. Loopback only unless HOST says otherwise.
+ *
+ * Usage: node ours.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
+ * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
+ * gracefully (which also lets `--cpu-prof` write its profile).
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
+import * as SympleServer from "../../src/server/index.js"
+
+const port = Number(process.argv[2] ?? process.env["PORT"] ?? 4500)
+const host = process.env["HOST"] ?? "127.0.0.1"
+
+const program = Effect.gen(function*() {
+  const server = yield* SympleServer.make({ port, host, rateLimit: 0 })
+  process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid, rateLimit: "disabled" })}\n`)
+  return yield* Effect.never
+}).pipe(Effect.scoped)
+
+NodeRuntime.runMain(program)
