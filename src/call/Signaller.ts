@@ -8,14 +8,17 @@
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Ref from "effect/Ref"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { SympleClient } from "../client/SympleClient.js"
 import * as Address from "../protocol/Address.js"
 import type * as Frame from "../protocol/Frame.js"
 import * as Message from "../protocol/Message.js"
+import * as Peer from "../protocol/Peer.js"
 
 /**
  * @since 0.1.0
@@ -50,6 +53,30 @@ export interface Signaller {
  * @category tags
  */
 export const Signaller: Context.Tag<Signaller, Signaller> = Context.GenericTag<Signaller>("symple/call/Signaller")
+
+/**
+ * The signalling port of a Symple client: call frames are ordinary `message` frames, and a peer leaving the roster
+ * (offline presence) is a peer going offline. Our address is the client's current `user|id` ("" while offline).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const fromClient = (client: SympleClient): Signaller => ({
+  address: Effect.map(client.peer, Option.match({ onNone: () => "", onSome: Peer.address })),
+  send: (frame) =>
+    client.send(frame).pipe(Effect.asVoid, Effect.mapError((cause) => new SignallerError({ reason: "Offline", cause }))),
+  messages: client.messages,
+  offline: Stream.map(client.roster.peerDisconnected, Peer.address)
+})
+
+/**
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClient: Layer.Layer<Signaller, never, SympleClient> = Layer.effect(
+  Signaller,
+  Effect.map(SympleClient, fromClient)
+)
 
 /**
  * @since 0.1.0
