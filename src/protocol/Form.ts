@@ -2,9 +2,10 @@
  * Forms carried in `command.form`: a tree of pages, sections and fields, as the C++ `Form` and the old JavaScript
  * form plugin exchange them.
  *
- * A form is plain JSON data. Builders here produce exactly what the C++ peer produces (`values` always arrays of
- * strings, booleans as `"1"`/`"0"`, `partial` always present), and readers accept what any peer sends, including
- * element types and keys this module does not know, which survive decoding and encoding untouched.
+ * A form is plain JSON data. Builders write what the C++ reader expects (`values` always arrays of strings,
+ * booleans as `"1"`/`"0"`, `id` and `label` on every element, `action` and `partial` on the root), and readers accept
+ * what any peer sends, including element types and keys this module does not know, which survive decoding and
+ * encoding untouched.
  *
  * @since 0.1.0
  */
@@ -204,7 +205,11 @@ export const make = (
     readonly partial?: boolean | undefined
   } = {}
 ): Form => {
-  const form: Record<string, Json> = { type: "form", action: options.action ?? "form", partial: options.partial ?? false }
+  const form: Record<string, Json> = {
+    type: "form",
+    action: options.action ?? "form",
+    partial: options.partial ?? false
+  }
   if (options.id !== undefined) form.id = options.id
   if (options.label !== undefined) form.label = options.label
   return { ...form, ...attributes(options), elements } as Form
@@ -333,16 +338,21 @@ const idMatches = (id: string, partial: boolean) => (element: Element): boolean 
  * @since 0.1.0
  * @category getters
  */
-export const getField = (root: Element, id: string, options: { readonly partial?: boolean } = {}): Option.Option<
-  Element
-> => Option.fromNullable(descendants(root).find(idMatches(id, options.partial ?? false)))
+export const getField = (
+  root: Element,
+  id: string,
+  options: { readonly partial?: boolean | undefined } = {}
+): Option.Option<Element> => Option.fromNullable(descendants(root).find(idMatches(id, options.partial ?? false)))
 
 /**
  * @since 0.1.0
  * @category guards
  */
-export const hasField = (root: Element, id: string, options: { readonly partial?: boolean } = {}): boolean =>
-  Option.isSome(getField(root, id, options))
+export const hasField = (
+  root: Element,
+  id: string,
+  options: { readonly partial?: boolean | undefined } = {}
+): boolean => Option.isSome(getField(root, id, options))
 
 /**
  * @since 0.1.0
@@ -372,7 +382,8 @@ export const isTrue = (text: string): boolean => text === "1" || text === "true"
  * @since 0.1.0
  * @category getters
  */
-export const boolValue = (element: Element): boolean => Option.match(value(element), { onNone: () => false, onSome: isTrue })
+export const boolValue = (element: Element): boolean =>
+  Option.match(value(element), { onNone: () => false, onSome: isTrue })
 
 /**
  * The first value read as a finite number.
