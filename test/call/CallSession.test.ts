@@ -275,6 +275,23 @@ describe("call/CallSession over an in-memory network", () => {
       yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
     }), 30_000)
 
+  it.scopedLive("a peer connection that cannot be created ends the call with hangup {reason: failed}", () =>
+    Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice", { peerConnection: () => Effect.fail(new Error("no WebRTC here")) })
+      const bob = yield* join(network, "bob")
+      yield* alice.session.call(bob.address)
+      yield* waitFor(bob, "IncomingInit")
+      yield* bob.session.accept()
+      expect(yield* waitFor(alice, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "failed", by: "local" })
+      )
+      expect(yield* waitFor(bob, "Ended")).toEqual(
+        CallState.Ended({ callId: 1, remote: alice.address, reason: "failed", by: "remote" })
+      )
+      expect((yield* subtypes(network)).filter((s) => s === "alice:call:offer")).toEqual([])
+    }))
+
   it.scopedLive("local actions in the wrong state fail with CallError and change nothing", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
