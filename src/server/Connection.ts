@@ -48,8 +48,6 @@ const pauseAbove = 512
 const resumeBelow = 64
 const readBatch = 64
 const writeBatch = 256
-/** How long a closing socket may take to finish the close handshake before it is dropped. */
-const closeGraceMillis = 2000
 
 const textFrame = { binary: false } as const
 
@@ -247,7 +245,7 @@ export const run = (hub: Delivery.Hub, connection: Connection, socket: Duplex): 
     /** Error frame, then close once the writer got to it. */
     const refuse = (status: number, message: string, code: number): Ending => {
       stats.refused++
-      if (!connection.offer(errorBytes(status, message)) || !connection.offer({ code, reason: message })) return "closing"
+      if (connection.offer(errorBytes(status, message))) connection.offer({ code, reason: message })
       return "closing"
     }
     const badRequest = (message: string) => {
@@ -308,7 +306,8 @@ export const run = (hub: Delivery.Hub, connection: Connection, socket: Duplex): 
       })
 
     const awaitClose = Deferred.await(connection.closed).pipe(
-      Effect.timeout(closeGraceMillis),
+      // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
+      Effect.timeout(options.shutdownTimeoutMillis),
       Effect.catchAll(() => Effect.sync(() => ws.terminate()))
     )
 

@@ -45,7 +45,7 @@ export interface ServerOptions {
   readonly mailboxSize: number
   /** Bytes buffered in a peer's socket above which its writer stops draining the mailbox until the socket drains. */
   readonly highWaterMark: number
-  /** How long shutdown waits for peers to acknowledge the 1001 close before dropping them. */
+  /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.DurationInput
   /** Extra HTTP routes served on the same port (`/health` is built in). */
   readonly routes: HttpRouter.HttpRouter<unknown, never> | undefined

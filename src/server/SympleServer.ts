@@ -190,8 +190,9 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       maxPayload: resolved.hardPayloadLimit,
       perMessageDeflate: false,
       clientTracking: false,
-      // No subprotocol is defined: accept any offer, choose none.
-      handleProtocols: () => false
+      // Symple defines no subprotocol, but clients that offer some fail the handshake when none is selected:
+      // prefer "symple", else take the first offer (as the JavaScript server does).
+      handleProtocols: (offered) => offered.has("symple") ? "symple" : (offered.values().next().value ?? false)
     })
     const open = new Set<{ readonly terminate: () => void }>()
 

@@ -1,5 +1,6 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
+import * as Net from "node:net"
 import WebSocket from "ws"
 import * as SympleServer from "../../src/server/index.js"
 
@@ -85,8 +86,9 @@ export const connect = (
         for (const wake of [...closeWaiters]) wake(closedWith)
         for (const wake of [...waiters]) wake()
       })
+      let opened = false
       ws.on("error", (error) => {
-        if (ws.readyState === WebSocket.CONNECTING) resume(Effect.fail(error))
+        if (!opened) resume(Effect.fail(error))
       })
       const next: Client["next"] = (predicate = any, timeoutMs = 3000) =>
         Effect.async<Received, Error>((resumeNext) => {
@@ -140,7 +142,10 @@ export const connect = (
         }),
         isClosed: () => closedWith !== undefined
       }
-      ws.once("open", () => resume(Effect.succeed(client)))
+      ws.once("open", () => {
+        opened = true
+        resume(Effect.succeed(client))
+      })
     }),
     (client) => Effect.sync(() => client.ws.terminate())
   )
@@ -173,3 +178,73 @@ export const settle = (...clients: ReadonlyArray<Client>) =>
   Effect.map(Effect.sleep(60), () => {
     for (const client of clients) client.pending.length = 0
   })
+
+/** Retries `check` until it succeeds or `timeoutMs` passes. */
+export const eventually = <A>(check: Effect.Effect<A, unknown>, timeoutMs = 2000): Effect.Effect<A, unknown> =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + timeoutMs
+    while (true) {
+      const result = yield* Effect.either(check)
+      if (result._tag === "Right") return result.right
+      if (Date.now() > deadline) return yield* Effect.fail(result.left)
+      yield* Effect.sleep(10)
+    }
+  })
+
+export const expectEffect = <A>(get: Effect.Effect<A>, predicate: (a: A) => boolean, label = "condition") =>
+  eventually(Effect.flatMap(get, (a) => predicate(a) ? Effect.succeed(a) : Effect.fail(new Error(`${label} not met: ${JSON.stringify(a)}`))))
+
+/** A bare TCP WebSocket client that speaks just enough of RFC 6455 to send frames and then stop reading. */
+export interface RawClient {
+  readonly socket: Net.Socket
+  readonly sendText: (text: string) => void
+  readonly received: () => string
+  readonly ended: () => boolean
+}
+
+export const rawClient = (port: number): Effect.Effect<RawClient, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<RawClient, Error>((resume) => {
+      const socket = Net.connect(port, "127.0.0.1")
+      let buffer = Buffer.alloc(0)
+      let upgraded = false
+      let ended = false
+      socket.on("error", (error) => {
+        if (!upgraded) resume(Effect.fail(error))
+      })
+      socket.on("close", () => {
+        ended = true
+      })
+      socket.on("data", (chunk: Buffer) => {
+        buffer = Buffer.concat([buffer, chunk])
+        if (!upgraded && buffer.includes("\r\n\r\n")) {
+          upgraded = true
+          if (!buffer.toString("latin1").startsWith("HTTP/1.1 101")) {
+            resume(Effect.fail(new Error(buffer.toString("latin1"))))
+            return
+          }
+          resume(Effect.succeed(client))
+        }
+      })
+      const sendText = (text: string) => {
+        const payload = Buffer.from(text)
+        const mask = Buffer.from([1, 2, 3, 4])
+        const header = payload.length < 126
+          ? Buffer.from([0x81, 0x80 | payload.length])
+          : Buffer.from([0x81, 0x80 | 126, payload.length >> 8, payload.length & 255])
+        const masked = Buffer.from(payload.map((byte, i) => byte ^ mask[i % 4]!))
+        socket.write(Buffer.concat([header, mask, masked]))
+      }
+      const client: RawClient = {
+        socket,
+        sendText,
+        received: () => buffer.toString("latin1"),
+        ended: () => ended
+      }
+      socket.write(
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+          "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+      )
+    }),
+    (client) => Effect.sync(() => client.socket.destroy())
+  )

@@ -1,0 +1,201 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServer } from "./support.js"
+
+const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
+
+describe("routing", () => {
+  it.live("15. join: join:ok, then a snapshot of the room's other members", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob")
+      bob.send({ type: "join", room: "lobby" })
+      expect(yield* bob.next()).toEqual({ type: "join:ok", room: "lobby" })
+      const snapshot = yield* bob.next()
+      expect(snapshot).toMatchObject({ type: "presence", from: alice.address, data: { id: alice.id, online: true } })
+    }).pipe(Effect.scoped))
+
+  it.live("16. two peers in a shared room see each other's presence", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const a = yield* peer(server, "a")
+      const b = yield* peer(server, "b")
+      a.send({ type: "join", room: "shared" })
+      b.send({ type: "join", room: "shared" })
+      yield* a.next(isType("join:ok"))
+      yield* b.next(isType("join:ok"))
+      yield* settle(a, b)
+      a.send({ type: "presence", data: { capabilities: { video: true } } })
+      b.send({ type: "presence" })
+      const atB = yield* b.next(isPresenceOf(a, true))
+      expect(atB.data).toMatchObject({ capabilities: { video: true }, user: "a" })
+      yield* a.next(isPresenceOf(b, true))
+    }).pipe(Effect.scoped))
+
+  it.live("17. disconnect: one offline presence per peer sharing a room, and it leaves the registry", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
+      const bob = yield* peer(server, "bob", { rooms: ["one", "two"] })
+      yield* settle(alice)
+      bob.ws.close()
+      const offline = yield* alice.next(isPresenceOf(bob, false))
+      expect(offline).toMatchObject({ type: "presence", from: bob.address, data: { id: bob.id, user: "bob", online: false } })
+      yield* alice.none(isPresenceOf(bob))
+      yield* expectEffect(server.peerCount, (n) => n === 1)
+      expect(yield* server.peersInRoom("two")).toHaveLength(1)
+    }).pipe(Effect.scoped))
+
+  it.live("18. client presence data is sanitised", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { name: "Alice", rooms: ["shared"] })
+      const bob = yield* peer(server, "bob", { rooms: ["shared"] })
+      yield* settle(bob)
+      alice.send({
+        type: "presence",
+        to: ["shared"],
+        data: { id: "FORGED_ID", user: "FORGED_USER", name: "X", type: "Y", online: false, agent: "x" }
+      })
+      const got = yield* bob.next(isType("presence"))
+      expect(got.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true, agent: "x" })
+      alice.send({ type: "presence", data: "not an object" })
+      const second = yield* bob.next(isType("presence"))
+      expect(second.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true })
+    }).pipe(Effect.scoped))
+
+  it.live("20. probe is forwarded; answers to the full address or the bare id reach the prober", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      yield* settle(alice, bob)
+      alice.send({ type: "presence", probe: true, id: "p1", data: {} })
+      const probe = yield* bob.next(isType("presence"))
+      expect(probe).toMatchObject({ probe: true, from: alice.address, id: "p1" })
+      bob.send({ type: "presence", to: probe.from, data: {} })
+      const answer = yield* alice.next(isPresenceOf(bob, true))
+      expect(answer).not.toHaveProperty("probe")
+      bob.send({ type: "presence", to: alice.id, data: { via: "bare id" } })
+      expect((yield* alice.next(isPresenceOf(bob, true))).data?.via).toBe("bare id")
+    }).pipe(Effect.scoped))
+
+  it.live("21. direct message in a shared room: from set, everything else unchanged", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      const sent = { type: "message", subtype: "chat", data: { text: "hi bob" }, id: "grcp36n4ypl", to: bob.address }
+      alice.send(sent)
+      expect(yield* bob.next(isMessage())).toEqual({ ...sent, from: alice.address })
+    }).pipe(Effect.scoped))
+
+  it.live("22. direct message without a shared room: dropped silently, counted", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice")
+      const bob = yield* peer(server, "bob")
+      alice.send({ type: "message", to: bob.address, data: { text: "psst" } })
+      yield* bob.none(isMessage())
+      yield* alice.none()
+      expect((yield* server.stats).undeliverable).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("23. bare user name without a shared room: dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice")
+      const bob = yield* peer(server, "bob")
+      alice.send({ type: "message", to: "bob", data: {} })
+      yield* bob.none(isMessage())
+    }).pipe(Effect.scoped))
+
+  it.live("24/25. bare user name reaches every session of that user sharing a room", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice1 = yield* peer(server, "alice", { rooms: ["test"] })
+      const alice2 = yield* peer(server, "alice", { rooms: ["test"] })
+      yield* alice1.next(isPresenceOf(alice2, true))
+      const bob = yield* peer(server, "bob", { rooms: ["test"] })
+      bob.send({ type: "message", to: "alice", data: { text: "both" } })
+      yield* alice1.next(isMessage(text("both")))
+      yield* alice2.next(isMessage(text("both")))
+      yield* bob.none(isMessage())
+    }).pipe(Effect.scoped))
+
+  it.live("26. broadcast without to: once to every peer sharing a room, never the sender", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
+      const bob = yield* peer(server, "bob", { rooms: ["one"] })
+      const carol = yield* peer(server, "carol", { rooms: ["one", "two"] })
+      const dave = yield* peer(server, "dave", { rooms: ["elsewhere"] })
+      alice.send({ type: "message", data: { text: "all" } })
+      yield* bob.next(isMessage(text("all")))
+      yield* carol.next(isMessage(text("all")))
+      yield* carol.none(isMessage(text("all")))
+      yield* alice.none(isMessage())
+      yield* dave.none(isMessage())
+    }).pipe(Effect.scoped))
+
+  it.live("27. array to: one copy per recipient", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
+      const bob = yield* peer(server, "bob", { rooms: ["one", "two"] })
+      alice.send({ type: "message", to: ["one", "two", "one"], data: { text: "dedup" } })
+      yield* bob.next(isMessage(text("dedup")))
+      yield* bob.none(isMessage())
+    }).pipe(Effect.scoped))
+
+  it.live("28. array to: only rooms the sender belongs to", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["public"] })
+      const bob = yield* peer(server, "bob", { rooms: ["public", "private"] })
+      const carol = yield* peer(server, "carol", { rooms: ["private"] })
+      alice.send({ type: "message", to: ["private"], data: { text: "sneak" } })
+      yield* carol.none(isMessage())
+      yield* bob.none(isMessage())
+      alice.send({ type: "message", to: "private", data: { text: "by name" } })
+      yield* bob.next(isMessage(text("by name")))
+      yield* carol.none(isMessage())
+    }).pipe(Effect.scoped))
+
+  it.live("29. a spoofed from is overwritten", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      alice.send({ type: "command", node: "a:b", from: "mallory|x", to: bob.address })
+      expect(yield* bob.next(isType("command"))).toMatchObject({ from: alice.address, node: "a:b" })
+      alice.send({ type: "event", name: "ping", from: "mallory|x", to: bob.address })
+      expect(yield* bob.next(isType("event"))).toMatchObject({ from: alice.address, name: "ping" })
+    }).pipe(Effect.scoped))
+
+  it.live("30. own full address is echoed back", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice")
+      alice.send({ type: "message", to: alice.address, data: { text: "me" } })
+      expect(yield* alice.next(isMessage())).toMatchObject({ from: alice.address, data: { text: "me" } })
+    }).pipe(Effect.scoped))
+
+  it.live("31. odd to values", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      yield* settle(bob)
+      for (const to of [null, {}, 5, true, "", "|", `bob|${bob.id}|extra`]) {
+        alice.send({ type: "message", to, data: { text: "odd" } })
+      }
+      yield* bob.none(isMessage())
+      alice.send({ type: "message", to: `|${bob.id}`, data: { text: "no user" } })
+      yield* bob.next(isMessage(text("no user")))
+      alice.send({ type: "message", to: `nobody|${bob.id}`, data: { text: "wrong user" } })
+      yield* bob.next(isMessage(text("wrong user")))
+      expect(alice.isClosed()).toBe(false)
+    }).pipe(Effect.scoped))
+})
