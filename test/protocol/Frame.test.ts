@@ -245,6 +245,16 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     )
   }).map(({ fields, type }) => JSON.stringify({ ...fields, type }))
   it.prop("arbitrary frame-like objects", [frameLike], ([s]) => neverThrows(s), { fastCheck: { numRuns: 2000 } })
+  const mutated = fc.tuple(
+    Arbitrary.make(Frame.Frame),
+    fc.constantFrom("id", "from", "to", "status", "time", "probe", "node", "data", "user", "room", "peer", "rooms"),
+    fc.option(fc.jsonValue({ maxDepth: 2 }))
+  ).map(([frame, key, value]) => JSON.stringify(value === null ? frame : { ...frame, [key]: value }))
+    .filter((text) => !text.includes("__proto__"))
+  it.prop("the parsed-JSON fast path agrees with the schemas", [fc.oneof(mutated, frameLike)], ([text]) => {
+    const slow = Frame.decodeUnknown(JSON.parse(text))
+    expect(Frame.decode(text)).toStrictEqual(slow)
+  }, { fastCheck: { numRuns: 3000 } })
   it.prop("arbitrary frame-like objects with mangled bytes", [frameLike, fc.nat(), fc.integer({ min: 0, max: 255 })], (
     [s, at, byte]
   ) => {
