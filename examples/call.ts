@@ -45,7 +45,9 @@ const program = Effect.gen(function*() {
 
   // Bob picks up whoever calls.
   yield* bob.session.incomingCall.pipe(
-    Stream.runForEach((call) => Effect.log(`bob: ${call.remote} is calling`).pipe(Effect.zipRight(bob.session.accept()))),
+    Stream.runForEach((call) =>
+      Effect.log(`bob: ${call.remote} is calling`).pipe(Effect.zipRight(bob.session.accept()))
+    ),
     Effect.forkScoped
   )
   yield* Effect.yieldNow()

@@ -158,7 +158,11 @@ export interface Step {
 }
 
 const ignore = (state: CallState): Step => ({ state, instructions: [], ignored: true })
-const go = (state: CallState, instructions: ReadonlyArray<Instruction> = []): Step => ({ state, instructions, ignored: false })
+const go = (state: CallState, instructions: ReadonlyArray<Instruction> = []): Step => ({
+  state,
+  instructions,
+  ignored: false
+})
 
 /**
  * The remote party of a state, if it has one.
@@ -265,7 +269,8 @@ export const transition = (context: Context, state: CallState, input: Input): St
     case "LocalCandidate": {
       if (state.callId !== input.callId) return ignore(state)
       if (state._tag !== "Negotiating" && state._tag !== "Active") return ignore(state)
-      return go(state, [Instruction.Send({ to: state.remote, signal: Call.Signal.Candidate({ candidate: input.candidate }) })])
+      const signal = Call.Signal.Candidate({ candidate: input.candidate })
+      return go(state, [Instruction.Send({ to: state.remote, signal })])
     }
     case "Connected": {
       if (state.callId !== input.callId || state._tag !== "Negotiating" || !state.remoteDescription) {

@@ -64,7 +64,10 @@ export const Signaller: Context.Tag<Signaller, Signaller> = Context.GenericTag<S
 export const fromClient = (client: SympleClient): Signaller => ({
   address: Effect.map(client.peer, Option.match({ onNone: () => "", onSome: Peer.address })),
   send: (frame) =>
-    client.send(frame).pipe(Effect.asVoid, Effect.mapError((cause) => new SignallerError({ reason: "Offline", cause }))),
+    client.send(frame).pipe(
+      Effect.asVoid,
+      Effect.mapError((cause) => new SignallerError({ reason: "Offline", cause }))
+    ),
   messages: client.messages,
   offline: Stream.map(client.roster.peerDisconnected, Peer.address)
 })

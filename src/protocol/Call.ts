@@ -337,7 +337,8 @@ export const signalOf = (action: Action, raw: unknown): Option.Option<Signal> =>
     case "answer":
       return Option.map(sdpOf(raw, "answer"), (sdp) => Signal.Answer({ sdp }))
     case "candidate":
-      return isObject(raw) ? Option.map(iceCandidate(raw), (candidate) => Signal.Candidate({ candidate })) : Option.none()
+      if (!isObject(raw)) return Option.none()
+      return Option.map(iceCandidate(raw), (candidate) => Signal.Candidate({ candidate }))
   }
 }
 

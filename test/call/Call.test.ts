@@ -74,14 +74,17 @@ describe("protocol/Call", () => {
     }
     const parsed = Option.getOrThrow(Call.parse(icey))
     expect(parsed.signal).toEqual(
-      Call.Signal.Candidate({ candidate: { candidate: "candidate:1 1 UDP 2122317823 127.0.0.1 5000 typ host", sdpMid: "0" } })
+      Call.Signal.Candidate({
+        candidate: { candidate: "candidate:1 1 UDP 2122317823 127.0.0.1 5000 typ host", sdpMid: "0" }
+      })
     )
     expect(Call.message("bob|1", parsed.signal).data).toEqual({
       candidate: "candidate:1 1 UDP 2122317823 127.0.0.1 5000 typ host",
       sdpMid: "0"
     })
     // A leading a= in a locally gathered candidate is removed on output too.
-    const local = Call.message("bob|1", Call.Signal.Candidate({ candidate: { candidate: "a=candidate:x", sdpMLineIndex: 0 } }))
+    const prefixed = Call.Signal.Candidate({ candidate: { candidate: "a=candidate:x", sdpMLineIndex: 0 } })
+    const local = Call.message("bob|1", prefixed)
     expect(local.data).toEqual({ candidate: "candidate:x", sdpMLineIndex: 0 })
     expect(Call.isStrict(local)).toBe(true)
   })
@@ -104,7 +107,11 @@ describe("protocol/Call", () => {
     }
     // The sender must be a full address.
     for (const bad of [undefined, "bob", "|1", "bob|"]) {
-      const frame: Frame.Message = { type: "message", subtype: "call:init", ...(bad === undefined ? {} : { from: bad }) }
+      const frame: Frame.Message = {
+        type: "message",
+        subtype: "call:init",
+        ...(bad === undefined ? {} : { from: bad })
+      }
       expect(Call.parse(frame)).toEqual(Option.none())
     }
   })

@@ -53,7 +53,10 @@ describe("call/CallSession over an in-memory network", () => {
       expect(aliceActive).toEqual(CallState.Active({ callId: 1, remote: bob.address, role: "caller" }))
       expect(bobActive).toEqual(CallState.Active({ callId: 1, remote: alice.address, role: "callee" }))
 
-      const [aliceChannel, bobChannel] = yield* Effect.all([alice.chat.open, bob.chat.open].map((d) => Deferred.await(d)))
+      const [aliceChannel, bobChannel] = yield* Effect.all([
+        Deferred.await(alice.chat.open),
+        Deferred.await(bob.chat.open)
+      ])
       aliceChannel!.send("hello bob")
       expect(yield* Queue.take(bob.chat.received)).toBe("hello bob")
       bobChannel!.send("hello alice")
@@ -200,7 +203,8 @@ describe("call/CallSession over an in-memory network", () => {
       const send = (subtype: string, data?: Record<string, string>) =>
         Effect.runFork(bob.send({ type: "message", to: alice.address, subtype, ...(data ? { data } : {}) }))
       pc.onicecandidate = ({ candidate }) => {
-        if (candidate) send("call:candidate", { candidate: `a=${candidate.candidate}`, sdpMid: candidate.sdpMid ?? "0" })
+        if (!candidate) return
+        send("call:candidate", { candidate: `a=${candidate.candidate}`, sdpMid: candidate.sdpMid ?? "0" })
       }
       yield* bob.messages.pipe(
         Stream.runForEach((frame) =>
@@ -315,7 +319,9 @@ describe("call/CallSession over an in-memory network", () => {
       const bobAddress = yield* signaller.address
       const bob = yield* Effect.scoped(Effect.gen(function*() {
         const chat = yield* makeChatPeer
-        const session = yield* make({ peerConnection: chat.peerConnection }).pipe(Effect.provideService(Signaller, signaller))
+        const session = yield* make({ peerConnection: chat.peerConnection }).pipe(
+          Effect.provideService(Signaller, signaller)
+        )
         yield* alice.session.call(bobAddress)
         yield* awaitState(session, isTag("IncomingInit"))
         return session

@@ -14,7 +14,10 @@ type MakeInput = (state: CallState) => Input
 
 const peer = fc.constantFrom(...peers)
 const reason = fc.constantFrom("declined", "busy", "hangup", "")
-const candidate = fc.record({ candidate: fc.constantFrom("candidate:1 1 udp 1 127.0.0.1 9 typ host"), sdpMid: fc.constant("0") })
+const candidate = fc.record({
+  candidate: fc.constantFrom("candidate:1 1 udp 1 127.0.0.1 9 typ host", "candidate:2 1 udp 1 127.0.0.1 8 typ host"),
+  sdpMid: fc.constant("0")
+})
 const signal: fc.Arbitrary<Call.Signal> = fc.oneof(
   fc.constant(Call.Signal.Init()),
   fc.constant(Call.Signal.Accept()),
@@ -160,7 +163,15 @@ describe("call/CallState", () => {
       { numRuns: 2000 }
     )
     // The generator is only worth something if it drives calls through every stage.
-    expect([...seen].sort()).toEqual(["Active", "Ended", "Ending", "Idle", "IncomingInit", "Negotiating", "OutgoingInit"])
+    expect([...seen].sort()).toEqual([
+      "Active",
+      "Ended",
+      "Ending",
+      "Idle",
+      "IncomingInit",
+      "Negotiating",
+      "OutgoingInit"
+    ])
   })
 
   it("caller and callee happy path", () => {
@@ -177,8 +188,9 @@ describe("call/CallState", () => {
     // Candidates before the answer wait; the answer flushes them after the remote description.
     const c1 = { candidate: "candidate:1", sdpMid: "0" }
     const c2 = { candidate: "candidate:2", sdpMid: "0" }
-    step = transition(context, step.state, Input.Remote({ from: bob, signal: Call.Signal.Candidate({ candidate: c1 }) }))
-    step = transition(context, step.state, Input.Remote({ from: bob, signal: Call.Signal.Candidate({ candidate: c2 }) }))
+    for (const candidate of [c1, c2]) {
+      step = transition(context, step.state, Input.Remote({ from: bob, signal: Call.Signal.Candidate({ candidate }) }))
+    }
     expect(step.instructions).toEqual([])
     step = transition(context, step.state, Input.Remote({ from: bob, signal: Call.Signal.Answer({ sdp: "v=0" }) }))
     expect(step.instructions).toEqual([
@@ -206,13 +218,15 @@ describe("call/CallState", () => {
       Instruction.Send({ to: "zz|z9", signal: Call.Signal.Reject({ reason: "busy" }) })
     ])
     // The same peer repeating its init is a duplicate, not a second call.
-    expect(transition(context, ringing, Input.Remote({ from: "bob|b2", signal: Call.Signal.Init() })).ignored).toBe(true)
+    const duplicate = Input.Remote({ from: "bob|b2", signal: Call.Signal.Init() })
+    expect(transition(context, ringing, duplicate).ignored).toBe(true)
   })
 
   it("glare: the lower address keeps its call, the higher one answers it", () => {
     // We are me|m1. Against zz|z9 we are lower: we ignore their init and keep ringing them.
     const toHigher = CallState.OutgoingInit({ callId: 1, remote: "zz|z9" })
-    expect(transition(context, toHigher, Input.Remote({ from: "zz|z9", signal: Call.Signal.Init() })).ignored).toBe(true)
+    const theirs = Input.Remote({ from: "zz|z9", signal: Call.Signal.Init() })
+    expect(transition(context, toHigher, theirs).ignored).toBe(true)
     // Against aa|a1 we are higher: we accept their call instead.
     const toLower = CallState.OutgoingInit({ callId: 1, remote: "aa|a1" })
     const step = transition(context, toLower, Input.Remote({ from: "aa|a1", signal: Call.Signal.Init() }))
@@ -235,7 +249,13 @@ describe("call/CallState", () => {
       Instruction.Send({ to: "bob|b2", signal: Call.Signal.Hangup({ reason: "timeout" }) })
     )
     // Accepted but never connected: the restarted timer ends it too; once connected, the timer is moot.
-    const stuck = CallState.Negotiating({ callId: 2, remote: "bob|b2", role: "caller", remoteDescription: true, pending: [] })
+    const stuck = CallState.Negotiating({
+      callId: 2,
+      remote: "bob|b2",
+      role: "caller",
+      remoteDescription: true,
+      pending: []
+    })
     expect(transition(context, stuck, Input.RingTimeout({ callId: 2 })).state._tag).toBe("Ending")
     const active = CallState.Active({ callId: 2, remote: "bob|b2", role: "caller" })
     expect(transition(context, active, Input.RingTimeout({ callId: 2 })).ignored).toBe(true)
