@@ -1,0 +1,144 @@
+import { HttpRouter, HttpServerResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, ConfigProvider, Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import * as SympleServer from "../../src/server/index.js"
+import { connect, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
+import type { Frame } from "../../src/protocol/index.js"
+
+describe("server", () => {
+  it.live("44. graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const server = yield* startServer().pipe(Scope.extend(scope))
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      const pending = yield* connect(server.url)
+      yield* alice.next(isPresenceOf(bob, true))
+      yield* Scope.close(scope, Exit.void)
+      for (const client of [alice, bob, pending]) {
+        expect(yield* client.next((f) => f.type === "event")).toEqual({
+          type: "event",
+          name: "shutdown",
+          subtype: "shutdown",
+          message: "Server shutting down"
+        })
+        expect(yield* client.closed).toEqual({ code: 1001, reason: "Server shutting down" })
+      }
+      // Peers that all leave get no offline presence about each other.
+      expect(alice.pending.filter(isPresenceOf(bob, false))).toEqual([])
+      expect(yield* server.peerCount).toBe(0)
+      expect(yield* server.connectionCount).toBe(0)
+      const refused = yield* Effect.either(connect(server.url))
+      expect(refused._tag).toBe("Left")
+    }).pipe(Effect.scoped))
+
+  it.live("48. virtual peer: in snapshots, routable, its handler gets frames; removal announces offline", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({
+        authenticate: () => Effect.succeed({ allowed: true, rooms: ["public"] })
+      })
+      const received = yield* Deferred.make<Frame.Frame>()
+      const virtual = yield* server.addVirtualPeer(
+        { id: "media-server", user: "media-server", type: "media-server", codecs: ["vp8"] },
+        ["public"],
+        (frame) => frame.type === "message" ? Deferred.succeed(received, frame) : Effect.void
+      )
+      expect(virtual).toMatchObject({ id: "media-server", name: "media-server", type: "media-server", online: true })
+      const alice = yield* peer(server, "alice")
+      const snapshot = yield* alice.next(isPresenceOf({ id: "media-server" }, true))
+      expect(snapshot).toMatchObject({
+        from: "media-server|media-server",
+        data: { type: "media-server", user: "media-server", codecs: ["vp8"] }
+      })
+      alice.send({ type: "message", to: "media-server|media-server", subtype: "call:init", data: {} })
+      expect(yield* Deferred.await(received)).toMatchObject({ from: alice.address, subtype: "call:init" })
+      expect(yield* server.peerCount).toBe(2)
+      // A virtual peer answers through the server API, bypassing routing.
+      yield* server.sendTo(alice.id, { type: "message", from: "media-server|media-server", subtype: "call:accept" })
+      expect(yield* alice.next(isMessage())).toMatchObject({ subtype: "call:accept", from: "media-server|media-server" })
+      const duplicate = yield* Effect.either(server.addVirtualPeer({ id: "media-server", user: "x" }, [], () => Effect.void))
+      expect(duplicate._tag === "Left" && duplicate.left.reason).toBe("DuplicatePeer")
+      expect(yield* server.removeVirtualPeer("media-server")).toBe(true)
+      yield* alice.next(isPresenceOf({ id: "media-server" }, false))
+      expect(yield* server.removeVirtualPeer("media-server")).toBe(false)
+      expect(yield* server.removeVirtualPeer(alice.id)).toBe(false)
+    }).pipe(Effect.scoped))
+
+  it.live("51. plain HTTP on the same port: /health, /, user routes; WebSocket still works", () =>
+    Effect.gen(function*() {
+      const routes = HttpRouter.empty.pipe(HttpRouter.get("/hello", HttpServerResponse.text("hi there")))
+      const server = yield* startServer({ routes })
+      yield* peer(server, "alice", { rooms: ["lobby"] })
+      const base = `http://127.0.0.1:${server.port}`
+      const get = (path: string) =>
+        Effect.promise(async () => {
+          const response = await fetch(base + path)
+          return { status: response.status, body: await response.text() }
+        })
+      const health = yield* get("/health")
+      expect(health.status).toBe(200)
+      const body = JSON.parse(health.body) as Record<string, unknown>
+      expect(body).toMatchObject({ status: "ok", peers: 1, rooms: 2 })
+      expect(typeof body.uptime).toBe("number")
+      expect((yield* get("/")).status).toBe(426)
+      expect(yield* get("/hello")).toEqual({ status: 200, body: "hi there" })
+      expect((yield* get("/nope")).status).toBe(404)
+      yield* peer(server, "bob")
+    }).pipe(Effect.scoped))
+
+  it.live("server API: broadcast, sendTo, sendToUser, getPeer, peersInRoom", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const alice2 = yield* peer(server, "alice")
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      const note = (text: string): Frame.Frame => ({ type: "message", data: { text } })
+      expect(yield* server.broadcast("r", note("room"), bob.id)).toBe(1)
+      expect((yield* alice.next(isMessage())).data).toEqual({ text: "room" })
+      yield* bob.none(isMessage())
+      expect(yield* server.sendTo(bob.id, note("direct"))).toBe(true)
+      expect((yield* bob.next(isMessage())).data).toEqual({ text: "direct" })
+      expect(yield* server.sendTo("nobody", note("x"))).toBe(false)
+      expect(yield* server.sendToUser("alice", note("user"))).toBe(2)
+      yield* alice.next(isMessage())
+      yield* alice2.next(isMessage())
+      expect(Option.getOrThrow(yield* server.getPeer(bob.id))).toMatchObject({ user: "bob", id: bob.id })
+      expect(Option.isNone(yield* server.getPeer("nobody"))).toBe(true)
+      expect((yield* server.peersInRoom("r")).map((p) => p.user).sort()).toEqual(["alice", "bob"])
+      expect(yield* server.peerCount).toBe(3)
+    }).pipe(Effect.scoped))
+
+  it.live("events: PeerConnected and PeerDisconnected", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const collected = yield* server.events.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      yield* Effect.sleep(20)
+      const alice = yield* peer(server, "alice")
+      alice.ws.close()
+      const events = Chunk.toReadonlyArray(yield* Fiber.join(collected))
+      expect(events.map((e) => e._tag)).toEqual(["PeerConnected", "PeerDisconnected"])
+      expect(events[0]!.peer.id).toBe(alice.id)
+    }).pipe(Effect.scoped))
+
+  it.live("layer and layerConfig: SYMPLE_* environment variables override options", () =>
+    Effect.gen(function*() {
+      const provider = ConfigProvider.fromMap(new Map([["SYMPLE_HOST", "127.0.0.1"], ["SYMPLE_MAX_CONNECTIONS", "1"]]), {
+        pathDelim: "_"
+      })
+      const server = yield* SympleServer.SympleServer.pipe(
+        Effect.provide(SympleServer.layerConfig({ port: 0, host: "0.0.0.0" })),
+        Effect.withConfigProvider(provider)
+      )
+      expect(server.host).toBe("127.0.0.1")
+      expect(server.port).toBeGreaterThan(0)
+      const options = yield* SympleServer.ServerConfig.config.pipe(Effect.withConfigProvider(provider))
+      expect(options).toEqual({ host: "127.0.0.1", maxConnections: 1 })
+    }).pipe(Effect.scoped))
+
+  it.live("listening on a taken port fails with ServerError", () =>
+    Effect.gen(function*() {
+      const first = yield* startServer()
+      const second = yield* Effect.either(startServer({ port: first.port }))
+      expect(second._tag === "Left" && second.left.reason).toBe("Listen")
+    }).pipe(Effect.scoped))
+})
