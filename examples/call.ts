@@ -23,6 +23,7 @@ const peer = (url: string, user: string) =>
       dc.onopen = () => Deferred.unsafeDone(channel, Exit.succeed(dc))
       if (dc.readyState === "open") Deferred.unsafeDone(channel, Exit.succeed(dc))
     }
+    const signaller = Signaller.fromClient(client)
     const session = yield* CallSession.make({
       // The caller adds its data channel (or media tracks) before the offer; the callee receives it.
       peerConnection: ({ role }) =>
@@ -33,9 +34,9 @@ const peer = (url: string, user: string) =>
           return pc
         }),
       ringTimeout: "10 seconds"
-    }).pipe(Effect.provideService(Signaller.Signaller, Signaller.fromClient(client)))
+    }).pipe(Effect.provideService(Signaller.Signaller, signaller))
     yield* session.state.pipe(Stream.runForEach((s) => Effect.log(`${user}: ${s._tag}`)), Effect.forkScoped)
-    return { session, channel, address: Signaller.fromClient(client).address }
+    return { session, channel, address: signaller.address }
   })
 
 const program = Effect.gen(function*() {

@@ -176,7 +176,10 @@ export const make = (
       }
       const onState = () => {
         if (pc.connectionState === "connected") post(Input.Connected({ callId }))
-        else if (pc.connectionState === "failed") post(Input.PeerFailed({ callId, message: "connection failed" }))
+        // Our own close() detaches these listeners first, so a "closed" seen here came from somewhere else.
+        else if (pc.connectionState === "failed" || pc.connectionState === "closed") {
+          post(Input.PeerFailed({ callId, message: `connection ${pc.connectionState}` }))
+        }
       }
       pc.addEventListener("icecandidate", onCandidate)
       pc.addEventListener("connectionstatechange", onState)
