@@ -1,0 +1,57 @@
+/**
+ * The client's public entry must bundle for the browser without any Node import.
+ */
+import { build, type BuildOptions } from "esbuild"
+import { builtinModules } from "node:module"
+import { fileURLToPath } from "node:url"
+import { describe, expect, it } from "vitest"
+
+const entry = fileURLToPath(new URL("../../src/client/index.ts", import.meta.url))
+const nodeBuiltins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]))
+
+const isNodeOnly = (path: string) =>
+  nodeBuiltins.has(path) || nodeBuiltins.has(path.split("/")[0] ?? path) || path === "ws" ||
+  path.startsWith("@effect/platform-node")
+
+/** Bundles for the browser and lists every Node-only import met on the way (kept external so the build goes on). */
+const nodeImports = async (input: Pick<BuildOptions, "entryPoints" | "stdin">) => {
+  const found: Array<string> = []
+  const result = await build({
+    ...input,
+    bundle: true,
+    write: false,
+    platform: "browser",
+    format: "esm",
+    logLevel: "silent",
+    metafile: true,
+    plugins: [{
+      name: "refuse-node",
+      setup(b) {
+        b.onResolve({ filter: /.*/ }, (args) => {
+          if (!isNodeOnly(args.path)) return undefined
+          found.push(`${args.path} (from ${args.importer})`)
+          return { path: args.path, external: true }
+        })
+      }
+    }]
+  })
+  return { found, inputs: Object.keys(result.metafile.inputs) }
+}
+
+describe("browser bundle", () => {
+  it("src/client/index.ts bundles for the browser without Node built-ins or Node-only packages", async () => {
+    const { found, inputs } = await nodeImports({ entryPoints: [entry] })
+    expect(found).toEqual([])
+    expect(inputs.some((path) => path.endsWith("src/client/SympleClient.ts"))).toBe(true)
+    expect(inputs.some((path) => path.endsWith("src/client/Facade.ts"))).toBe(true)
+    expect(inputs.some((path) => path.endsWith("src/client/NodeSympleClient.ts"))).toBe(false)
+  }, 60_000)
+
+  it("the check notices Node imports, direct or through a package", async () => {
+    const direct = await nodeImports({ stdin: { contents: "import \"node:http\"", loader: "ts" } })
+    expect(direct.found.length).toBe(1)
+    const node = fileURLToPath(new URL("../../src/client/NodeSympleClient.ts", import.meta.url))
+    const indirect = await nodeImports({ entryPoints: [node] })
+    expect(indirect.found.some((f) => f.startsWith("@effect/platform-node"))).toBe(true)
+  }, 60_000)
+})
