@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as Address from "./Address.js"
+export * as Call from "./Call.js"
 export * as Form from "./Form.js"
 export * as Frame from "./Frame.js"
 export { FrameError } from "./FrameError.js"
