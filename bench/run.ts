@@ -1,7 +1,8 @@
 /**
  * Benchmark runner: our server against the hand-written `ws` baseline, in the same run.
  *
- *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--cpu-prof] [--servers ours,baseline]
+ *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--measure ms] [--cpu-prof]
+ *     [--servers ours,baseline]
  *
  * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
  * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
@@ -142,6 +143,9 @@ const runGenerator = (file: string, label: string, server: Running, spec: Spec):
     })
   })
 
+/** Medians of two runs are means: keep three significant digits at most. */
+const show = (x: number): string => (Number.isFinite(x) ? String(Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))) : "-")
+
 const main = async (): Promise<void> => {
   mkdirSync(profDir, { recursive: true })
   const wanted = (flag("servers") ?? "ours,baseline").split(",")
@@ -161,7 +165,10 @@ const main = async (): Promise<void> => {
   const [first, second] = [servers[0]!.label, servers[1]!.label]
 
   if (hasTaskset) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
-  const cases = specs(mode).filter((s) => only === undefined || only.includes(s.name))
+  const measureMs = flag("measure")
+  const cases = specs(mode).filter((s) => only === undefined || only.includes(s.name)).map((s): Spec =>
+    measureMs !== undefined && "measureMs" in s ? { ...s, measureMs: Number(measureMs) } : s
+  )
   const machine = {
     date: new Date().toISOString(),
     mode,
@@ -173,7 +180,9 @@ const main = async (): Promise<void> => {
   }
   process.stdout.write(`${JSON.stringify({ machine })}\n`)
   if (built["ours"] !== undefined) {
-    process.stdout.write("ours runs with its rate limit raised out of the way (see bench/servers/ours.ts)\n")
+    process.stdout.write(
+      `ours runs with rate limiting ${process.env["BENCH_RATE_LIMIT"] === undefined ? "disabled" : `at ${process.env["BENCH_RATE_LIMIT"]} frames/s per peer`} (bench/servers/ours.ts)\n`
+    )
   }
 
   const results: Array<Result> = []
@@ -184,7 +193,7 @@ const main = async (): Promise<void> => {
       for (const server of order) {
         const profile = cpuProf && server.label === "ours"
         let result: Result
-        if (mode !== "smoke") await waitForQuiet(2_000)
+        if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {
           const running = await startServer(server.file, profile)
           try {
@@ -222,8 +231,8 @@ const main = async (): Promise<void> => {
       rows.push([
         spec.name,
         metricInfo[key]?.label ?? key,
-        String(ma),
-        String(mb),
+        show(ma),
+        show(mb),
         Number.isFinite(ma / mb) ? `${round(ma / mb, 2)}x` : "-",
         better
       ])

@@ -60,15 +60,15 @@ export const specs = (mode: Mode): ReadonlyArray<Spec> => {
     ]
   }
   const t = mode === "quick" ?
-    { warmupMs: 500, measureMs: 2_000, limitMs: LIMIT, connectConcurrency: 50 } :
+    { warmupMs: 500, measureMs: 1_500, limitMs: LIMIT, connectConcurrency: 50 } :
     { warmupMs: 2_000, measureMs: 10_000, limitMs: 2 * LIMIT, connectConcurrency: 50 }
   return [
     { kind: "connect", name: "connect-1000", connections: 1_000, limitMs: t.limitMs, connectConcurrency: 50 },
     { kind: "connect", name: "connect-5000", connections: 5_000, limitMs: t.limitMs, connectConcurrency: 50 },
     { kind: "pingpong", name: "pingpong-100", pairs: 100, ...t },
-    { kind: "fanout", name: "fanout-10x100", rooms: 10, members: 100, window: 4, ...t },
+    { kind: "fanout", name: "fanout-10x100", rooms: 10, members: 100, window: 16, ...t },
     { kind: "fanout", name: "fanout-open-10x100@20k", rooms: 10, members: 100, window: 0, rate: 20_000, ...t },
-    { kind: "fanout", name: "fanout-1x500", rooms: 1, members: 500, window: 4, ...t },
+    { kind: "fanout", name: "fanout-1x500", rooms: 1, members: 500, window: 16, ...t },
     { kind: "storm", name: "storm-500", clients: 500, limitMs: t.limitMs, connectConcurrency: 500 }
   ]
 }
