@@ -447,7 +447,8 @@ const workerMain = async (input: Input): Promise<void> => {
       scenario: input.spec.name,
       server: input.server,
       ok,
-      error: outcome.error ?? (failures.errors > 0 ? `${failures.errors} errors, first: ${failures.firstError}` : undefined),
+      error: [outcome.error, failures.errors > 0 ? `${failures.errors} errors, first: ${failures.firstError}` : undefined]
+        .filter((e) => e !== undefined).join("; ") || undefined,
       metrics: outcome.metrics,
       counts: { ...outcome.counts, errors: failures.errors, closedByServer: failures.closed },
       wallMs: round(performance.now() - t0, 0)
