@@ -42,7 +42,7 @@ export interface ClientOptions {
   readonly reconnectAttempts?: number | undefined
   /** Replaces the default reconnection policy. It is reset each time the client gets online. */
   readonly reconnectSchedule?: Schedule.Schedule<unknown, ConnectionLost> | undefined
-  /** How long opening the WebSocket may take. Default 10 s. */
+  /** How long opening the WebSocket may take, then how long the server may take to answer `auth`. Default 10 s. */
   readonly openTimeout?: Duration.DurationInput | undefined
   /** Default timeout of `request`, `joinRoom` and `leaveRoom`. Default 10 s. */
   readonly requestTimeout?: Duration.DurationInput | undefined

@@ -141,7 +141,10 @@ export interface SympleClient {
   /** Removes a desired room; while online, leaves it and waits for `leave:ok`. */
   readonly leaveRoom: (room: string) => Effect.Effect<void, RequestError | ClientClosed>
   /** Routes commands whose node matches `pattern` (`Message.matches`) to `handler` while the scope is open. */
-  readonly onCommand: <E, R>(pattern: string, handler: CommandHandler<E, R>) => Effect.Effect<void, never, Scope.Scope | R>
+  readonly onCommand: <E, R>(
+    pattern: string,
+    handler: CommandHandler<E, R>
+  ) => Effect.Effect<void, never, Scope.Scope | R>
   /** Sends `{"type":"close"}` when online, closes the socket and stops reconnecting. Idempotent. */
   readonly close: Effect.Effect<void>
 }
@@ -283,7 +286,13 @@ export const make = (
         }
         const me = self
         if (me === undefined) return yield* Effect.never
-        const frame = item.build(me)
+        const built = Either.try(() => item.build(me))
+        if (Either.isLeft(built)) {
+          head = undefined
+          yield* Deferred.die(item.done, built.left)
+          continue
+        }
+        const frame = built.right
         // A refused write means the connection is going down: keep the frame and wait to be interrupted.
         if (!sendFrame(frame)) return yield* Effect.never
         head = undefined
@@ -301,7 +310,12 @@ export const make = (
     }
 
     const presenceFrame = (me: Peer.Peer, opts: PresenceOptions = {}): Frame.Presence => {
-      const extra: Record<string, Json> = { ...config.createPresence?.(me) }
+      const extra: Record<string, Json> = {}
+      try {
+        Object.assign(extra, config.createPresence?.(me))
+      } catch {
+        // A failing hook must not stop presence (nor the probe answers that keep other rosters right).
+      }
       for (const key of Peer.reservedKeys) delete extra[key]
       return Message.presence({
         from: address(me),
@@ -383,14 +397,15 @@ export const make = (
           if (frame.type === "welcome") {
             if (frame.status === 200 && frame.peer.id !== "") return yield* goOnline(frame, session, sessionScope)
             session.rejected = { status: frame.status, message: "Invalid welcome" }
+            yield* announce(frame.status, "Invalid welcome")
           } else if (frame.type === "error") {
             const answer = { status: frame.status ?? 500, message: frame.message ?? "Unknown error" }
             if (answer.status === 401 || answer.status === 403) session.refused = answer
             else session.rejected = answer
+            yield* announce(answer.status, answer.message)
           } else {
             return
           }
-          yield* announce(session.refused?.status ?? session.rejected?.status ?? 500, (session.refused ?? session.rejected)!.message)
           current?.close(1000)
           return
         }
@@ -437,10 +452,26 @@ export const make = (
       for (const key of Array.from(roomAcks.keys())) resolveRoomAcks(key)
     })
 
+    // A server that accepts the socket but never answers `auth` must not hold the client forever.
+    const handshakeTimer = (session: Session) =>
+      Effect.sleep(config.openTimeout).pipe(
+        Effect.zipRight(Effect.sync(() => {
+          if (session.online || session.refused !== undefined) return
+          session.rejected ??= { status: 408, message: "No welcome in time" }
+          current?.close(1000)
+        }))
+      )
+
     const connectOnce = (attempt: number): Effect.Effect<ConnectionLost | AuthRefused> =>
       Effect.scoped(Effect.gen(function*() {
         const sessionScope = yield* Effect.scope
-        const session: Session = { opened: false, online: false, shutdown: false, refused: undefined, rejected: undefined }
+        const session: Session = {
+          opened: false,
+          online: false,
+          shutdown: false,
+          refused: undefined,
+          rejected: undefined
+        }
         yield* Effect.addFinalizer(() => session.online ? leaveOnline : Effect.void)
         yield* SubscriptionRef.set(state, ClientState.Connecting({ attempt }))
         const inbox = yield* Queue.unbounded<string | Uint8Array | null>()
@@ -450,7 +481,9 @@ export const make = (
           onOpen: Effect.suspend(() => {
             session.opened = true
             return SubscriptionRef.set(state, ClientState.Authenticating({ attempt })).pipe(
-              Effect.zipRight(Effect.sync(() => sendFrame(ClientConfig.authFrame(config, desired))))
+              Effect.zipRight(Effect.sync(() => sendFrame(ClientConfig.authFrame(config, desired)))),
+              Effect.zipRight(Effect.forkIn(handshakeTimer(session), sessionScope)),
+              Effect.asVoid
             )
           })
         }).pipe(Effect.exit, Effect.forkScoped)
@@ -551,10 +584,8 @@ export const make = (
       frame: F,
       reply: Partial<Omit<F, "type" | "id" | "to" | "from">> = {}
     ): Effect.Effect<F, ClientClosed> =>
-      enqueue((me) => Message.respond(frame, reply as Partial<Omit<F, "type" | "id" | "to">>, address(me))) as Effect.Effect<
-        F,
-        ClientClosed
-      >
+      enqueue((me) => Message.respond(frame, reply as Partial<Omit<F, "type" | "id" | "to">>, address(me))) as
+        Effect.Effect<F, ClientClosed>
 
     const request = (frame: Frame.Routed, opts: RequestOptions = {}) =>
       Effect.gen(function*() {
@@ -640,7 +671,7 @@ export const make = (
       ),
       Deferred.await(terminal).pipe(
         Effect.catchAll((closed) =>
-          closed.cause instanceof AuthRefused ? Effect.fail<ClientClosed | AuthRefused>(closed.cause) : Effect.fail(closed)
+          Effect.fail<ClientClosed | AuthRefused>(closed.cause instanceof AuthRefused ? closed.cause : closed)
         )
       )
     )

@@ -17,7 +17,15 @@ type Op =
   | { readonly kind: "repeat" }
 
 const op: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant("presence" as const), peer: fc.nat(3), online: fc.boolean(), mood: fc.nat(2) }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant("presence" as const),
+      peer: fc.nat(3),
+      online: fc.boolean(),
+      mood: fc.nat(2)
+    })
+  },
   { weight: 1, arbitrary: fc.constant({ kind: "snapshot" as const }) },
   { weight: 2, arbitrary: fc.constant({ kind: "repeat" as const }) }
 )

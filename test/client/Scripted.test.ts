@@ -3,7 +3,7 @@
  * (shared/reference/wire-transcripts.md).
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Fiber, Option, Queue, Stream } from "effect"
+import { Deferred, Effect, Either, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
 import { AuthRefused, ClientClosed, RequestError } from "../../src/client/ClientError.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import * as Message from "../../src/protocol/Message.js"
@@ -367,5 +367,67 @@ describe("client transactions and commands", () => {
       conn.send({ type: "command", id: "c3", node: "media:audio:mute", from: "bob|b1", status: 200 })
       conn.send({ type: "command", id: "c4", node: "zzz", from: "bob|b1" })
       expect(yield* conn.next).toMatchObject({ id: "c4", status: 404 })
+    }))
+})
+
+describe("client reconnection", () => {
+  it.scopedLive("keeps trying after failed attempts until the server is back", () =>
+    Effect.gen(function*() {
+      // Find a free port, then leave it closed.
+      const probe = yield* Scope.make()
+      const port = (yield* Scripted.make().pipe(Scope.extend(probe))).port
+      yield* Scope.close(probe, Exit.void)
+      const client = yield* NodeSympleClient.make({ url: `ws://127.0.0.1:${port}`, user: "alice", ...fast })
+      const states = yield* recordStates(client)
+      yield* eventually(
+        Effect.sync(() => states.filter((s) => s._tag === "Connecting").length),
+        (n) => n >= 3,
+        "three failed attempts"
+      )
+      const server = yield* Scripted.make({ port })
+      yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      const errors = states.filter((s) => s._tag === "Error")
+      expect(errors.length).toBeGreaterThanOrEqual(2)
+      expect(errors.every((s) => s._tag === "Error" && s.retrying)).toBe(true)
+      // Attempts are counted since the client was last online.
+      const attempts = states.flatMap((s) => s._tag === "Connecting" ? [s.attempt] : [])
+      expect(attempts.slice(0, 3)).toEqual([1, 2, 3])
+    }))
+
+  it.scopedLive("a server that never answers auth is left after openTimeout and retried", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast, openTimeout: 100 })
+      const silent = yield* server.nextConnection
+      yield* silent.nextOf("auth")
+      expect(yield* Effect.promise(() => silent.closed)).toBe(1000)
+      yield* Scripted.accept(server, "a2")
+      const online = yield* waitFor(client, "Online")
+      expect(online._tag === "Online" && online.peer.id).toBe("a2")
+    }))
+
+  it.scopedLive("welcome.rooms is authoritative across reconnections; desired rooms are re-joined (scenario 46)", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const first = yield* Scripted.accept(server, "a1", ["alpha"])
+      yield* waitFor(client, "Online")
+      yield* first.conn.nextOf("presence")
+      const joining = yield* Effect.fork(client.joinRoom("desired"))
+      expect(yield* first.conn.next).toEqual({ type: "join", room: "desired" })
+      first.conn.send({ type: "join:ok", room: "desired" })
+      yield* Fiber.join(joining)
+      expect(yield* client.currentRooms).toEqual(["alice", "alpha", "desired"])
+      first.conn.socket.terminate()
+      const second = yield* server.nextConnection
+      const auth = yield* second.next
+      expect(auth.rooms).toEqual(["desired"])
+      // This server ignores auth.rooms and assigns "beta".
+      second.send(Scripted.welcome({ ...auth, rooms: [] }, "a2", ["beta"]))
+      expect(yield* second.next).toEqual({ type: "join", room: "desired" })
+      second.send({ type: "join:ok", room: "desired" })
+      yield* eventually(client.currentRooms, (rs) => rs.includes("desired"), "desired joined")
+      expect(yield* client.currentRooms).toEqual(["alice", "beta", "desired"])
     }))
 })

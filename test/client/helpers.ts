@@ -3,7 +3,11 @@ import type { ClientState } from "../../src/client/ClientState.js"
 import type * as SympleClient from "../../src/client/SympleClient.js"
 
 /** Waits for the client to reach a state with this tag (the current state counts). */
-export const waitFor = (client: SympleClient.SympleClient, tag: ClientState["_tag"], timeout: Duration.DurationInput = "5 seconds") =>
+export const waitFor = (
+  client: SympleClient.SympleClient,
+  tag: ClientState["_tag"],
+  timeout: Duration.DurationInput = "5 seconds"
+) =>
   client.state.pipe(
     Stream.filter((s) => s._tag === tag),
     Stream.runHead,
