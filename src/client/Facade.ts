@@ -16,6 +16,7 @@ import * as Stream from "effect/Stream"
 import type * as Frame from "../protocol/Frame.js"
 import type * as Peer from "../protocol/Peer.js"
 import type { ClientOptions } from "./ClientConfig.js"
+import { ClientClosed } from "./ClientError.js"
 import type { ClientState } from "./ClientState.js"
 import type * as Roster from "./Roster.js"
 import * as SympleClient from "./SympleClient.js"
@@ -100,10 +101,8 @@ export const createClient = (
       try {
         ;(listener as (value: ClientEvents[K]) => void)(value)
       } catch (error) {
-        // A throwing listener must not stop the others, nor the client.
-        queueMicrotask(() => {
-          throw error
-        })
+        // A throwing listener must not stop the others, nor the client (nor crash the process).
+        console.error(`symple: a "${event}" listener threw`, error)
       }
     }
   }
@@ -139,29 +138,35 @@ export const createClient = (
   let starting: Promise<SympleClient.SympleClient> | undefined
   let closed = false
 
-  const start = (): Promise<SympleClient.SympleClient> =>
-    starting ??= run(Effect.gen(function*() {
-      const s = yield* Scope.make()
-      scope = s
-      const c = yield* SympleClient.make(options).pipe(
-        Effect.provide(platform.webSocket ?? Socket.layerWebSocketConstructorGlobal),
-        Scope.extend(s)
-      )
-      client = c
-      // Subscribed before anything can arrive, so listeners see every frame and roster change.
-      const frames = yield* Scope.extend(c.subscribe, s)
-      const changes = yield* Scope.extend(c.roster.subscribe, s)
-      const forever = <A>(queue: Queue.Dequeue<A>, f: (a: A) => void) =>
-        Queue.take(queue).pipe(Effect.flatMap((a) => Effect.sync(() => f(a))), Effect.forever, Effect.forkIn(s))
-      yield* forever(frames, dispatch)
-      yield* forever(changes, dispatchChange)
-      yield* c.state.pipe(
-        Stream.runForEach((st) => Effect.sync(() => (lastState = st, emit("state", st)))),
-        Effect.forkIn(s)
-      )
-      yield* c.announce.pipe(Stream.runForEach((a) => Effect.sync(() => emit("announce", a))), Effect.forkIn(s))
-      return c
-    }))
+  const launch = Effect.gen(function*() {
+    const s = yield* Scope.make()
+    scope = s
+    const c = yield* SympleClient.make(options).pipe(
+      Effect.provide(platform.webSocket ?? Socket.layerWebSocketConstructorGlobal),
+      Scope.extend(s)
+    )
+    client = c
+    // Subscribed before anything can arrive, so listeners see every frame and roster change.
+    const frames = yield* Scope.extend(c.subscribe, s)
+    const changes = yield* Scope.extend(c.roster.subscribe, s)
+    const forever = <A>(queue: Queue.Dequeue<A>, f: (a: A) => void) =>
+      Queue.take(queue).pipe(Effect.flatMap((a) => Effect.sync(() => f(a))), Effect.forever, Effect.forkIn(s))
+    yield* forever(frames, dispatch)
+    yield* forever(changes, dispatchChange)
+    yield* c.state.pipe(
+      Stream.runForEach((st) => Effect.sync(() => (lastState = st, emit("state", st)))),
+      Effect.forkIn(s)
+    )
+    yield* c.announce.pipe(Stream.runForEach((a) => Effect.sync(() => emit("announce", a))), Effect.forkIn(s))
+    return c
+  })
+
+  const start = (): Promise<SympleClient.SympleClient> => {
+    if (starting !== undefined) return starting
+    if (closed) return Promise.reject(new ClientClosed({ reason: "Closed" }))
+    starting = run(launch)
+    return starting
+  }
 
   const withClient = <A, E>(f: (c: SympleClient.SympleClient) => Effect.Effect<A, E>): Promise<A> =>
     start().then((c) => run(f(c)))
