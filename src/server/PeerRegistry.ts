@@ -15,6 +15,8 @@ import * as State from "./State.js"
  */
 export interface PeerRegistry<H> {
   readonly ref: SynchronizedRef.SynchronizedRef<State.State<H>>
+  /** The latest state, for synchronous readers on the hot path; written only by the transitions below. */
+  current: State.State<H>
 }
 
 /**
@@ -22,7 +24,20 @@ export interface PeerRegistry<H> {
  * @category constructors
  */
 export const make = <H>(): Effect.Effect<PeerRegistry<H>> =>
-  Effect.map(SynchronizedRef.make(State.empty<H>()), (ref) => ({ ref }))
+  Effect.map(SynchronizedRef.make(State.empty<H>()), (ref) => ({ ref, current: State.empty<H>() }))
+
+/**
+ * The latest state without going through an Effect (the socket listeners route frames synchronously).
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const unsafeSnapshot = <H>(registry: PeerRegistry<H>): State.State<H> => registry.current
+
+const publish = <H>(registry: PeerRegistry<H>, state: State.State<H>): State.State<H> => {
+  registry.current = state
+  return state
+}
 
 /**
  * @since 0.1.0
@@ -53,7 +68,7 @@ export const connect = <H>(
     const next = State.connect(state, member, peer, rooms, options.virtual === true)
     return Effect.sync(() => {
       options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
-      return [next, next] as const
+      return [publish(registry, next), next] as const
     })
   })
 
@@ -70,7 +85,10 @@ export const disconnect = <H>(
   SynchronizedRef.modify(registry.ref, (state) => {
     const gone = State.session(state, id)
     if (gone === undefined) return [undefined, state]
-    return [{ session: gone, neighbours: State.neighbours(state, id, gone.rooms) }, State.disconnect(state, id)]
+    return [
+      { session: gone, neighbours: State.neighbours(state, id, gone.rooms) },
+      publish(registry, State.disconnect(state, id))
+    ]
   })
 
 /**
@@ -78,11 +96,11 @@ export const disconnect = <H>(
  * @category transitions
  */
 export const join = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  SynchronizedRef.updateAndGet(registry.ref, (state) => State.join(state, id, room))
+  SynchronizedRef.updateAndGet(registry.ref, (state) => publish(registry, State.join(state, id, room)))
 
 /**
  * @since 0.1.0
  * @category transitions
  */
 export const leave = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  SynchronizedRef.updateAndGet(registry.ref, (state) => State.leave(state, id, room))
+  SynchronizedRef.updateAndGet(registry.ref, (state) => publish(registry, State.leave(state, id, room)))

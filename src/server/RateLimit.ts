@@ -36,6 +36,14 @@ export interface Admission {
 const unlimited: Admission = { admit: (frames) => Effect.succeed(frames) }
 
 /**
+ * Whether an admission admits everything (rate limiting disabled).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isUnlimited = (admission: Admission): boolean => admission === unlimited
+
+/**
  * A token bucket holding `limit` tokens, refilled at `limit` per `seconds`, starting full. `limit <= 0` admits
  * everything. The refill fiber lives in the current scope (one per connection).
  *

@@ -243,7 +243,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
           return
         }
         const connection = Connection.accept(hub, ws, socket, hostOf(request.socket))
-        fork(Connection.run(hub, connection, socket))
+        fork(Connection.run(hub, connection))
       })
     })
 
