@@ -176,7 +176,11 @@ const main = async (): Promise<void> => {
     cpuModel: Os.cpus()[0]?.model ?? "?",
     node: process.version,
     pinned: hasTaskset,
-    loadavgAtStart: Os.loadavg().map((x) => round(x, 2))
+    loadavgAtStart: Os.loadavg().map((x) => round(x, 2)),
+    // The bundles are built from the working tree: uncommitted changes to src/server are part of what ran.
+    commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim() ?? "?",
+    uncommittedServerFiles: (spawnSync("git", ["status", "--porcelain", "--", "src/server", "src/protocol"], { encoding: "utf8" }).stdout ?? "")
+      .split("\n").filter((l) => l !== "").length
   }
   process.stdout.write(`${JSON.stringify({ machine })}\n`)
   if (built["ours"] !== undefined) {
@@ -239,7 +243,7 @@ const main = async (): Promise<void> => {
     }
     const others = (rs: ReadonlyArray<Result>) => round(median(rs.map((r) => r.counts["otherCpuUtil"] ?? Number.NaN)), 2)
     if (a.length + b.length > 0) {
-      rows.push([spec.name, "(other processes' CPU meanwhile, cores)", String(others(a)), String(others(b)), "", "noise"])
+      rows.push([spec.name, "(CPU used outside server and generator)", String(others(a)), String(others(b)), "", "noise"])
     }
     const failed = results.filter((r) => r.scenario === spec.name && !r.ok)
     for (const f of failed) rows.push([spec.name, `FAILED on ${f.server}`, f.error ?? "?", "", "", ""])
@@ -247,7 +251,8 @@ const main = async (): Promise<void> => {
   process.stdout.write(
     `\n${table(["case", "metric", first, second, `${first}/${second}`, "better"], rows)}\n\n` +
       `${mode} mode, ${repeat} repetition(s), ${round((Date.now() - started) / 1000, 0)} s, ` +
-      `${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, ${machine.date}` +
+      `${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, ${machine.date}, commit ${machine.commit}` +
+      `${machine.uncommittedServerFiles > 0 ? ` + ${machine.uncommittedServerFiles} uncommitted files in src/server and src/protocol` : ""}` +
       `${hasTaskset ? ", server on CPU 0 and generator on CPU 1" : ", not pinned (no taskset)"}\n`
   )
   const file = Path.join(resultsDir, `${mode}-${machine.date.replace(/[:.]/g, "-")}.json`)
