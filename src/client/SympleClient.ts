@@ -228,6 +228,8 @@ export const make = (
         Effect.try({
           try: () => {
             const ws = construct(config.url)
+            // Binary frames then arrive synchronously, in order with text frames (a Blob is read asynchronously).
+            ws.binaryType = "arraybuffer"
             current = ws
             lastClose = undefined
             ws.addEventListener("close", (event) => {
@@ -476,7 +478,8 @@ export const make = (
         yield* SubscriptionRef.set(state, ClientState.Connecting({ attempt }))
         const inbox = yield* Queue.unbounded<string | Uint8Array | null>()
         const run = yield* socket.runRaw((data) => {
-          inbox.unsafeOffer(data)
+          const raw: unknown = data
+          inbox.unsafeOffer(raw instanceof ArrayBuffer ? new Uint8Array(raw) : data)
         }, {
           onOpen: Effect.suspend(() => {
             session.opened = true

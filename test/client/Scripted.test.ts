@@ -193,6 +193,28 @@ describe("client against a JavaScript-server transcript", () => {
     }))
 })
 
+describe("client frames", () => {
+  it.scopedLive("binary frames carrying JSON are read like text, in order; junk and type-less frames are dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      const inbox = yield* client.subscribe
+      conn.send("this is not json")
+      conn.send({ hello: "no type" })
+      conn.send({ type: "command", id: "x", from: "b|1" })
+      conn.send({ type: "event", id: "y", from: "b|1" })
+      conn.socket.send(Buffer.from(JSON.stringify({ type: "message", id: "bin", from: "b|1" })), { binary: true })
+      conn.send({ type: "message", id: "text", from: "b|1" })
+      const first = yield* Queue.take(inbox)
+      const second = yield* Queue.take(inbox)
+      expect([first, second].map((f) => f.type === "message" && f.id)).toEqual(["bin", "text"])
+      // The command without node was not answered with 404 either.
+      expect(yield* noneWithin(conn.nextOf("command"), 100)).toBe(true)
+    }))
+})
+
 describe("client presence", () => {
   it.scopedLive("answers a probe to the prober's full address, without probe, with createPresence fields", () =>
     Effect.gen(function*() {

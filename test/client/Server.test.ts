@@ -2,10 +2,11 @@
  * The client against the project's own server on port 0.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, HashMap, Option, Queue, Scope, Stream } from "effect"
 import type { ClientOptions } from "../../src/client/ClientConfig.js"
 import { AuthRefused, RequestError } from "../../src/client/ClientError.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
+import * as SympleClient from "../../src/client/SympleClient.js"
 import type * as Frame from "../../src/protocol/Frame.js"
 import * as Message from "../../src/protocol/Message.js"
 import * as SympleServer from "../../src/server/index.js"
@@ -201,5 +202,32 @@ describe("client against the Symple server", () => {
       expect((yield* alice.client.currentState)._tag).toBe("Closed")
       yield* eventually(server.peerCount, (n) => n === 1, "one peer left")
       expect(Option.isNone(yield* server.getPeer(alice.peer.id))).toBe(true)
+    }))
+})
+
+describe("client as a layer", () => {
+  it.scopedLive("NodeSympleClient.layer provides the SympleClient service; the roster is a Stream", () =>
+    Effect.gen(function*() {
+      const server = yield* SympleServer.make(serverOptions)
+      const other = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
+      const program = Effect.gen(function*() {
+        const client = yield* SympleClient.SympleClient
+        const me = yield* client.awaitOnline
+        const users = yield* client.roster.changes.pipe(
+          Stream.map((peers) => Array.from(HashMap.values(peers), (p) => p.user).sort()),
+          Stream.filter((names) => names.length === 2),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        return { me, users }
+      })
+      const { me, users } = yield* program.pipe(
+        Effect.provide(NodeSympleClient.layer({ url: server.url, user: "alice", rooms: ["lobby"], ...fast }))
+      )
+      expect(me.user).toBe("alice")
+      expect(users).toEqual(Option.some(["alice", "bob"]))
+      // The layer's scope is closed: the server saw Alice leave.
+      yield* eventually(server.peerCount, (n) => n === 1, "alice gone")
+      expect(yield* rosterIds(other.client)).toEqual([other.peer.id])
     }))
 })
