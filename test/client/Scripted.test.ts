@@ -453,3 +453,29 @@ describe("client reconnection", () => {
       expect(yield* client.currentRooms).toEqual(["alice", "beta", "desired"])
     }))
 })
+
+describe("client command routes", () => {
+  it.scopedLive("a failing handler answers 500; a closed route scope removes the route; 404s can be turned off", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const routeScope = yield* Scope.make()
+      yield* client.onCommand("job:*", () => Effect.fail("boom")).pipe(Scope.extend(routeScope))
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+      conn.send({ type: "command", id: "c1", node: "job:run", from: "bob|b1" })
+      expect(yield* conn.next).toMatchObject({ id: "c1", status: 500, to: "bob|b1" })
+      yield* Scope.close(routeScope, Exit.void)
+      conn.send({ type: "command", id: "c2", node: "job:run", from: "bob|b1" })
+      expect(yield* conn.next).toMatchObject({ id: "c2", status: 404 })
+
+      const quiet = yield* NodeSympleClient.make({ url: server.url, user: "q", answerUnhandledCommands: false, ...fast })
+      const other = yield* Scripted.accept(server, "q1")
+      yield* other.conn.nextOf("presence")
+      const commands = yield* quiet.subscribe
+      other.conn.send({ type: "command", id: "c3", node: "job:run", from: "bob|b1" })
+      const got = yield* Queue.take(commands)
+      expect(got).toMatchObject({ type: "command", id: "c3" })
+      expect(yield* noneWithin(other.conn.next, 100)).toBe(true)
+    }))
+})
