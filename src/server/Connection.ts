@@ -92,7 +92,6 @@ export interface Connection {
   readonly host: string | undefined
   readonly live: Delivery.Live
   readonly inbound: Queue.Queue<Inbound>
-  readonly mailbox: Queue.Queue<Outbound>
   readonly closed: Deferred.Deferred<void>
   readonly handle: Delivery.Handle
   /** Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the mailbox is full. */
@@ -101,8 +100,6 @@ export interface Connection {
   readonly kick: (code: number, reason: string) => void
   /** Called by the fiber: `n` inbound items were taken off the queue. */
   readonly taken: (n: number) => void
-  /** Called by the writer: `n` mailbox items were written. */
-  readonly written: (n: number) => void
   /** Called by the fiber once the peer is registered. */
   readonly goOnline: (online: Online) => void
 }
@@ -160,6 +157,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let paused = false
   let kicked = false
   let queued = 0
+  let writing = false
   let corked = false
   let online: Online | undefined
 
@@ -173,6 +171,39 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     ws.close(code, reason)
     Queue.unsafeOffer(inbound, Kicked)
   }
+
+  // The writer fiber exists only while the mailbox holds something: an idle peer costs no fiber for it.
+  const waitDrain = Effect.async<void>((resume) => {
+    const done = () => {
+      socket.off("drain", done)
+      socket.off("close", done)
+      resume(Effect.void)
+    }
+    socket.on("drain", done)
+    socket.on("close", done)
+    return Effect.sync(() => {
+      socket.off("drain", done)
+      socket.off("close", done)
+    })
+  })
+  const writeBatchOf: Effect.Effect<void> = Effect.flatMap(Queue.takeUpTo(mailbox, writeBatch), (batch) => {
+    socket.cork()
+    for (const item of Chunk.toReadonlyArray(batch)) {
+      if (item instanceof Uint8Array) ws.send(item, textFrame)
+      else ws.close(item.code, item.reason)
+    }
+    socket.uncork()
+    queued -= Chunk.size(batch)
+    if (queued > 0) return drain
+    writing = false
+    return Effect.void
+  })
+  // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
+  // closed with 1013 instead of growing the process without bound.
+  const drain: Effect.Effect<void> = Effect.suspend(() =>
+    socket.writableLength > highWaterMark && !socket.destroyed ? Effect.zipRight(waitDrain, writeBatchOf) : writeBatchOf
+  )
+
   const offer = (item: Outbound): boolean => {
     if (kicked) return false
     if (queued === 0 && socket.writableLength <= highWaterMark) {
@@ -185,12 +216,17 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
       else ws.close(item.code, item.reason)
       return true
     }
+    if (!Queue.unsafeOffer(mailbox, item)) {
+      stats.slowConsumers++
+      kick(1013, "Too many pending messages")
+      return false
+    }
     queued++
-    if (Queue.unsafeOffer(mailbox, item)) return true
-    queued--
-    stats.slowConsumers++
-    kick(1013, "Too many pending messages")
-    return false
+    if (!writing) {
+      writing = true
+      hub.fork(drain)
+    }
+    return true
   }
   const toFiber = (item: Inbound) => {
     Queue.unsafeOffer(inbound, item)
@@ -239,7 +275,6 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     host,
     live,
     inbound,
-    mailbox,
     closed,
     offer,
     kick,
@@ -251,51 +286,10 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
         ws.resume()
       }
     },
-    written: (n) => {
-      queued -= n
-    },
     goOnline: (value) => {
       online = value
     }
   }
-}
-
-const writer = (hub: Delivery.Hub, connection: Connection) => {
-  const { socket, ws } = connection
-  const highWaterMark = hub.options.highWaterMark
-  const waitDrain = Effect.async<void>((resume) => {
-    const done = () => {
-      socket.off("drain", done)
-      socket.off("close", done)
-      resume(Effect.void)
-    }
-    socket.on("drain", done)
-    socket.on("close", done)
-    return Effect.sync(() => {
-      socket.off("drain", done)
-      socket.off("close", done)
-    })
-  })
-  const loop: Effect.Effect<void> = Effect.flatMap(Queue.takeBetween(connection.mailbox, 1, writeBatch), (batch) => {
-    let stop = false
-    socket.cork()
-    for (const item of Chunk.toReadonlyArray(batch)) {
-      if (item instanceof Uint8Array) {
-        ws.send(item, textFrame)
-      } else {
-        ws.close(item.code, item.reason)
-        stop = true
-        break
-      }
-    }
-    socket.uncork()
-    connection.written(Chunk.size(batch))
-    if (stop) return Effect.void
-    // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
-    // closed with 1013 instead of growing the process without bound.
-    return socket.writableLength > highWaterMark ? Effect.zipRight(waitDrain, loop) : loop
-  })
-  return loop
 }
 
 type Ending = "closed" | "closing"
@@ -328,7 +322,6 @@ export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<vo
         yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer: registered, virtual: false }))
       })
     )
-    yield* Effect.forkScoped(writer(hub, connection))
 
     const reply = (frame: Frame.Frame) => connection.offer(Delivery.encode(frame))
     /** Error frame, then close once it is written. */

@@ -6,6 +6,7 @@
  */
 import type * as Context from "effect/Context"
 import * as Data from "effect/Data"
+import type * as Effect from "effect/Effect"
 import type * as PubSub from "effect/PubSub"
 import type * as Frame from "../protocol/Frame.js"
 import type * as Peer from "../protocol/Peer.js"
@@ -86,6 +87,8 @@ export interface Hub {
   /** Every accepted socket until its connection ends. */
   readonly connections: Set<Live>
   readonly startedAt: number
+  /** Forks a fiber supervised by the server (interrupted at shutdown). */
+  readonly fork: (effect: Effect.Effect<void>) => void
   shuttingDown: boolean
 }
 

@@ -156,7 +156,10 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const authenticator = yield* Effect.serviceOption(Authenticator.Authenticator).pipe(
       Effect.map(Option.getOrElse(() => Authenticator.make(resolved)))
     )
+    // Bound once the server's fiber set exists (it is created after the listener so that it is released first).
+    let supervise: (effect: Effect.Effect<void>) => unknown = () => {}
     const hub: Delivery.Hub = {
+      fork: (effect) => void supervise(effect),
       options: resolved,
       registry,
       router,
@@ -223,6 +226,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       })
     )
     const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    supervise = fork
     const virtuals = yield* FiberMap.make<string>()
     yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
 
