@@ -23,6 +23,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
+import type * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import * as Frame from "../protocol/Frame.js"
@@ -56,6 +57,8 @@ const readBatch = 64
 const writeBatch = 256
 
 const textFrame = { binary: false } as const
+
+const ignore = () => {}
 
 /**
  * The shutdown notice every peer gets before close 1001.
@@ -261,12 +264,12 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     live.alive = true
   })
   // Errors are followed by "close"; without a listener they would be thrown.
-  ws.on("error", () => {})
+  ws.on("error", ignore)
   ws.once("close", () => {
     Queue.unsafeOffer(inbound, Closed)
     Deferred.unsafeDone(closed, Exit.void)
   })
-  socket.on("error", () => {})
+  socket.on("error", ignore)
   hub.connections.add(live)
   return {
     id: Message.randomId(),
@@ -294,202 +297,254 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
 
 type Ending = "closed" | "closing"
 
+const reply = (connection: Connection, frame: Frame.Frame) => connection.offer(Delivery.encode(frame))
+
+/** Error frame, then close once it is written. */
+const refuse = (hub: Delivery.Hub, connection: Connection, status: number, message: string, code: number): Ending => {
+  hub.stats.refused++
+  if (connection.offer(errorBytes(status, message))) connection.offer({ code, reason: message })
+  return "closing"
+}
+
+const badRequest = (hub: Delivery.Hub, connection: Connection, message: string) => {
+  hub.stats.refused++
+  reply(connection, Message.error(400, message))
+}
+
+const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
+  Deferred.await(connection.closed).pipe(
+    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
+    Effect.timeout(hub.options.shutdownTimeoutMillis),
+    Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
+  )
+
+interface Accepted {
+  readonly peer: Peer.Peer
+  readonly rooms: ReadonlyArray<string>
+}
+
+/** Until a successful `auth` (or the end); the timer keeps running across failed attempts. */
+const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ending | Accepted, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const timer = yield* Effect.sleep(hub.options.authTimeoutMillis).pipe(
+      Effect.zipRight(Effect.sync(() => Queue.unsafeOffer(connection.inbound, TimedOut))),
+      Effect.forkScoped
+    )
+    while (true) {
+      const item = yield* Queue.take(connection.inbound)
+      if (typeof item === "number") {
+        if (item === Closed) return "closed"
+        if (item === Kicked) return "closing"
+        if (item === Oversize) return refuse(hub, connection, 413, "Message too large", 1009)
+        if (item === TimedOut) return refuse(hub, connection, 408, "Authentication timeout", 1008)
+        continue
+      }
+      connection.taken(1)
+      const parsed = Either.flatMap(
+        typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
+        Frame.parseJson
+      )
+      if (Either.isLeft(parsed)) {
+        badRequest(hub, connection, parsed.left.message)
+        continue
+      }
+      const value = parsed.right
+      if (!Json.isObject(value)) {
+        const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
+        badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
+        continue
+      }
+      if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
+      if (typeof value.user !== "string" || value.user === "") {
+        hub.stats.refused++
+        reply(connection, Message.error(401, "Missing user field"))
+        continue
+      }
+      const decoded = Frame.decodeUnknown(value)
+      if (Either.isLeft(decoded)) {
+        badRequest(hub, connection, decoded.left.message)
+        continue
+      }
+      const auth = decoded.right as Frame.Auth
+      const outcome = yield* Effect.either(
+        hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
+      )
+      if (Either.isLeft(outcome)) {
+        hub.stats.refused++
+        reply(connection, Message.error(401, outcome.left.message))
+        continue
+      }
+      yield* Fiber.interrupt(timer)
+      return outcome.right
+    }
+  })
+
+/** Registers the peer: welcome and snapshot first, then its online presence to the others. */
+const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted) =>
+  Effect.gen(function*() {
+    const { id } = connection
+    const peer = accepted.peer
+    const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
+    const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
+    const joined = yield* PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
+      announce: (neighbours) => {
+        reply(connection, welcome)
+        for (const other of neighbours) reply(connection, Presence.online(other.peer))
+      }
+    })
+    if (joined === undefined) return false
+    const rooms = State.session(joined, id)?.rooms ?? []
+    Delivery.deliverToSessions(hub.stats, State.neighbours(joined, id, rooms), Presence.online(peer))
+    yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
+    return true
+  })
+
+const teardown = (hub: Delivery.Hub, connection: Connection, registered: { peer: Peer.Peer | undefined }) =>
+(exit: Exit.Exit<unknown, unknown>) =>
+  Effect.suspend(() => {
+    const ws = connection.ws
+    hub.connections.delete(connection.live)
+    if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
+      ws.send(shutdownBytes, textFrame)
+      ws.close(1001, "Server shutting down")
+    }
+    const peer = registered.peer
+    if (peer === undefined) return Effect.void
+    return Effect.flatMap(PeerRegistry.disconnect(hub.registry, connection.id), (removed) => {
+      if (removed !== undefined && !hub.shuttingDown) {
+        Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+      }
+      return PubSub.publish(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer, virtual: false }))
+    })
+  })
+
+const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>, room: string) => {
+  for (const other of State.members(state, room)) {
+    if (other.id === connection.id) continue
+    const session = State.session(state, other.id)
+    if (session !== undefined) reply(connection, Presence.online(session.peer))
+  }
+}
+
+/** Handles one admitted frame of an online peer; returns an ending when the connection must stop reading. */
+const handleFrame = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  item: string | Uint8Array
+): Effect.Effect<Ending | undefined> => {
+  const decoded = Frame.decode(item)
+  if (Either.isLeft(decoded)) {
+    badRequest(hub, connection, decoded.left.message)
+    return Effect.succeed(undefined)
+  }
+  const frame = decoded.right
+  if (route(hub, online, frame)) return Effect.succeed(undefined)
+  switch (frame.type) {
+    case "join":
+    case "leave": {
+      const room = frame.room
+      if (room === undefined || room === "") return Effect.succeed(undefined)
+      if (!hub.options.dynamicRooms) {
+        badRequest(hub, connection, "Dynamic rooms disabled")
+        return Effect.succeed(undefined)
+      }
+      const joining = frame.type === "join"
+      return Effect.map(
+        joining ? PeerRegistry.join(hub.registry, online.id, room) : PeerRegistry.leave(hub.registry, online.id, room),
+        (state) => {
+          reply(connection, { type: joining ? "join:ok" : "leave:ok", room })
+          if (joining) snapshotOf(connection, state, room)
+          return undefined
+        }
+      )
+    }
+    case "close":
+      connection.offer({ code: 1000, reason: "" })
+      return Effect.succeed("closing")
+    case "auth":
+      badRequest(hub, connection, "Already authenticated")
+      return Effect.succeed(undefined)
+    default:
+      badRequest(hub, connection, `Unexpected ${frame.type} frame`)
+      return Effect.succeed(undefined)
+  }
+}
+
+/**
+ * The online phase for frames the listener hands over (all of them when rate limited). A plain loop rather than a
+ * generator: this is what an idle connection's fiber holds on to, so it is kept small.
+ */
+const reading = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  admission: RateLimit.Admission
+): Effect.Effect<Ending> => {
+  const stats = hub.stats
+  const processBatch = (batch: ReadonlyArray<Inbound>, admitted: number): Effect.Effect<Ending> =>
+    Effect.gen(function*() {
+      let seen = 0
+      for (const item of batch) {
+        if (typeof item === "number") {
+          if (item === Closed) return "closed"
+          if (item === Kicked) return "closing"
+          if (item === Oversize) return refuse(hub, connection, 413, "Message too large", 1009)
+          continue
+        }
+        if (seen++ >= admitted) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+        const ending = yield* handleFrame(hub, connection, online, item)
+        // Acknowledged one by one: the listener routes directly again only once nothing is left for the fiber.
+        connection.taken(1)
+        if (ending !== undefined) return ending
+      }
+      return yield* loop
+    })
+  const loop: Effect.Effect<Ending> = Effect.flatMap(
+    Queue.takeBetween(connection.inbound, 1, readBatch),
+    (chunk) => {
+      const batch = Chunk.toReadonlyArray(chunk)
+      let frames = 0
+      for (const item of batch) if (typeof item !== "number") frames++
+      stats.received += frames
+      if (frames === 0) return processBatch(batch, 0)
+      return Effect.flatMap(admission.admit(frames), (admitted) => processBatch(batch, admitted))
+    }
+  )
+  return loop
+}
+
 /**
  * The connection's life, from handshake to teardown. Never fails.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> =>
-  Effect.scoped(Effect.gen(function*() {
-    const { id, ws } = connection
-    const stats = hub.stats
-    const options = hub.options
-    let registered: Peer.Peer | undefined
-
-    yield* Effect.addFinalizer((exit) =>
-      Effect.gen(function*() {
-        hub.connections.delete(connection.live)
-        if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
-          ws.send(shutdownBytes, textFrame)
-          ws.close(1001, "Server shutting down")
-        }
-        if (registered === undefined) return
-        const removed = yield* PeerRegistry.disconnect(hub.registry, id)
-        if (removed !== undefined && !hub.shuttingDown) {
-          Delivery.deliverToSessions(stats, removed.neighbours, Presence.offline(removed.session.peer))
-        }
-        yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer: registered, virtual: false }))
-      })
-    )
-
-    const reply = (frame: Frame.Frame) => connection.offer(Delivery.encode(frame))
-    /** Error frame, then close once it is written. */
-    const refuse = (status: number, message: string, code: number): Ending => {
-      stats.refused++
-      if (connection.offer(errorBytes(status, message))) connection.offer({ code, reason: message })
-      return "closing"
-    }
-    const badRequest = (message: string) => {
-      stats.refused++
-      reply(Message.error(400, message))
-    }
-
-    // Handshake: the timer keeps running across failed attempts.
-    const timer = yield* Effect.sleep(options.authTimeoutMillis).pipe(
-      Effect.zipRight(Effect.sync(() => Queue.unsafeOffer(connection.inbound, TimedOut))),
-      Effect.forkScoped
-    )
-    const handshake: Effect.Effect<Ending | { readonly peer: Peer.Peer; readonly rooms: ReadonlyArray<string> }> =
-      Effect.gen(function*() {
-        while (true) {
-          const item = yield* Queue.take(connection.inbound)
-          if (typeof item === "number") {
-            if (item === Closed) return "closed"
-            if (item === Kicked) return "closing"
-            if (item === Oversize) return refuse(413, "Message too large", 1009)
-            if (item === TimedOut) return refuse(408, "Authentication timeout", 1008)
-            continue
+export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> => {
+  const registered: { peer: Peer.Peer | undefined } = { peer: undefined }
+  return Effect.addFinalizer(teardown(hub, connection, registered)).pipe(
+    Effect.zipRight(handshake(hub, connection)),
+    Effect.flatMap((accepted): Effect.Effect<unknown, never, Scope.Scope> => {
+      if (accepted === "closed") return Effect.void
+      if (accepted === "closing") return awaitClose(hub, connection)
+      return Effect.flatMap(register(hub, connection, accepted), (ok) => {
+        if (!ok) return awaitClose(hub, connection)
+        registered.peer = accepted.peer
+        return Effect.flatMap(RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds), (admission) => {
+          const online: Online = {
+            id: connection.id,
+            address: Peer.address(accepted.peer),
+            direct: RateLimit.isUnlimited(admission)
           }
-          connection.taken(1)
-          const parsed = Either.flatMap(
-            typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
-            Frame.parseJson
+          connection.goOnline(online)
+          return Effect.flatMap(
+            reading(hub, connection, online, admission),
+            (ending) => ending === "closing" ? awaitClose(hub, connection) : Effect.void
           )
-          if (Either.isLeft(parsed)) {
-            badRequest(parsed.left.message)
-            continue
-          }
-          const value = parsed.right
-          if (!Json.isObject(value)) {
-            const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
-            badRequest(`Expected a JSON object, got ${kind}`)
-            continue
-          }
-          if (value.type !== "auth") return refuse(401, "Not authenticated", 1008)
-          if (typeof value.user !== "string" || value.user === "") {
-            stats.refused++
-            reply(Message.error(401, "Missing user field"))
-            continue
-          }
-          const decoded = Frame.decodeUnknown(value)
-          if (Either.isLeft(decoded)) {
-            badRequest(decoded.left.message)
-            continue
-          }
-          const auth = decoded.right as Frame.Auth
-          const outcome = yield* Effect.either(hub.authenticator.authenticate(auth, { id, host: connection.host }))
-          if (Either.isLeft(outcome)) {
-            stats.refused++
-            reply(Message.error(401, outcome.left.message))
-            continue
-          }
-          return outcome.right
-        }
+        })
       })
-
-    const awaitClose = Deferred.await(connection.closed).pipe(
-      // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
-      Effect.timeout(options.shutdownTimeoutMillis),
-      Effect.catchAll(() => Effect.sync(() => ws.terminate()))
-    )
-
-    const accepted = yield* handshake
-    if (accepted === "closed") return
-    if (accepted === "closing") return yield* awaitClose
-    yield* Fiber.interrupt(timer)
-
-    const peer = accepted.peer
-    const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
-    const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
-    const joined = yield* PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
-      announce: (neighbours) => {
-        reply(welcome)
-        for (const other of neighbours) reply(Presence.online(other.peer))
-      }
-    })
-    if (joined === undefined) return yield* awaitClose
-    registered = peer
-    const rooms = State.session(joined, id)?.rooms ?? []
-    Delivery.deliverToSessions(stats, State.neighbours(joined, id, rooms), Presence.online(peer))
-    yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
-
-    const admission = yield* RateLimit.make(options.rateLimit, options.rateSeconds)
-    const online: Online = { id, address: Peer.address(peer), direct: RateLimit.isUnlimited(admission) }
-    connection.goOnline(online)
-
-    const snapshotOf = (state: State.State<Delivery.Handle>, room: string) => {
-      for (const other of State.members(state, room)) {
-        if (other.id === id) continue
-        const session = State.session(state, other.id)
-        if (session !== undefined) reply(Presence.online(session.peer))
-      }
-    }
-
-    /** Handles one admitted frame; returns an ending when the connection must stop reading. */
-    const handle = (item: string | Uint8Array): Effect.Effect<Ending | undefined> => {
-      const decoded = Frame.decode(item)
-      if (Either.isLeft(decoded)) {
-        badRequest(decoded.left.message)
-        return Effect.succeed(undefined)
-      }
-      const frame = decoded.right
-      if (route(hub, online, frame)) return Effect.succeed(undefined)
-      switch (frame.type) {
-        case "join":
-        case "leave": {
-          const room = frame.room
-          if (room === undefined || room === "") return Effect.succeed(undefined)
-          if (!options.dynamicRooms) {
-            badRequest("Dynamic rooms disabled")
-            return Effect.succeed(undefined)
-          }
-          const joining = frame.type === "join"
-          return Effect.map(
-            joining ? PeerRegistry.join(hub.registry, id, room) : PeerRegistry.leave(hub.registry, id, room),
-            (state) => {
-              reply({ type: joining ? "join:ok" : "leave:ok", room })
-              if (joining) snapshotOf(state, room)
-              return undefined
-            }
-          )
-        }
-        case "close":
-          connection.offer({ code: 1000, reason: "" })
-          return Effect.succeed("closing")
-        case "auth":
-          badRequest("Already authenticated")
-          return Effect.succeed(undefined)
-        default:
-          badRequest(`Unexpected ${frame.type} frame`)
-          return Effect.succeed(undefined)
-      }
-    }
-
-    const reading: Effect.Effect<Ending> = Effect.gen(function*() {
-      while (true) {
-        const batch = Chunk.toReadonlyArray(yield* Queue.takeBetween(connection.inbound, 1, readBatch))
-        let frames = 0
-        for (const item of batch) if (typeof item !== "number") frames++
-        stats.received += frames
-        const admitted = frames === 0 ? 0 : yield* admission.admit(frames)
-        let seen = 0
-        for (const item of batch) {
-          if (typeof item === "number") {
-            if (item === Closed) return "closed"
-            if (item === Kicked) return "closing"
-            if (item === Oversize) return refuse(413, "Message too large", 1009)
-            continue
-          }
-          if (seen++ >= admitted) return refuse(429, "Rate limit exceeded", 1008)
-          const ending = yield* handle(item)
-          // Acknowledged one by one: the listener routes directly again only once nothing is left for the fiber.
-          connection.taken(1)
-          if (ending !== undefined) return ending
-        }
-      }
-    })
-
-    const ending = yield* reading
-    if (ending === "closing") yield* awaitClose
-  }))
+    }),
+    Effect.asVoid,
+    Effect.scoped
+  )
+}

@@ -23,7 +23,8 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
-import { WebSocketServer } from "ws"
+import type { Duplex } from "node:stream"
+import { type WebSocket, WebSocketServer } from "ws"
 import type * as Frame from "../protocol/Frame.js"
 import type { Json } from "../protocol/Json.js"
 import * as Message from "../protocol/Message.js"
@@ -139,6 +140,8 @@ const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string
 
 const virtualHandlerQueue = 1024
 
+const ignore = () => {}
+
 /**
  * Starts a server in the current scope; closing the scope shuts it down gracefully (shutdown notice, close 1001).
  *
@@ -230,25 +233,27 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const virtuals = yield* FiberMap.make<string>()
     yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
 
-    server.on("upgrade", (request: Http.IncomingMessage, socket, head: Buffer) => {
-      socket.on("error", () => {})
+    // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
+    const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
+      open.add(ws)
+      ws.once("close", () => open.delete(ws))
+      const max = resolved.maxConnections
+      if (max > 0 && hub.connections.size >= max) {
+        ws.on("error", ignore)
+        ws.send(Delivery.encode(Message.error(503, "Server at capacity")))
+        ws.close(1013, "Server at capacity")
+        return
+      }
+      fork(Connection.run(hub, Connection.accept(hub, ws, socket, host)))
+    }
+    server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", ignore)
       if (hub.shuttingDown) {
         socket.destroy()
         return
       }
-      wss.handleUpgrade(request, socket, head, (ws) => {
-        open.add(ws)
-        ws.once("close", () => open.delete(ws))
-        const max = resolved.maxConnections
-        if (max > 0 && hub.connections.size >= max) {
-          ws.on("error", () => {})
-          ws.send(Delivery.encode(Message.error(503, "Server at capacity")))
-          ws.close(1013, "Server at capacity")
-          return
-        }
-        const connection = Connection.accept(hub, ws, socket, hostOf(request.socket))
-        fork(Connection.run(hub, connection))
-      })
+      const host = hostOf(request.socket)
+      wss.handleUpgrade(request, socket, head, (ws) => upgraded(ws, socket, host))
     })
 
     if (resolved.pingIntervalMillis > 0) {
