@@ -2,10 +2,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { connect, expectEffect, isMessage, peer, rawClient, startServer } from "./support.js"
 
-describe("limits and bad input", () => {
+/** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+
+describe.each(modes)("limits and bad input ($label)", (mode) => {
   it.live("37/38. non-JSON and non-object JSON: 400 before and after auth, connection kept, others unaffected", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       const anon = yield* connect(server.url)
       const bad = ["this is not json", "null", "[1,2,3]", "42", "\"x\"", "", "{"]
@@ -22,7 +25,7 @@ describe("limits and bad input", () => {
 
   it.live("39. unknown or absent type after auth: 400 with a readable message", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       alice.send({ type: "bogus" })
       expect(yield* alice.next()).toEqual({ type: "error", status: 400, message: "Unknown message type \"bogus\"" })
@@ -35,7 +38,7 @@ describe("limits and bad input", () => {
 
   it.live("40. binary frames carrying JSON are handled like text; invalid UTF-8 gets 400", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const client = yield* connect(server.url)
       client.sendRaw(Buffer.from(JSON.stringify({ type: "auth", user: "alice", rooms: ["r"] })), true)
       expect((yield* client.next()).type).toBe("welcome")
@@ -48,7 +51,7 @@ describe("limits and bad input", () => {
 
   it.live("41. oversize frame: 413, then close 1009 (after auth and before)", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ maxMessageSize: 128 })
+      const server = yield* startServer({ ...mode, maxMessageSize: 128 })
       const alice = yield* peer(server, "alice")
       alice.send({ type: "message", data: { text: "x".repeat(256) } })
       expect(yield* alice.next()).toEqual({ type: "error", status: 413, message: "Message too large" })
@@ -61,7 +64,7 @@ describe("limits and bad input", () => {
 
   it.live("41b. the default limit is 64 KiB; above the hard cap the WebSocket layer closes with 1009", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ maxPayload: 100_000 })
+      const server = yield* startServer({ ...mode, maxPayload: 100_000 })
       const alice = yield* peer(server, "alice")
       alice.send({ type: "message", data: { text: "x".repeat(65_000) } })
       yield* alice.none((f) => f.type === "error")
@@ -75,7 +78,7 @@ describe("limits and bad input", () => {
 
   it.live("42. rate limit: frames past the bucket get 429, then close 1008", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ rateLimit: 3, rateSeconds: 10 })
+      const server = yield* startServer({ ...mode, rateLimit: 3, rateSeconds: 10 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       for (let i = 1; i <= 20; i++) alice.send({ type: "message", data: { n: i } })
@@ -91,7 +94,7 @@ describe("limits and bad input", () => {
 
   it.live("42b. the bucket refills", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ rateLimit: 2, rateSeconds: 0.1 })
+      const server = yield* startServer({ ...mode, rateLimit: 2, rateSeconds: 0.1 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       for (let round = 0; round < 3; round++) {
@@ -105,7 +108,7 @@ describe("limits and bad input", () => {
 
   it.live("45. a client ping gets a pong and no Symple frame", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       const pong = Effect.async<string>((resume) => {
         alice.ws.once("pong", (data) => resume(Effect.succeed(data.toString())))
@@ -117,7 +120,7 @@ describe("limits and bad input", () => {
 
   it.live("45b. server pings drop peers that stop answering, and keep those that answer", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ pingInterval: 40 })
+      const server = yield* startServer({ ...mode, pingInterval: 40 })
       const alive = yield* peer(server, "alive")
       const dead = yield* rawClient(server.port)
       dead.sendText(JSON.stringify({ type: "auth", user: "dead" }))
@@ -129,7 +132,7 @@ describe("limits and bad input", () => {
 
   it.live("slow consumer: closed with 1013 while a fast peer in the same room gets every frame", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ mailboxSize: 16, highWaterMark: 64 * 1024, rateLimit: 0, shutdownTimeout: 100 })
+      const server = yield* startServer({ ...mode, mailboxSize: 16, highWaterMark: 64 * 1024, rateLimit: 0, shutdownTimeout: 100 })
       const fast = yield* peer(server, "fast", { rooms: ["room"] })
       const slow = yield* rawClient(server.port)
       slow.sendText(JSON.stringify({ type: "auth", user: "slow", rooms: ["room"] }))

@@ -2,10 +2,13 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
 
-describe("rooms", () => {
+/** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+
+describe.each(modes)("rooms ($label)", (mode) => {
   it.live("32. join / leave acknowledgements; empty or missing room is ignored", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       alice.send({ type: "join", room: "x" })
       expect(yield* alice.next()).toEqual({ type: "join:ok", room: "x" })
@@ -24,7 +27,7 @@ describe("rooms", () => {
 
   it.live("33. non-string room: 400, connection kept", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       alice.send({ type: "join", room: 42 })
       const error = yield* alice.next()
@@ -36,7 +39,7 @@ describe("rooms", () => {
 
   it.live("34. dynamicRooms false: join and leave are refused with 400; auth rooms still apply", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ dynamicRooms: false })
+      const server = yield* startServer({ ...mode, dynamicRooms: false })
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       expect(alice.welcome.rooms).toEqual(["alice", "lobby"])
       alice.send({ type: "join", room: "x" })
@@ -48,7 +51,7 @@ describe("rooms", () => {
 
   it.live("35. after leaving the personal room, to:user no longer reaches that session", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       alice.send({ type: "leave", room: "alice" })
@@ -61,7 +64,7 @@ describe("rooms", () => {
 
   it.live("36. close frame: the server closes the socket, others get the offline presence", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       bob.send({ type: "close" })

@@ -4,10 +4,13 @@ import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServe
 
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
 
-describe("routing", () => {
+/** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+
+describe.each(modes)("routing ($label)", (mode) => {
   it.live("15. join: join:ok, then a snapshot of the room's other members", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob")
       bob.send({ type: "join", room: "lobby" })
@@ -18,7 +21,7 @@ describe("routing", () => {
 
   it.live("16. two peers in a shared room see each other's presence", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const a = yield* peer(server, "a")
       const b = yield* peer(server, "b")
       a.send({ type: "join", room: "shared" })
@@ -35,7 +38,7 @@ describe("routing", () => {
 
   it.live("17. disconnect: one offline presence per peer sharing a room, and it leaves the registry", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
       const bob = yield* peer(server, "bob", { rooms: ["one", "two"] })
       yield* settle(alice)
@@ -49,7 +52,7 @@ describe("routing", () => {
 
   it.live("18. client presence data is sanitised", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { name: "Alice", rooms: ["shared"] })
       const bob = yield* peer(server, "bob", { rooms: ["shared"] })
       yield* settle(bob)
@@ -67,7 +70,7 @@ describe("routing", () => {
 
   it.live("20. probe is forwarded; answers to the full address or the bare id reach the prober", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       yield* settle(alice, bob)
@@ -83,7 +86,7 @@ describe("routing", () => {
 
   it.live("21. direct message in a shared room: from set, everything else unchanged", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       const sent = { type: "message", subtype: "chat", data: { text: "hi bob" }, id: "grcp36n4ypl", to: bob.address }
@@ -93,7 +96,7 @@ describe("routing", () => {
 
   it.live("22. direct message without a shared room: dropped silently, counted", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       const bob = yield* peer(server, "bob")
       alice.send({ type: "message", to: bob.address, data: { text: "psst" } })
@@ -104,7 +107,7 @@ describe("routing", () => {
 
   it.live("23. bare user name without a shared room: dropped", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       const bob = yield* peer(server, "bob")
       alice.send({ type: "message", to: "bob", data: {} })
@@ -113,7 +116,7 @@ describe("routing", () => {
 
   it.live("24/25. bare user name reaches every session of that user sharing a room", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice1 = yield* peer(server, "alice", { rooms: ["test"] })
       const alice2 = yield* peer(server, "alice", { rooms: ["test"] })
       yield* alice1.next(isPresenceOf(alice2, true))
@@ -126,7 +129,7 @@ describe("routing", () => {
 
   it.live("26. broadcast without to: once to every peer sharing a room, never the sender", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
       const bob = yield* peer(server, "bob", { rooms: ["one"] })
       const carol = yield* peer(server, "carol", { rooms: ["one", "two"] })
@@ -141,7 +144,7 @@ describe("routing", () => {
 
   it.live("27. array to: one copy per recipient", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
       const bob = yield* peer(server, "bob", { rooms: ["one", "two"] })
       alice.send({ type: "message", to: ["one", "two", "one"], data: { text: "dedup" } })
@@ -151,7 +154,7 @@ describe("routing", () => {
 
   it.live("28. array to: only rooms the sender belongs to", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["public"] })
       const bob = yield* peer(server, "bob", { rooms: ["public", "private"] })
       const carol = yield* peer(server, "carol", { rooms: ["private"] })
@@ -165,7 +168,7 @@ describe("routing", () => {
 
   it.live("29. a spoofed from is overwritten", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       alice.send({ type: "command", node: "a:b", from: "mallory|x", to: bob.address })
@@ -176,7 +179,7 @@ describe("routing", () => {
 
   it.live("30. own full address is echoed back", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
       alice.send({ type: "message", to: alice.address, data: { text: "me" } })
       expect(yield* alice.next(isMessage())).toMatchObject({ from: alice.address, data: { text: "me" } })
@@ -184,7 +187,7 @@ describe("routing", () => {
 
   it.live("31. odd to values", () =>
     Effect.gen(function*() {
-      const server = yield* startServer()
+      const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       yield* settle(bob)
