@@ -2,7 +2,7 @@
  * Benchmark runner: our server against the hand-written `ws` baseline, in the same run.
  *
  *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--measure ms] [--cpu-prof]
- *     [--servers ours,baseline]
+ *     [--servers ours,baseline]   (two of: ours, baseline, baseline-coalesce)
  *
  * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
  * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
@@ -49,6 +49,12 @@ const waitForQuiet = async (limitMs: number): Promise<void> => {
   }
 }
 
+interface ServerKind {
+  readonly label: string
+  readonly file: string
+  readonly env: Record<string, string>
+}
+
 interface Running {
   readonly pid: number
   readonly port: number
@@ -56,12 +62,12 @@ interface Running {
 }
 
 /** Starts a server bundle on an ephemeral loopback port; resolves once it prints its `listening` line. */
-const startServer = (file: string, profile: boolean): Promise<Running> =>
+const startServer = (file: string, env: Record<string, string>, profile: boolean): Promise<Running> =>
   new Promise((resolve, reject) => {
     const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []
     const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
     const child = spawn(cmd!, rest, {
-      env: { ...process.env, HOST: "127.0.0.1", PORT: "0" },
+      env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: "0" },
       stdio: ["ignore", "pipe", "inherit"]
     })
     let buffered = ""
@@ -148,7 +154,7 @@ const show = (x: number): string => (Number.isFinite(x) ? String(Math.abs(x) >= 
 
 const main = async (): Promise<void> => {
   mkdirSync(profDir, { recursive: true })
-  const wanted = (flag("servers") ?? "ours,baseline").split(",")
+  const wanted = (flag("servers") ?? "ours,baseline").split(",").slice(0, 2)
   const { built, skipped } = await build({
     generator: "generator.ts",
     baseline: "baseline-server.ts",
@@ -158,10 +164,24 @@ const main = async (): Promise<void> => {
   const generator = built["generator"]
   const baseline = built["baseline"]
   if (generator === undefined || baseline === undefined) throw new Error("the generator and the baseline must build")
+  const kind = (name: string): ServerKind | undefined => {
+    switch (name) {
+      case "ours":
+        return built["ours"] === undefined ? undefined : { label: "ours", file: built["ours"], env: {} }
+      case "baseline":
+        return { label: "baseline", file: baseline, env: {} }
+      case "baseline-coalesce":
+        return { label: name, file: baseline, env: { BASELINE_COALESCE: "1" } }
+      default:
+        throw new Error(`unknown server ${name} (ours, baseline, baseline-coalesce)`)
+    }
+  }
   // Without our server, the baseline runs against itself: the ratio then shows the noise of the machine.
-  const servers: ReadonlyArray<{ readonly label: string; readonly file: string }> = built["ours"] !== undefined ?
-    [{ label: "ours", file: built["ours"] }, { label: "baseline", file: baseline }] :
-    [{ label: "baseline-a", file: baseline }, { label: "baseline-b", file: baseline }]
+  const chosen = wanted.map(kind).filter((k): k is ServerKind => k !== undefined)
+  while (chosen.length < 2) chosen.push({ label: "baseline", file: baseline, env: {} })
+  const servers = chosen[0]!.label === chosen[1]!.label ?
+    [{ ...chosen[0]!, label: `${chosen[0]!.label}-a` }, { ...chosen[1]!, label: `${chosen[1]!.label}-b` }] :
+    chosen
   const [first, second] = [servers[0]!.label, servers[1]!.label]
 
   if (hasTaskset) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
@@ -199,7 +219,7 @@ const main = async (): Promise<void> => {
         let result: Result
         if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {
-          const running = await startServer(server.file, profile)
+          const running = await startServer(server.file, server.env, profile)
           try {
             result = await runGenerator(generator, server.label, running, spec)
           } finally {
