@@ -16,7 +16,6 @@
  * @since 0.1.0
  */
 import * as Chunk from "effect/Chunk"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
@@ -95,7 +94,8 @@ export interface Connection {
   readonly host: string | undefined
   readonly live: Delivery.Live
   readonly inbound: Queue.Queue<Inbound>
-  readonly closed: Deferred.Deferred<void>
+  /** Succeeds once the socket is closed. */
+  readonly closed: Effect.Effect<void>
   readonly handle: Delivery.Handle
   /** Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the mailbox is full. */
   readonly offer: (item: Outbound) => boolean
@@ -148,11 +148,9 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
  * @category constructors
  */
 export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
-  const { closed, inbound, mailbox } = Effect.runSync(Effect.all({
-    inbound: Queue.unbounded<Inbound>(),
-    mailbox: Queue.dropping<Outbound>(hub.options.mailboxSize),
-    closed: Deferred.make<void>()
-  }))
+  const inbound = Effect.runSync(Queue.unbounded<Inbound>())
+  // Created on the first backlog: most peers never need one.
+  let mailbox: Queue.Queue<Outbound> | undefined
   const maxMessageSize = hub.options.maxMessageSize
   const highWaterMark = hub.options.highWaterMark
   const stats = hub.stats
@@ -189,7 +187,8 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
       socket.off("close", done)
     })
   })
-  const writeBatchOf: Effect.Effect<void> = Effect.flatMap(Queue.takeUpTo(mailbox, writeBatch), (batch) => {
+  const takeBatch = Effect.suspend(() => Queue.takeUpTo(mailbox!, writeBatch))
+  const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
     socket.cork()
     for (const item of Chunk.toReadonlyArray(batch)) {
       if (item instanceof Uint8Array) ws.send(item, textFrame)
@@ -219,6 +218,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
       else ws.close(item.code, item.reason)
       return true
     }
+    mailbox ??= Effect.runSync(Queue.dropping<Outbound>(hub.options.mailboxSize))
     if (!Queue.unsafeOffer(mailbox, item)) {
       stats.slowConsumers++
       kick(1013, "Too many pending messages")
@@ -265,9 +265,19 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   })
   // Errors are followed by "close"; without a listener they would be thrown.
   ws.on("error", ignore)
+  let isClosed = false
+  let onClosed: (() => void) | undefined
   ws.once("close", () => {
+    isClosed = true
     Queue.unsafeOffer(inbound, Closed)
-    Deferred.unsafeDone(closed, Exit.void)
+    onClosed?.()
+  })
+  const closed = Effect.async<void>((resume) => {
+    if (isClosed) return resume(Effect.void)
+    onClosed = () => resume(Effect.void)
+    return Effect.sync(() => {
+      onClosed = undefined
+    })
   })
   socket.on("error", ignore)
   hub.connections.add(live)
@@ -312,7 +322,7 @@ const badRequest = (hub: Delivery.Hub, connection: Connection, message: string) 
 }
 
 const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
-  Deferred.await(connection.closed).pipe(
+  connection.closed.pipe(
     // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
     Effect.timeout(hub.options.shutdownTimeoutMillis),
     Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))

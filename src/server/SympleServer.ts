@@ -244,7 +244,13 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         ws.close(1013, "Server at capacity")
         return
       }
-      fork(Connection.run(hub, Connection.accept(hub, ws, socket, host)))
+      try {
+        fork(Connection.run(hub, Connection.accept(hub, ws, socket, host)))
+      } catch (error) {
+        // A bug here must cost one connection, not the process.
+        ws.terminate()
+        Effect.runFork(Effect.logError("Symple connection setup failed", error))
+      }
     }
     server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on("error", ignore)
