@@ -263,7 +263,7 @@ const main = async (): Promise<void> => {
     }
     const others = (rs: ReadonlyArray<Result>) => round(median(rs.map((r) => r.counts["otherCpuUtil"] ?? Number.NaN)), 2)
     if (a.length + b.length > 0) {
-      rows.push([spec.name, "(CPU used outside server and generator)", String(others(a)), String(others(b)), "", "noise"])
+      rows.push([spec.name, "(CPU used outside server and generator)", show(others(a)), show(others(b)), "", "noise"])
     }
     const failed = results.filter((r) => r.scenario === spec.name && !r.ok)
     for (const f of failed) rows.push([spec.name, `FAILED on ${f.server}`, f.error ?? "?", "", "", ""])
