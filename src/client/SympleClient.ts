@@ -202,7 +202,6 @@ export const make = (
     const inbound = yield* PubSub.unbounded<Frame.Frame>()
     const announces = yield* PubSub.unbounded<Announce>()
     const roster = yield* Roster.make
-    const outbound = yield* Queue.unbounded<Outgoing>()
     const terminal = yield* Deferred.make<never, ClientClosed>()
     const runFork = yield* FiberSet.makeRuntime<never>()
     const transactions = new Map<string, Transaction>()
@@ -212,8 +211,6 @@ export const make = (
     let self: Peer.Peer | undefined
     let closedWith: ClientClosed | undefined
     let userClosed = false
-    // The frame the pump took but could not write yet: it goes first on the next session.
-    let head: Outgoing | undefined
 
     // --- the socket -------------------------------------------------------------------------------------------
 
@@ -258,47 +255,65 @@ export const make = (
 
     // --- outgoing frames ----------------------------------------------------------------------------------------
 
+    // Frames not yet written, in send order. A frame leaves only once written (or failed, or abandoned by its
+    // sender), so neither a reconnection nor an interrupted writer can lose one.
+    const outstanding = new Set<Outgoing>()
+    // Wakes the writer; sliding(1) so that a wake-up given before the writer waits is not lost.
+    const wake = yield* Queue.sliding<void>(1)
+
     const failQueued = (error: ClientClosed) =>
       Effect.gen(function*() {
-        const taken = yield* Queue.takeAll(outbound)
-        const items = head === undefined ? Array.from(taken) : [head, ...taken]
-        head = undefined
+        const items = Array.from(outstanding)
+        outstanding.clear()
         for (const item of items) yield* Deferred.fail(item.done, error)
       })
 
     const enqueue = (build: (self: Peer.Peer) => Frame.Frame): Effect.Effect<Frame.Frame, ClientClosed> =>
       Effect.gen(function*() {
         if (closedWith !== undefined) return yield* Effect.fail(closedWith)
+        const me = self
+        // Fast path: online with nothing waiting, so writing now keeps the order.
+        if (me !== undefined && outstanding.size === 0) {
+          const frame = build(me)
+          if (sendFrame(frame)) return frame
+        }
         const done = yield* Deferred.make<Frame.Frame, ClientClosed>()
         const item: Outgoing = { build, done, cancelled: false }
-        yield* Queue.offer(outbound, item)
-        // The client may have stopped between the check and the offer: nothing may stay queued after that.
+        outstanding.add(item)
+        // The client may have stopped since the check above: nothing may stay outstanding after that.
         if (closedWith !== undefined) yield* failQueued(closedWith)
-        return yield* Deferred.await(done).pipe(Effect.onInterrupt(() => Effect.sync(() => item.cancelled = true)))
+        yield* Queue.offer(wake, undefined)
+        return yield* Deferred.await(done).pipe(Effect.onInterrupt(() =>
+          Effect.sync(() => {
+            item.cancelled = true
+            outstanding.delete(item)
+          })
+        ))
       })
 
     const pump = Effect.gen(function*() {
       while (true) {
-        const item = head ?? (yield* Effect.uninterruptibleMask((restore) =>
-          Effect.map(restore(Queue.take(outbound)), (taken) => head = taken)
-        ))
+        const item = outstanding.values().next().value
+        if (item === undefined) {
+          yield* Queue.take(wake)
+          continue
+        }
         if (item.cancelled || (yield* Deferred.isDone(item.done))) {
-          head = undefined
+          outstanding.delete(item)
           continue
         }
         const me = self
         if (me === undefined) return yield* Effect.never
         const built = Either.try(() => item.build(me))
         if (Either.isLeft(built)) {
-          head = undefined
+          outstanding.delete(item)
           yield* Deferred.die(item.done, built.left)
           continue
         }
-        const frame = built.right
-        // A refused write means the connection is going down: keep the frame and wait to be interrupted.
-        if (!sendFrame(frame)) return yield* Effect.never
-        head = undefined
-        yield* Deferred.succeed(item.done, frame)
+        // A refused write means the connection is going down: the frame stays for the next session.
+        if (!sendFrame(built.right)) return yield* Effect.never
+        outstanding.delete(item)
+        yield* Deferred.succeed(item.done, built.right)
       }
     })
 
