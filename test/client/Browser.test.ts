@@ -4,7 +4,11 @@
 import { build, type BuildOptions } from "esbuild"
 import { builtinModules } from "node:module"
 import { fileURLToPath } from "node:url"
+import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
+import { WebSocket } from "ws"
+import { createClient } from "../../src/client/index.js"
+import * as Scripted from "./ScriptedServer.js"
 
 const entry = fileURLToPath(new URL("../../src/client/index.ts", import.meta.url))
 const nodeBuiltins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]))
@@ -54,4 +58,28 @@ describe("browser bundle", () => {
     const indirect = await nodeImports({ entryPoints: [node] })
     expect(indirect.found.some((f) => f.startsWith("@effect/platform-node"))).toBe(true)
   }, 60_000)
+})
+
+describe("global WebSocket constructor", () => {
+  it("the platform-neutral facade runs on a global WebSocket, as in a browser", async () => {
+    const scope = Effect.runSync(Scope.make())
+    const g = globalThis as { WebSocket?: unknown }
+    const previous = g.WebSocket
+    g.WebSocket = WebSocket
+    try {
+      const server = await Effect.runPromise(Scope.extend(Scripted.make(), scope))
+      const client = createClient({ url: server.url, user: "browser" })
+      const connecting = client.connect()
+      const { conn } = await Effect.runPromise(Scripted.accept(server, "b1"))
+      expect((await connecting).id).toBe("b1")
+      const got = new Promise<unknown>((resolve) => client.on("message", (m) => resolve(m.data)))
+      conn.socket.send(Buffer.from(JSON.stringify({ type: "message", from: "x|1", data: "binary" })), { binary: true })
+      expect(await got).toBe("binary")
+      await client.close()
+      expect(await Effect.runPromise(conn.nextOf("close"))).toEqual({ type: "close" })
+    } finally {
+      g.WebSocket = previous
+      await Effect.runPromise(Scope.close(scope, Exit.void))
+    }
+  }, 30_000)
 })
