@@ -43,7 +43,8 @@ const publish = <H>(registry: PeerRegistry<H>, state: State.State<H>): State.Sta
  * @since 0.1.0
  * @category getters
  */
-export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.State<H>> => SynchronizedRef.get(registry.ref)
+export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.State<H>> =>
+  SynchronizedRef.get(registry.ref)
 
 /**
  * Registers a session. `announce` runs before the new state becomes visible to readers, with the distinct peers
@@ -73,6 +74,15 @@ export const connect = <H>(
   })
 
 /**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Removed<H> {
+  readonly session: State.Session<H>
+  readonly neighbours: ReadonlyArray<State.Session<H>>
+}
+
+/**
  * Removes a session; returns it and the peers that shared a room with it (they get the offline presence).
  *
  * @since 0.1.0
@@ -81,7 +91,7 @@ export const connect = <H>(
 export const disconnect = <H>(
   registry: PeerRegistry<H>,
   id: string
-): Effect.Effect<{ readonly session: State.Session<H>; readonly neighbours: ReadonlyArray<State.Session<H>> } | undefined> =>
+): Effect.Effect<Removed<H> | undefined> =>
   SynchronizedRef.modify(registry.ref, (state) => {
     const gone = State.session(state, id)
     if (gone === undefined) return [undefined, state]

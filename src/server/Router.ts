@@ -78,7 +78,9 @@ const fromOwnRooms = <H>(state: State.State<H>, sender: State.Session<H>, rooms:
 const direct = <H>(state: State.State<H>, sender: State.Session<H>, id: string): Route<H> => {
   if (id === sender.member.id) return { members: [sender.member], exclude: undefined }
   const target = State.session(state, id)
-  return target !== undefined && State.shareRoom(sender, target) ? { members: [target.member], exclude: undefined } : nobody
+  return target !== undefined && State.shareRoom(sender, target)
+    ? { members: [target.member], exclude: undefined }
+    : nobody
 }
 
 const named = <H>(state: State.State<H>, sender: State.Session<H>, name: string): Route<H> => {

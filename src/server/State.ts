@@ -117,7 +117,10 @@ const addMember = <H>(state: State<H>, room: string, member: Member<H>): State<H
 
 const removeMember = <H>(state: State<H>, room: string, id: string): State<H> => {
   const rest = members(state, room).filter((m) => m.id !== id)
-  return { ...state, rooms: rest.length === 0 ? HashMap.remove(state.rooms, room) : HashMap.set(state.rooms, room, rest) }
+  return {
+    ...state,
+    rooms: rest.length === 0 ? HashMap.remove(state.rooms, room) : HashMap.set(state.rooms, room, rest)
+  }
 }
 
 const uniqueRooms = (rooms: Iterable<string>): ReadonlyArray<string> => {
@@ -166,7 +169,9 @@ export const disconnect = <H>(state: State<H>, id: string): State<H> => {
   return {
     ...next,
     sessions: HashMap.remove(next.sessions, id),
-    users: others.length === 0 ? HashMap.remove(next.users, gone.member.user) : HashMap.set(next.users, gone.member.user, others)
+    users: others.length === 0
+      ? HashMap.remove(next.users, gone.member.user)
+      : HashMap.set(next.users, gone.member.user, others)
   }
 }
 

@@ -281,7 +281,11 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const bound = server.address() as AddressInfo
     const snapshot = PeerRegistry.snapshot(registry)
 
-    const sendToMembers = (members: ReadonlyArray<State.Member<Delivery.Handle>>, frame: Frame.Frame, exclude?: string) =>
+    const sendToMembers = (
+      members: ReadonlyArray<State.Member<Delivery.Handle>>,
+      frame: Frame.Frame,
+      exclude?: string
+    ) =>
       Effect.sync(() =>
         members.length === 0 ? 0 : Delivery.deliver(hub.stats, { members, exclude }, Delivery.encode(frame), frame)
       )
@@ -316,7 +320,9 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
           return yield* new ServerError({ reason: "DuplicatePeer", message: `A peer with id ${peer.id} exists` })
         }
         yield* Queue.take(inbox).pipe(
-          Effect.flatMap((frame) => Effect.catchAllCause(onFrame(frame), (cause) => Effect.logWarning(Cause.pretty(cause)))),
+          Effect.flatMap((frame) =>
+            Effect.catchAllCause(onFrame(frame), (cause) => Effect.logWarning(Cause.pretty(cause)))
+          ),
           Effect.forever,
           FiberMap.run(virtuals, peer.id)
         )
@@ -334,7 +340,10 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         yield* FiberMap.remove(virtuals, id)
         if (removed === undefined) return false
         Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
-        yield* PubSub.publish(events, Delivery.ServerEvent.PeerDisconnected({ peer: removed.session.peer, virtual: true }))
+        yield* PubSub.publish(
+          events,
+          Delivery.ServerEvent.PeerDisconnected({ peer: removed.session.peer, virtual: true })
+        )
         return true
       })
 

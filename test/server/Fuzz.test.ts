@@ -5,7 +5,11 @@ import { type Client, connect, isMessage, peer, startServer } from "./support.js
 
 type Input = { readonly data: string | Buffer; readonly binary: boolean }
 
+const text = (data: string): Input => ({ data, binary: false })
+
 const deep = (depth: number, open: string, close: string) => open.repeat(depth) + close.repeat(depth)
+const deepObject = (depth: number) => deep(depth, "{\"a\":", "}").replace("}", "1}")
+const longMessage = (length: number) => JSON.stringify({ type: "message", data: "x".repeat(length) })
 
 const fieldValue = fc.oneof(
   fc.jsonValue({ maxDepth: 4 }),
@@ -31,10 +35,16 @@ const input: fc.Arbitrary<Input> = fc.oneof(
       probe: fieldValue
     }, { requiredKeys: [] }).map((frame) => ({ data: JSON.stringify(frame), binary: false }))
   },
-  { weight: 1, arbitrary: fc.integer({ min: 10, max: 30_000 }).map((n) => ({ data: deep(n, "[", "]"), binary: false })) },
-  { weight: 1, arbitrary: fc.integer({ min: 10, max: 10_000 }).map((n) => ({ data: deep(n, "{\"a\":", "}").replace("}", "1}"), binary: false })) },
-  { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => ({ data: JSON.stringify({ type: "message", data: "x".repeat(n) }), binary: false })) },
-  { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => ({ data: Buffer.from([0xff, 0xfe, ...bytes]), binary: true })) },
+  { weight: 1, arbitrary: fc.integer({ min: 10, max: 30_000 }).map((n) => text(deep(n, "[", "]"))) },
+  { weight: 1, arbitrary: fc.integer({ min: 10, max: 10_000 }).map((n) => text(deepObject(n))) },
+  { weight: 1, arbitrary: fc.integer({ min: 1000, max: 70_000 }).map((n) => text(longMessage(n))) },
+  {
+    weight: 1,
+    arbitrary: fc.uint8Array({ minLength: 1, maxLength: 64 }).map((bytes) => ({
+      data: Buffer.from([0xff, 0xfe, ...bytes]),
+      binary: true
+    }))
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 200 }).map((data) => ({ data, binary: false })) },
   { weight: 1, arbitrary: fc.json({ maxDepth: 3 }).map((data) => ({ data: Buffer.from(data), binary: true })) }
 )

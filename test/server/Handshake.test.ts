@@ -96,7 +96,11 @@ describe("handshake", () => {
       const server = yield* startServer({ authentication: true, authenticate: () => Effect.succeed({ allowed: true }) })
       const client = yield* connect(server.url)
       client.send({ type: "auth", user: "alice", token: "" })
-      expect(yield* client.next()).toEqual({ type: "error", status: 401, message: "Authentication failed: Missing token" })
+      expect(yield* client.next()).toEqual({
+        type: "error",
+        status: 401,
+        message: "Authentication failed: Missing token"
+      })
       expect(client.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 

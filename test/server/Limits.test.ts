@@ -46,7 +46,8 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       client.sendRaw(Buffer.from(JSON.stringify({ type: "message", data: { text: "bin" } })), true)
       expect((yield* bob.next(isMessage())).data).toEqual({ text: "bin" })
       client.sendRaw(Buffer.from([0x7b, 0xff, 0xfe, 0x7d]), true)
-      expect(yield* client.next((f) => f.type === "error")).toEqual({ type: "error", status: 400, message: "Invalid UTF-8" })
+      const error = yield* client.next((f) => f.type === "error")
+      expect(error).toEqual({ type: "error", status: 400, message: "Invalid UTF-8" })
     }).pipe(Effect.scoped))
 
   it.live("41. oversize frame: 413, then close 1009 (after auth and before)", () =>
@@ -132,7 +133,13 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
 
   it.live("slow consumer: closed with 1013 while a fast peer in the same room gets every frame", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ ...mode, mailboxSize: 16, highWaterMark: 64 * 1024, rateLimit: 0, shutdownTimeout: 100 })
+      const server = yield* startServer({
+        ...mode,
+        mailboxSize: 16,
+        highWaterMark: 64 * 1024,
+        rateLimit: 0,
+        shutdownTimeout: 100
+      })
       const fast = yield* peer(server, "fast", { rooms: ["room"] })
       const slow = yield* rawClient(server.port)
       slow.sendText(JSON.stringify({ type: "auth", user: "slow", rooms: ["room"] }))

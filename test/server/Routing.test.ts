@@ -44,7 +44,11 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* settle(alice)
       bob.ws.close()
       const offline = yield* alice.next(isPresenceOf(bob, false))
-      expect(offline).toMatchObject({ type: "presence", from: bob.address, data: { id: bob.id, user: "bob", online: false } })
+      expect(offline).toMatchObject({
+        type: "presence",
+        from: bob.address,
+        data: { id: bob.id, user: "bob", online: false }
+      })
       yield* alice.none(isPresenceOf(bob))
       yield* expectEffect(server.peerCount, (n) => n === 1)
       expect(yield* server.peersInRoom("two")).toHaveLength(1)

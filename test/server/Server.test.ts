@@ -55,8 +55,11 @@ describe("server", () => {
       expect(yield* server.peerCount).toBe(2)
       // A virtual peer answers through the server API, bypassing routing.
       yield* server.sendTo(alice.id, { type: "message", from: "media-server|media-server", subtype: "call:accept" })
-      expect(yield* alice.next(isMessage())).toMatchObject({ subtype: "call:accept", from: "media-server|media-server" })
-      const duplicate = yield* Effect.either(server.addVirtualPeer({ id: "media-server", user: "x" }, [], () => Effect.void))
+      const accept = yield* alice.next(isMessage())
+      expect(accept).toMatchObject({ subtype: "call:accept", from: "media-server|media-server" })
+      const duplicate = yield* Effect.either(
+        server.addVirtualPeer({ id: "media-server", user: "x" }, [], () => Effect.void)
+      )
       expect(duplicate._tag === "Left" && duplicate.left.reason).toBe("DuplicatePeer")
       expect(yield* server.removeVirtualPeer("media-server")).toBe(true)
       yield* alice.next(isPresenceOf({ id: "media-server" }, false))
@@ -122,9 +125,8 @@ describe("server", () => {
 
   it.live("layer and layerConfig: SYMPLE_* environment variables override options", () =>
     Effect.gen(function*() {
-      const provider = ConfigProvider.fromMap(new Map([["SYMPLE_HOST", "127.0.0.1"], ["SYMPLE_MAX_CONNECTIONS", "1"]]), {
-        pathDelim: "_"
-      })
+      const env = new Map([["SYMPLE_HOST", "127.0.0.1"], ["SYMPLE_MAX_CONNECTIONS", "1"]])
+      const provider = ConfigProvider.fromMap(env, { pathDelim: "_" })
       const server = yield* SympleServer.SympleServer.pipe(
         Effect.provide(SympleServer.layerConfig({ port: 0, host: "0.0.0.0" })),
         Effect.withConfigProvider(provider)

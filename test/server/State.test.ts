@@ -12,7 +12,12 @@ type Op =
 const ids = fc.integer({ min: 0, max: 7 })
 const roomIx = fc.integer({ min: 0, max: 5 })
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  fc.record({ op: fc.constant("connect" as const), id: ids, user: fc.integer({ min: 0, max: 3 }), rooms: fc.array(roomIx, { maxLength: 4 }) }),
+  fc.record({
+    op: fc.constant("connect" as const),
+    id: ids,
+    user: fc.integer({ min: 0, max: 3 }),
+    rooms: fc.array(roomIx, { maxLength: 4 })
+  }),
   fc.record({ op: fc.constant("disconnect" as const), id: ids }),
   fc.record({ op: fc.constant("join" as const), id: ids, room: roomIx }),
   fc.record({ op: fc.constant("leave" as const), id: ids, room: roomIx })
@@ -79,7 +84,8 @@ describe("State", () => {
     }
   }, { fastCheck: { numRuns: 300 } })
 
-  it.prop("transitions never mutate the state they were given", [fc.array(opArb, { maxLength: 30 }), opArb], ([ops, last]) => {
+  const history = fc.array(opArb, { maxLength: 30 })
+  it.prop("transitions never mutate the state they were given", [history, opArb], ([ops, last]) => {
     const state = ops.reduce(apply, State.empty<string>())
     const before = JSON.stringify([[...state.sessions], [...state.rooms], [...state.users]])
     apply(state, last)

@@ -68,7 +68,8 @@ export const connect = (
 ): Effect.Effect<Client, Error, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.async<Client, Error>((resume) => {
-      const ws = new WebSocket(url + (options.path ?? "/"), options.protocols === undefined ? [] : [...options.protocols])
+      const protocols = options.protocols === undefined ? [] : [...options.protocols]
+      const ws = new WebSocket(url + (options.path ?? "/"), protocols)
       const pending: Array<Received> = []
       const all: Array<Received> = []
       const waiters = new Set<() => void>()
@@ -104,7 +105,8 @@ export const connect = (
           }
           const timer = setTimeout(() => {
             cleanup()
-            resumeNext(Effect.fail(new Error(`no matching frame within ${timeoutMs} ms; pending: ${JSON.stringify(pending)}`)))
+            const detail = `no matching frame within ${timeoutMs} ms; pending: ${JSON.stringify(pending)}`
+            resumeNext(Effect.fail(new Error(detail)))
           }, timeoutMs)
           const wake = () => void check()
           const cleanup = () => {
@@ -125,7 +127,9 @@ export const connect = (
         none: (predicate = any, ms = 150) =>
           Effect.flatMap(Effect.sleep(ms), () => {
             const found = pending.find(predicate)
-            return found === undefined ? Effect.void : Effect.fail(new Error(`unexpected frame ${JSON.stringify(found)}`))
+            return found === undefined
+              ? Effect.void
+              : Effect.fail(new Error(`unexpected frame ${JSON.stringify(found)}`))
           }),
         closed: Effect.async<Closed, Error>((resumeClosed) => {
           if (closedWith !== undefined) return resumeClosed(Effect.succeed(closedWith))
@@ -192,7 +196,8 @@ export const eventually = <A>(check: Effect.Effect<A, unknown>, timeoutMs = 2000
   })
 
 export const expectEffect = <A>(get: Effect.Effect<A>, predicate: (a: A) => boolean, label = "condition") =>
-  eventually(Effect.flatMap(get, (a) => predicate(a) ? Effect.succeed(a) : Effect.fail(new Error(`${label} not met: ${JSON.stringify(a)}`))))
+  eventually(Effect.flatMap(get, (a) =>
+    predicate(a) ? Effect.succeed(a) : Effect.fail(new Error(`${label} not met: ${JSON.stringify(a)}`))))
 
 /** A bare TCP WebSocket client that speaks just enough of RFC 6455 to send frames and then stop reading. */
 export interface RawClient {
