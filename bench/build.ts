@@ -9,7 +9,8 @@ import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 
 export const benchDir = Path.dirname(fileURLToPath(import.meta.url))
-export const outDir = Path.join(benchDir, "results", "build")
+/** One directory per run, so that a run never starts a bundle another run is rewriting. */
+export const outDir = Path.join(benchDir, "results", "build", `${Date.now()}-${process.pid}`)
 
 /**
  * Builds the named entry points (paths relative to bench/) and returns their output files by name. Entries

@@ -12,7 +12,7 @@
  * them with `npx tsx bench/profile.ts <file>`).
  */
 import { spawn, spawnSync } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { benchDir, build } from "./build.js"
@@ -152,8 +152,46 @@ const runGenerator = (file: string, label: string, server: Running, spec: Spec):
 /** Medians of two runs are means: keep three significant digits at most. */
 const show = (x: number): string => (Number.isFinite(x) ? String(Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))) : "-")
 
+const lockFile = Path.join(resultsDir, "run.lock")
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Two benchmark runs at once would measure each other: a run waits (up to `limitMs`) for another live run to
+ * finish, and takes over the lock of a run that died.
+ */
+const acquireLock = async (limitMs: number): Promise<void> => {
+  const deadline = Date.now() + limitMs
+  let told = false
+  while (true) {
+    try {
+      writeFileSync(lockFile, String(process.pid), { flag: "wx" })
+      process.once("exit", () => rmSync(lockFile, { force: true }))
+      return
+    } catch {
+      const holder = Number(readFileSync(lockFile, "utf8"))
+      if (!Number.isInteger(holder) || holder <= 0 || !alive(holder)) {
+        rmSync(lockFile, { force: true })
+        continue
+      }
+      if (Date.now() > deadline) throw new Error(`another benchmark run (pid ${holder}) is still going`)
+      if (!told) process.stdout.write(`waiting for the benchmark run of pid ${holder} to finish\n`)
+      told = true
+      await new Promise((resolve) => setTimeout(resolve, 1_000))
+    }
+  }
+}
+
 const main = async (): Promise<void> => {
   mkdirSync(profDir, { recursive: true })
+  await acquireLock(15 * 60_000)
   const wanted = (flag("servers") ?? "ours,baseline").split(",").slice(0, 2)
   const { built, skipped } = await build({
     generator: "generator.ts",
