@@ -134,7 +134,6 @@ export const createClient = (
 
   let scope: Scope.CloseableScope | undefined
   let client: SympleClient.SympleClient | undefined
-  let lastState: ClientState | undefined
   let starting: Promise<SympleClient.SympleClient> | undefined
   let closed = false
 
@@ -154,7 +153,7 @@ export const createClient = (
     yield* forever(frames, dispatch)
     yield* forever(changes, dispatchChange)
     yield* c.state.pipe(
-      Stream.runForEach((st) => Effect.sync(() => (lastState = st, emit("state", st)))),
+      Stream.runForEach((st) => Effect.sync(() => emit("state", st))),
       Effect.forkIn(s)
     )
     yield* c.announce.pipe(Stream.runForEach((a) => Effect.sync(() => emit("announce", a))), Effect.forkIn(s))
@@ -207,7 +206,7 @@ export const createClient = (
     roster: () => client === undefined ? [] : Effect.runSync(client.roster.snapshot),
     getPeer: (idOrAddress) =>
       client === undefined ? undefined : Option.getOrUndefined(Effect.runSync(client.roster.get(idOrAddress))),
-    state: () => lastState,
+    state: () => client === undefined ? undefined : Effect.runSync(client.currentState),
     peer: () => client === undefined ? undefined : Option.getOrUndefined(Effect.runSync(client.peer)),
     rooms: () => client === undefined ? [] : Effect.runSync(client.currentRooms),
     close: async () => {
