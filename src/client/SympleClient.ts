@@ -118,7 +118,8 @@ export interface SympleClient {
   /**
    * Sends a routed frame, setting `from` to this session and an `id` when it has none (and `time` on an event
    * without one). Completes once the frame is written; while reconnecting it waits for the next session, and it
-   * fails with `ClientClosed` if the client stops first.
+   * fails with `ClientClosed` if the client stops first. The v4 wire has no acknowledgements, so a frame written
+   * at the instant the connection dies can still be lost in transit: use `request` for end-to-end confirmation.
    */
   readonly send: <F extends Frame.Routed>(frame: F) => Effect.Effect<F, ClientClosed>
   /** Answers a frame: same `id`, `to` = its `from`, `from` = this session. */
