@@ -420,7 +420,7 @@ describe("client reconnection", () => {
   it.scopedLive("a server that never answers auth is left after openTimeout and retried", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
-      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast, openTimeout: 100 })
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast, openTimeout: 300 })
       const silent = yield* server.nextConnection
       yield* silent.nextOf("auth")
       expect(yield* Effect.promise(() => silent.closed)).toBe(1000)
