@@ -5,8 +5,8 @@
  * before someone listens. The connection fiber (`run`) owns the life cycle: handshake, registration, membership
  * changes, rate limiting, and cleanup in finalizers (so it also runs when the server interrupts the fiber).
  *
- * Hot path: waking a fiber costs about 10 µs, several times the cost of routing a frame, so once a peer is online
- * and not rate limited, routed frames are handled right in the socket listener (decode, route on the registry's
+ * Hot path: waking a fiber costs about 10 µs, several times the cost of routing a frame, so once a peer is online,
+ * frames are admitted (rate limit) and routed frames handled right in the socket listener (decode, route on the registry's
  * latest snapshot, encode once, hand to recipients) as long as the fiber has nothing queued; everything else, and
  * everything behind it, goes through the fiber in order. Outbound, a frame is written at once while the peer's
  * mailbox is empty and its socket not backed up (writes of one tick are corked into one syscall); otherwise it
@@ -40,7 +40,8 @@ const Closed = 0
 const Oversize = 1
 const TimedOut = 2
 const Kicked = 3
-type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Kicked
+const Limited = 4
+type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Kicked | typeof Limited
 type Inbound = string | Uint8Array | Signal
 
 interface CloseRequest {
@@ -77,8 +78,7 @@ const shutdownBytes = Delivery.encode(shutdownNotice)
 interface Online {
   readonly id: string
   readonly address: string
-  /** Frames may be routed in the listener (no rate limiter to consult). */
-  readonly direct: boolean
+  readonly admission: RateLimit.Admission
 }
 
 /**
@@ -103,8 +103,11 @@ export interface Connection {
   readonly kick: (code: number, reason: string) => void
   /** Called by the fiber: `n` inbound items were taken off the queue. */
   readonly taken: (n: number) => void
-  /** Called by the fiber once the peer is registered. */
-  readonly goOnline: (online: Online) => void
+  /**
+   * Called by the fiber once the peer is registered; returns how many frames were already waiting for the fiber
+   * (they were not admitted by the listener).
+   */
+  readonly goOnline: (online: Online) => number
 }
 
 const toBuffer = (data: RawData): Buffer =>
@@ -161,6 +164,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let writing = false
   let corked = false
   let online: Online | undefined
+  let limited = false
 
   const uncork = () => {
     corked = false
@@ -247,18 +251,22 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     const bytes = toBuffer(data)
     if (bytes.length > maxMessageSize) return toFiber(Oversize)
     const item = isBinary ? bytes : bytes.toString("utf8")
-    if (online === undefined || !online.direct || backlog > 0 || kicked) return toFiber(item)
+    if (online === undefined) return toFiber(item)
+    if (limited || kicked) return
     stats.received++
+    if (online.admission.admit(1) === 0) {
+      // Refused in order, after whatever the fiber still has to handle.
+      limited = true
+      return toFiber(Limited)
+    }
+    if (backlog > 0) return toFiber(item)
     const decoded = Frame.decode(item)
     if (Either.isLeft(decoded)) {
       stats.refused++
       offer(errorBytes(decoded.left.status, decoded.left.message))
       return
     }
-    if (!route(hub, online, decoded.right)) {
-      stats.received--
-      toFiber(item)
-    }
+    if (!route(hub, online, decoded.right)) toFiber(item)
   })
   ws.on("pong", () => {
     live.alive = true
@@ -301,6 +309,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     },
     goOnline: (value) => {
       online = value
+      return backlog
     }
   }
 }
@@ -482,27 +491,33 @@ const handleFrame = (
 }
 
 /**
- * The online phase for frames the listener hands over (all of them when rate limited). A plain loop rather than a
- * generator: this is what an idle connection's fiber holds on to, so it is kept small.
+ * The online phase for frames the listener hands over (membership changes, close, and whatever arrives behind
+ * them). A plain loop rather than a generator: this is what an idle connection's fiber holds on to, so it is kept
+ * small. Frames that were queued before the peer went online (`unadmitted`) are admitted here; the listener
+ * admitted the others.
  */
 const reading = (
   hub: Delivery.Hub,
   connection: Connection,
   online: Online,
-  admission: RateLimit.Admission
+  unadmitted: number
 ): Effect.Effect<Ending> => {
-  const stats = hub.stats
-  const processBatch = (batch: ReadonlyArray<Inbound>, admitted: number): Effect.Effect<Ending> =>
+  let pending = unadmitted
+  const processBatch = (batch: ReadonlyArray<Inbound>): Effect.Effect<Ending> =>
     Effect.gen(function*() {
-      let seen = 0
       for (const item of batch) {
         if (typeof item === "number") {
           if (item === Closed) return "closed"
           if (item === Kicked) return "closing"
           if (item === Oversize) return refuse(hub, connection, 413, "Message too large", 1009)
+          if (item === Limited) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
           continue
         }
-        if (seen++ >= admitted) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+        if (pending > 0) {
+          pending--
+          hub.stats.received++
+          if (online.admission.admit(1) === 0) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+        }
         const ending = yield* handleFrame(hub, connection, online, item)
         // Acknowledged one by one: the listener routes directly again only once nothing is left for the fiber.
         connection.taken(1)
@@ -512,14 +527,7 @@ const reading = (
     })
   const loop: Effect.Effect<Ending> = Effect.flatMap(
     Queue.takeBetween(connection.inbound, 1, readBatch),
-    (chunk) => {
-      const batch = Chunk.toReadonlyArray(chunk)
-      let frames = 0
-      for (const item of batch) if (typeof item !== "number") frames++
-      stats.received += frames
-      if (frames === 0) return processBatch(batch, 0)
-      return Effect.flatMap(admission.admit(frames), (admitted) => processBatch(batch, admitted))
-    }
+    (chunk) => processBatch(Chunk.toReadonlyArray(chunk))
   )
   return loop
 }
@@ -540,15 +548,15 @@ export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<vo
       return Effect.flatMap(register(hub, connection, accepted), (ok) => {
         if (!ok) return awaitClose(hub, connection)
         registered.peer = accepted.peer
-        return Effect.flatMap(RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds), (admission) => {
+        return Effect.flatMap(Effect.scope, (scope) => {
           const online: Online = {
             id: connection.id,
             address: Peer.address(accepted.peer),
-            direct: RateLimit.isUnlimited(admission)
+            admission: RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds, scope)
           }
-          connection.goOnline(online)
+          const unadmitted = connection.goOnline(online)
           return Effect.flatMap(
-            reading(hub, connection, online, admission),
+            reading(hub, connection, online, unadmitted),
             (ending) => ending === "closing" ? awaitClose(hub, connection) : Effect.void
           )
         })

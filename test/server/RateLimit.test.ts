@@ -21,19 +21,36 @@ describe("RateLimit", () => {
       expect(yield* RateLimit.tryTake(limiter, 1)).toBe(false)
     }))
 
-  it.scoped("admit counts the frames that fit, batch or not", () =>
+  it.scoped("unsafeTryTake: synchronous, never waits, and an abandoned attempt does not steal a refill", () =>
     Effect.gen(function*() {
-      const admission = yield* RateLimit.make(5, 10)
-      expect(yield* admission.admit(3)).toBe(3)
-      expect(yield* admission.admit(4)).toBe(2)
-      expect(yield* admission.admit(1)).toBe(0)
+      const limiter = yield* RateLimiter.make({ limit: 3, interval: "3 seconds" })
+      const results = Array.from({ length: 5 }, () => RateLimit.unsafeTryTake(limiter))
+      expect(results).toEqual([true, true, true, false, false])
+      expect(RateLimit.unsafeTryTake(limiter, 2)).toBe(false)
+      yield* Effect.yieldNow()
+      yield* TestClock.adjust("1 second")
+      expect(RateLimit.unsafeTryTake(limiter)).toBe(true)
+      expect(RateLimit.unsafeTryTake(limiter)).toBe(false)
       yield* TestClock.adjust("2 seconds")
-      expect(yield* admission.admit(1)).toBe(1)
+      expect(RateLimit.unsafeTryTake(limiter, 2)).toBe(true)
     }))
+
+  it.live("admit counts the frames that fit, batch or not, and the bucket refills", () =>
+    Effect.gen(function*() {
+      const scope = yield* Effect.scope
+      const admission = RateLimit.make(5, 0.5, scope)
+      expect(admission.admit(3)).toBe(3)
+      expect(admission.admit(4)).toBe(2)
+      expect(admission.admit(1)).toBe(0)
+      yield* Effect.sleep(150)
+      expect(admission.admit(1)).toBe(1)
+      expect(RateLimit.isUnlimited(admission)).toBe(false)
+    }).pipe(Effect.scoped))
 
   it.scoped("a limit of 0 admits everything", () =>
     Effect.gen(function*() {
-      const admission = yield* RateLimit.make(0, 10)
-      expect(yield* admission.admit(10_000)).toBe(10_000)
+      const admission = RateLimit.make(0, 10, yield* Effect.scope)
+      expect(admission.admit(10_000)).toBe(10_000)
+      expect(RateLimit.isUnlimited(admission)).toBe(true)
     }))
 })
