@@ -11,7 +11,7 @@ import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as AST from "effect/SchemaAST"
 import { FrameError } from "./FrameError.js"
-import { isObject, Json, JsonObject, Key } from "./Json.js"
+import { extraKeys, isExtraKey, isObject, Json, JsonObject } from "./Json.js"
 import { Peer } from "./Peer.js"
 
 const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
@@ -20,7 +20,7 @@ const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith
 const Finite = Schema.JsonNumber
 
 /** Extra keys of routed frames are kept as they are. */
-const Extra = Schema.Record({ key: Key, value: Json })
+const extra = (fields: Schema.Struct.Fields) => Schema.Record({ key: extraKeys(Object.keys(fields)), value: Json })
 
 /**
  * Fields shared by the four routed frames. `to` is any JSON value on input: a string or an array of room names
@@ -78,40 +78,41 @@ export const ErrorFrame = Schema.Struct({
  * @since 0.1.0
  * @category schemas
  */
-export const Message = Schema.Struct({ type: Schema.tag("message"), ...routed }, Extra).annotations({
-  identifier: "Message"
-})
+const messageFields = { type: Schema.tag("message"), ...routed }
+export const Message = Schema.Struct(messageFields, extra(messageFields)).annotations({ identifier: "Message" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Presence = Schema.Struct({ type: Schema.tag("presence"), ...routed, probe: optional(Schema.Boolean) }, Extra)
-  .annotations({ identifier: "Presence" })
+const presenceFields = { type: Schema.tag("presence"), ...routed, probe: optional(Schema.Boolean) }
+export const Presence = Schema.Struct(presenceFields, extra(presenceFields)).annotations({ identifier: "Presence" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Command = Schema.Struct({
+const commandFields = {
   type: Schema.tag("command"),
   ...routed,
   node: optional(Schema.String),
   action: optional(Schema.String),
   form: optional(Json)
-}, Extra).annotations({ identifier: "Command" })
+}
+export const Command = Schema.Struct(commandFields, extra(commandFields)).annotations({ identifier: "Command" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Event = Schema.Struct({
+const eventFields = {
   type: Schema.tag("event"),
   ...routed,
   name: optional(Schema.String),
   time: optional(Finite),
   message: optional(Schema.String)
-}, Extra).annotations({ identifier: "Event" })
+}
+export const Event = Schema.Struct(eventFields, extra(eventFields)).annotations({ identifier: "Event" })
 
 /**
  * A missing or empty `room` is legal on the wire (and ignored by servers); a non-string one is not.
@@ -292,8 +293,7 @@ const compileParsed = (ast: AST.AST): Check | undefined => {
     }
     case "TypeLiteral": {
       const open = ast.indexSignatures.length === 1 && ast.indexSignatures[0]!.type === Json.ast &&
-        // `Key` only excludes `__proto__`, which `parseJson` has already refused.
-        ast.indexSignatures[0]!.parameter === Key.ast
+        isExtraKey(ast.indexSignatures[0]!.parameter)
       if (!open) return undefined
       const fields: Array<readonly [string, boolean, Check]> = []
       for (const ps of ast.propertySignatures) {

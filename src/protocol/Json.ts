@@ -30,6 +30,35 @@ export const Key: Schema.Schema<string> = Schema.String.pipe(
   Schema.filter((key) => key !== "__proto__", { message: () => "Forbidden key \"__proto__\"" })
 ).annotations({ identifier: "Key" })
 
+const extraKeyAsts = new WeakSet<object>()
+
+/**
+ * The keys of an open struct's index signature: any key but `__proto__` and the struct's declared fields. Without
+ * the exclusion the schema would describe values such as `{ name: 0 }` for a struct whose `name` is a string, which
+ * its own decoder refuses.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const extraKeys = (declared: Iterable<string>): Schema.Schema<string> => {
+  const names = new Set(declared)
+  names.add("__proto__")
+  const schema = Schema.String.pipe(
+    Schema.filter((key) => !names.has(key), { message: () => "Declared or forbidden key" })
+  ).annotations({ identifier: "ExtraKey" })
+  extraKeyAsts.add(schema.ast)
+  return schema
+}
+
+/**
+ * Whether a key schema is one made by `extraKeys` (or `Key`): it refuses nothing that `JSON.parse` output can hold
+ * beyond `__proto__` (refused while parsing) and declared fields (checked by their own property signatures).
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isExtraKey = (ast: object): boolean => extraKeyAsts.has(ast)
+
 /**
  * @since 0.1.0
  * @category schemas

@@ -6,7 +6,7 @@
  */
 import * as Schema from "effect/Schema"
 import * as Address from "./Address.js"
-import { Json, Key } from "./Json.js"
+import { extraKeys, Json } from "./Json.js"
 
 /**
  * Keys the server owns: a client cannot set them through `auth.data` or presence `data`.
@@ -20,17 +20,15 @@ export const reservedKeys: ReadonlySet<string> = new Set(["id", "user", "name", 
  * @since 0.1.0
  * @category schemas
  */
-export const Peer = Schema.Struct(
-  {
-    id: Schema.String,
-    user: Schema.String,
-    name: Schema.optionalWith(Schema.String, { exact: true }),
-    type: Schema.optionalWith(Schema.String, { exact: true }),
-    online: Schema.optionalWith(Schema.Boolean, { exact: true }),
-    host: Schema.optionalWith(Schema.String, { exact: true })
-  },
-  Schema.Record({ key: Key, value: Json })
-).annotations({ identifier: "Peer" })
+const fields = {
+  id: Schema.String,
+  user: Schema.String,
+  name: Schema.optionalWith(Schema.String, { exact: true }),
+  type: Schema.optionalWith(Schema.String, { exact: true }),
+  online: Schema.optionalWith(Schema.Boolean, { exact: true }),
+  host: Schema.optionalWith(Schema.String, { exact: true })
+}
+export const Peer = Schema.Struct(fields, Schema.Record({ key: extraKeys(Object.keys(fields)), value: Json })).annotations({ identifier: "Peer" })
 
 /**
  * @since 0.1.0
