@@ -3,15 +3,16 @@
  *
  * The socket's listeners are attached synchronously when the upgrade completes (`accept`), so no frame can arrive
  * before someone listens. The connection fiber (`run`) owns the life cycle: handshake, registration, membership
- * changes, rate limiting, and cleanup in finalizers (so it also runs when the server interrupts the fiber).
+ * changes, and cleanup in finalizers (so it also runs when the server interrupts the fiber).
  *
  * Hot path: waking a fiber costs about 10 µs, several times the cost of routing a frame, so once a peer is online,
- * frames are admitted (rate limit) and routed frames handled right in the socket listener (decode, route on the registry's
- * latest snapshot, encode once, hand to recipients) as long as the fiber has nothing queued; everything else, and
- * everything behind it, goes through the fiber in order. Outbound, a frame is written at once while the peer's
- * mailbox is empty and its socket not backed up (writes of one tick are corked into one syscall); otherwise it
- * waits in the bounded mailbox, which a writer fiber drains in batches after the socket drains. A peer whose
- * mailbox overflows is closed with 1013.
+ * frames are admitted (rate limit) and routed frames handled right in the socket listener (decode, route on the
+ * registry's latest snapshot, encode once, hand to recipients) as long as the fiber has nothing queued; everything
+ * else, and everything behind it, goes through the fiber in order.
+ *
+ * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (writes of
+ * one tick are corked into one syscall); otherwise it waits in the bounded mailbox, which a writer fiber (started
+ * on demand) drains in batches once the socket drains. A peer whose mailbox overflows is closed with 1013.
  *
  * @since 0.1.0
  */
@@ -19,7 +20,6 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import * as Fiber from "effect/Fiber"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -345,10 +345,9 @@ interface Accepted {
 /** Until a successful `auth` (or the end); the timer keeps running across failed attempts. */
 const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ending | Accepted, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const timer = yield* Effect.sleep(hub.options.authTimeoutMillis).pipe(
-      Effect.zipRight(Effect.sync(() => Queue.unsafeOffer(connection.inbound, TimedOut))),
-      Effect.forkScoped
-    )
+    // A plain timer: a fiber per handshake costs more than the whole rest of it.
+    const timer = setTimeout(() => Queue.unsafeOffer(connection.inbound, TimedOut), hub.options.authTimeoutMillis)
+    yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
     while (true) {
       const item = yield* Queue.take(connection.inbound)
       if (typeof item === "number") {
@@ -393,7 +392,7 @@ const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<End
         reply(connection, Message.error(401, outcome.left.message))
         continue
       }
-      yield* Fiber.interrupt(timer)
+      clearTimeout(timer)
       return outcome.right
     }
   })

@@ -120,6 +120,34 @@ export const resolve = <H>(state: State.State<H>, sender: State.Session<H>, to: 
 }
 
 /**
+ * Recipients of a frame injected from outside the peer network (the server API, or a Redis `symple:broadcast`
+ * publisher): no sender, so no shared-room rule. `"user|id"` is that session, `"name"` the members of room `name`
+ * (and the session with that id), an array the members of those rooms; anything else, including no `to`, reaches
+ * nobody.
+ *
+ * @since 0.1.0
+ * @category routing
+ */
+export const resolveInjected = <H>(state: State.State<H>, to: unknown): Route<H> => {
+  if (typeof to === "string") {
+    if (Address.hasSeparator(to)) {
+      const target = State.session(state, Address.parse(to).id)
+      return target === undefined ? nobody : { members: [target.member], exclude: undefined }
+    }
+    const live = State.session(state, to)
+    const room = State.members(state, to)
+    if (live === undefined) return { members: room, exclude: undefined }
+    return distinct([room, [live.member]], "")
+  }
+  if (Array.isArray(to)) {
+    const rooms = new Set<string>()
+    for (const room of to) if (typeof room === "string" && room !== "") rooms.add(room)
+    return distinct([...rooms].map((room) => State.members(state, room)), "")
+  }
+  return nobody
+}
+
+/**
  * The routing policy as a service, so that it can be replaced.
  *
  * @since 0.1.0

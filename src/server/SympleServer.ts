@@ -102,6 +102,12 @@ export interface Server {
   readonly broadcast: (room: string, frame: Frame.Frame, excludeId?: string) => Effect.Effect<number>
   /** Sends a frame to one session; `false` if there is no such session. */
   readonly sendTo: (id: string, frame: Frame.Frame) => Effect.Effect<boolean>
+  /**
+   * Routes a frame that comes from outside the peer network (e.g. a Redis `symple:broadcast` message) by its own
+   * `to`: `"user|id"`, a room name, or an array of room names. `from` is left as it is and no shared-room rule
+   * applies. Returns the number of recipients.
+   */
+  readonly inject: (frame: Frame.Frame) => Effect.Effect<number>
   /** Sends a frame to every session of a user; returns the number of sessions. */
   readonly sendToUser: (user: string, frame: Frame.Frame) => Effect.Effect<number>
   readonly getPeer: (id: string) => Effect.Effect<Option.Option<Peer.Peer>>
@@ -357,6 +363,11 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         Effect.flatMap(snapshot, (state) => {
           const target = State.session(state, id)
           return target === undefined ? Effect.succeed(false) : Effect.as(sendToMembers([target.member], frame), true)
+        }),
+      inject: (frame) =>
+        Effect.map(snapshot, (state) => {
+          const route = Router.resolveInjected(state, "to" in frame ? frame.to : undefined)
+          return Router.isEmpty(route) ? 0 : Delivery.deliver(hub.stats, route, Delivery.encode(frame), frame)
         }),
       sendToUser: (user, frame) =>
         Effect.flatMap(snapshot, (state) => {

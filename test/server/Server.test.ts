@@ -111,6 +111,26 @@ describe("server", () => {
       expect(yield* server.peerCount).toBe(3)
     }).pipe(Effect.scoped))
 
+  it.live("inject: routed by its own to, from kept, no shared-room rule (what a Redis publisher needs)", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const hank = yield* peer(server, "hank", { rooms: ["team-r"] })
+      const ivy = yield* peer(server, "ivy", { rooms: ["team-r"] })
+      const loner = yield* peer(server, "loner")
+      const frame = (to: unknown): Frame.Frame =>
+        ({ type: "message", from: "ruby|emitter", to, data: { n: 1 } }) as Frame.Frame
+      expect(yield* server.inject(frame(hank.address))).toBe(1)
+      expect(yield* hank.next(isMessage())).toMatchObject({ from: "ruby|emitter", to: hank.address })
+      expect(yield* server.inject(frame(["team-r", "team-r"]))).toBe(2)
+      yield* hank.next(isMessage())
+      yield* ivy.next(isMessage())
+      expect(yield* server.inject(frame("loner"))).toBe(1)
+      yield* loner.next(isMessage())
+      expect(yield* server.inject(frame(undefined))).toBe(0)
+      expect(yield* server.inject(frame(42))).toBe(0)
+      yield* ivy.none(isMessage())
+    }).pipe(Effect.scoped))
+
   it.live("events: PeerConnected and PeerDisconnected", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
