@@ -60,6 +60,15 @@ const textFrame = { binary: false } as const
 
 const ignore = () => {}
 
+/** Sockets corked during this tick; one `nextTick` uncorks them all, so a tick's writes to a socket leave together. */
+const corked: Array<Duplex> = []
+let ticks = 0
+const nextTick = () => {
+  ticks++
+  for (const socket of corked) socket.uncork()
+  corked.length = 0
+}
+
 /**
  * The shutdown notice every peer gets before close 1001.
  *
@@ -162,14 +171,10 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let kicked = false
   let queued = 0
   let writing = false
-  let corked = false
+  let corkedAt = -1
   let online: Online | undefined
   let limited = false
 
-  const uncork = () => {
-    corked = false
-    socket.uncork()
-  }
   const kick = (code: number, reason: string) => {
     if (kicked) return
     kicked = true
@@ -213,10 +218,10 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   const offer = (item: Outbound): boolean => {
     if (kicked) return false
     if (queued === 0 && socket.writableLength <= highWaterMark) {
-      if (!corked) {
-        corked = true
+      if (corkedAt !== ticks) {
+        corkedAt = ticks
         socket.cork()
-        process.nextTick(uncork)
+        if (corked.push(socket) === 1) process.nextTick(nextTick)
       }
       if (item instanceof Uint8Array) ws.send(item, textFrame)
       else ws.close(item.code, item.reason)
