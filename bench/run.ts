@@ -243,7 +243,7 @@ const main = async (): Promise<void> => {
   process.stdout.write(`${JSON.stringify({ machine })}\n`)
   if (built["ours"] !== undefined) {
     process.stdout.write(
-      `ours runs with rate limiting ${process.env["BENCH_RATE_LIMIT"] === undefined ? "disabled" : `at ${process.env["BENCH_RATE_LIMIT"]} frames/s per peer`} (bench/servers/ours.ts)\n`
+      `ours runs with rate limiting ${process.env["BENCH_RATE_LIMIT"] === undefined ? "disabled" : `on (bucket of ${process.env["BENCH_RATE_LIMIT"]} frames per peer, refilled at 10/s)`} (bench/servers/ours.ts)\n`
     )
   }
 
