@@ -20,6 +20,7 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
@@ -351,6 +352,7 @@ interface Accepted {
 const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ending | Accepted, never, Scope.Scope> =>
   Effect.gen(function*() {
     // A plain timer: a fiber per handshake costs more than the whole rest of it.
+    const deadline = Date.now() + hub.options.authTimeoutMillis
     const timer = setTimeout(() => Queue.unsafeOffer(connection.inbound, TimedOut), hub.options.authTimeoutMillis)
     yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
     while (true) {
@@ -389,9 +391,15 @@ const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<End
         continue
       }
       const auth = decoded.right as Frame.Auth
-      const outcome = yield* Effect.either(
+      const authenticate = Effect.either(
         hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
       )
+      // A hook that hangs must not outlive the handshake's deadline (the built-in anonymous check cannot hang).
+      const decision = yield* hub.authenticatorMayWait
+        ? Effect.timeoutOption(authenticate, Math.max(0, deadline - Date.now()))
+        : Effect.map(authenticate, Option.some)
+      if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
+      const outcome = decision.value
       if (Either.isLeft(outcome)) {
         hub.stats.refused++
         reply(connection, Message.error(401, outcome.left.message))

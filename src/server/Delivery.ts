@@ -82,6 +82,8 @@ export interface Hub {
   readonly registry: PeerRegistry.PeerRegistry<Handle>
   readonly router: Context.Tag.Service<Router.Router>
   readonly authenticator: Context.Tag.Service<Authenticator.Authenticator>
+  /** Whether authentication runs user code (a hook or a custom service) that could take its time. */
+  readonly authenticatorMayWait: boolean
   readonly events: PubSub.PubSub<ServerEvent>
   readonly stats: Stats
   /** Every accepted socket until its connection ends. */

@@ -162,9 +162,8 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const router = yield* Effect.serviceOption(Router.Router).pipe(
       Effect.map(Option.getOrElse(() => Router.Router.of({ resolve: Router.resolve })))
     )
-    const authenticator = yield* Effect.serviceOption(Authenticator.Authenticator).pipe(
-      Effect.map(Option.getOrElse(() => Authenticator.make(resolved)))
-    )
+    const customAuthenticator = yield* Effect.serviceOption(Authenticator.Authenticator)
+    const authenticator = Option.getOrElse(customAuthenticator, () => Authenticator.make(resolved))
     // Bound once the server's fiber set exists (it is created after the listener so that it is released first).
     let supervise: (effect: Effect.Effect<void>) => unknown = () => {}
     const hub: Delivery.Hub = {
@@ -173,6 +172,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       registry,
       router,
       authenticator,
+      authenticatorMayWait: Option.isSome(customAuthenticator) || resolved.authenticate !== undefined,
       events,
       stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
       connections: new Set(),

@@ -158,6 +158,19 @@ describe("handshake", () => {
       expect((yield* client.next()).type).toBe("welcome")
     }).pipe(Effect.scoped))
 
+  it.live("11b. a hook that never answers is cut off by the auth timeout; other peers are not held up", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({
+        authTimeout: 150,
+        authenticate: (_peer, auth) => auth.user === "stuck" ? Effect.never : Effect.succeed({ allowed: true })
+      })
+      const stuck = yield* connect(server.url)
+      stuck.send({ type: "auth", user: "stuck" })
+      yield* peer(server, "fine")
+      expect(yield* stuck.next()).toEqual({ type: "error", status: 408, message: "Authentication timeout" })
+      yield* stuck.closed
+    }).pipe(Effect.scoped))
+
   it.live("12. hook rooms are joined after the personal room", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authenticate: () => Effect.succeed({ allowed: true, rooms: ["team-a"] }) })
