@@ -281,7 +281,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   ws.on("error", ignore)
   let isClosed = false
   let onClosed: (() => void) | undefined
-  ws.once("close", () => {
+  ws.on("close", () => {
     isClosed = true
     Queue.unsafeOffer(inbound, Closed)
     onClosed?.()

@@ -242,7 +242,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
     const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
       open.add(ws)
-      ws.once("close", () => open.delete(ws))
+      ws.on("close", () => open.delete(ws))
       const max = resolved.maxConnections
       if (max > 0 && hub.connections.size >= max) {
         ws.on("error", ignore)
