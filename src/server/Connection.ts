@@ -420,12 +420,13 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted)
     const joined = yield* PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
       announce: (neighbours) => {
         reply(connection, welcome)
-        for (const other of neighbours) reply(connection, Presence.online(other.peer))
+        for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
       }
     })
     if (joined === undefined) return false
     const rooms = State.session(joined, id)?.rooms ?? []
-    Delivery.deliverToSessions(hub.stats, State.neighbours(joined, id, rooms), Presence.online(peer))
+    const presence = Delivery.onlinePresence(peer)
+    Delivery.deliverEncoded(hub.stats, State.neighbours(joined, id, rooms), presence.bytes, presence.frame)
     yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
     return true
   })
@@ -453,7 +454,7 @@ const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>,
   for (const other of State.members(state, room)) {
     if (other.id === connection.id) continue
     const session = State.session(state, other.id)
-    if (session !== undefined) reply(connection, Presence.online(session.peer))
+    if (session !== undefined) connection.offer(Delivery.onlinePresence(session.peer).bytes)
   }
 }
 

@@ -13,6 +13,7 @@ import type * as Peer from "../protocol/Peer.js"
 import type * as Authenticator from "./Authenticator.js"
 import type * as PeerRegistry from "./PeerRegistry.js"
 import type * as Router from "./Router.js"
+import * as Presence from "./Presence.js"
 import type * as ServerConfig from "./ServerConfig.js"
 import * as State from "./State.js"
 
@@ -103,6 +104,38 @@ export interface Hub {
 export const encode = (frame: Frame.Frame): Uint8Array => Buffer.from(JSON.stringify(frame))
 
 /**
+ * A frame with its encoding, for frames that are sent many times over.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Encoded {
+  readonly frame: Frame.Frame
+  readonly bytes: Uint8Array
+}
+
+// Keyed by the peer record itself: records are immutable, so a changed peer is a new key and a stale encoding
+// can never be served; a record nobody holds any more releases its entry.
+const onlineCache = new WeakMap<Peer.Peer, Encoded>()
+
+/**
+ * A peer's online presence, encoded once per peer record: every snapshot that lists the peer reuses it (a storm of
+ * N newcomers otherwise encodes N² presences).
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const onlinePresence = (peer: Peer.Peer): Encoded => {
+  let cached = onlineCache.get(peer)
+  if (cached === undefined) {
+    const frame = Presence.online(peer)
+    cached = { frame, bytes: encode(frame) }
+    onlineCache.set(peer, cached)
+  }
+  return cached
+}
+
+/**
  * Hands one encoded frame to every member of a route. Returns the number of recipients.
  *
  * @since 0.1.0
@@ -137,7 +170,21 @@ export const deliverToSessions = (
   frame: Frame.Frame
 ): number => {
   if (sessions.length === 0) return 0
-  const bytes = encode(frame)
+  return deliverEncoded(stats, sessions, encode(frame), frame)
+}
+
+/**
+ * Delivers an already encoded frame to the given sessions.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const deliverEncoded = (
+  stats: Stats,
+  sessions: ReadonlyArray<State.Session<Handle>>,
+  bytes: Uint8Array,
+  frame: Frame.Frame
+): number => {
   for (const session of sessions) session.member.handle.send(bytes, frame)
   stats.delivered += sessions.length
   return sessions.length

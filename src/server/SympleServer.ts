@@ -333,7 +333,8 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
           FiberMap.run(virtuals, peer.id)
         )
         const me = State.session(state, peer.id)!
-        Delivery.deliverToSessions(hub.stats, State.neighbours(state, peer.id, me.rooms), Presence.online(peer))
+        const presence = Delivery.onlinePresence(peer)
+        Delivery.deliverEncoded(hub.stats, State.neighbours(state, peer.id, me.rooms), presence.bytes, presence.frame)
         yield* PubSub.publish(events, Delivery.ServerEvent.PeerConnected({ peer, rooms: me.rooms, virtual: true }))
         return peer
       })
