@@ -21,7 +21,6 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
 import type * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
@@ -411,25 +410,29 @@ const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<End
   })
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
-const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted) =>
-  Effect.gen(function*() {
-    const { id } = connection
-    const peer = accepted.peer
-    const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
-    const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
-    const joined = yield* PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
+const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted): Effect.Effect<boolean> => {
+  const { id } = connection
+  const peer = accepted.peer
+  const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
+  const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
+  return Effect.map(
+    PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
       announce: (neighbours) => {
         reply(connection, welcome)
         for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
       }
-    })
-    if (joined === undefined) return false
-    const rooms = State.session(joined, id)?.rooms ?? []
-    const presence = Delivery.onlinePresence(peer)
-    Delivery.deliverEncoded(hub.stats, State.neighbours(joined, id, rooms), presence.bytes, presence.frame)
-    yield* PubSub.publish(hub.events, Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
-    return true
-  })
+    }),
+    (joined) => {
+      if (joined === undefined) return false
+      const rooms = State.session(joined, id)?.rooms ?? []
+      const presence = Delivery.onlinePresence(peer)
+      Delivery.deliverEncoded(hub.stats, State.neighbours(joined, id, rooms), presence.bytes, presence.frame)
+      // The events hub is unbounded: offering never waits, so no fiber step is spent on it.
+      hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
+      return true
+    }
+  )
+}
 
 const teardown = (hub: Delivery.Hub, connection: Connection, registered: { peer: Peer.Peer | undefined }) =>
 (exit: Exit.Exit<unknown, unknown>) =>
@@ -442,11 +445,11 @@ const teardown = (hub: Delivery.Hub, connection: Connection, registered: { peer:
     }
     const peer = registered.peer
     if (peer === undefined) return Effect.void
-    return Effect.flatMap(PeerRegistry.disconnect(hub.registry, connection.id), (removed) => {
+    return Effect.map(PeerRegistry.disconnect(hub.registry, connection.id), (removed) => {
       if (removed !== undefined && !hub.shuttingDown) {
         Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
       }
-      return PubSub.publish(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer, virtual: false }))
+      hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer, virtual: false }))
     })
   })
 

@@ -1,11 +1,14 @@
 /**
- * The single writer of membership: the State lives in a `SynchronizedRef` and changes only through the pure
- * transitions of `State`. Readers (routing) take a plain snapshot.
+ * The single writer of membership: the State lives in a `Ref` and changes only through the pure transitions of
+ * `State`. Readers (routing) take a plain snapshot.
+ *
+ * A `Ref` rather than a `SynchronizedRef`: every transition is synchronous, so `Ref.modify` already runs it
+ * atomically, without the semaphore a `SynchronizedRef` takes on every update (a large share of a handshake).
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as SynchronizedRef from "effect/SynchronizedRef"
+import * as Ref from "effect/Ref"
 import type * as Peer from "../protocol/Peer.js"
 import * as State from "./State.js"
 
@@ -14,7 +17,7 @@ import * as State from "./State.js"
  * @category models
  */
 export interface PeerRegistry<H> {
-  readonly ref: SynchronizedRef.SynchronizedRef<State.State<H>>
+  readonly ref: Ref.Ref<State.State<H>>
   /** The latest state, for synchronous readers on the hot path; written only by the transitions below. */
   current: State.State<H>
 }
@@ -24,7 +27,7 @@ export interface PeerRegistry<H> {
  * @category constructors
  */
 export const make = <H>(): Effect.Effect<PeerRegistry<H>> =>
-  Effect.map(SynchronizedRef.make(State.empty<H>()), (ref) => ({ ref, current: State.empty<H>() }))
+  Effect.map(Ref.make(State.empty<H>()), (ref) => ({ ref, current: State.empty<H>() }))
 
 /**
  * The latest state without going through an Effect (the socket listeners route frames synchronously).
@@ -44,7 +47,7 @@ const publish = <H>(registry: PeerRegistry<H>, state: State.State<H>): State.Sta
  * @category getters
  */
 export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.State<H>> =>
-  SynchronizedRef.get(registry.ref)
+  Ref.get(registry.ref)
 
 /**
  * Registers a session. `announce` runs before the new state becomes visible to readers, with the distinct peers
@@ -64,13 +67,12 @@ export const connect = <H>(
     readonly announce?: ((neighbours: ReadonlyArray<State.Session<H>>) => void) | undefined
   } = {}
 ): Effect.Effect<State.State<H> | undefined> =>
-  SynchronizedRef.modifyEffect(registry.ref, (state) => {
-    if (State.session(state, member.id) !== undefined) return Effect.succeed([undefined, state] as const)
+  Ref.modify(registry.ref, (state) => {
+    if (State.session(state, member.id) !== undefined) return [undefined, state] as const
     const next = State.connect(state, member, peer, rooms, options.virtual === true)
-    return Effect.sync(() => {
-      options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
-      return [publish(registry, next), next] as const
-    })
+    // Inside the update, so nothing can be routed to the newcomer before what `announce` queues for it.
+    options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
+    return [publish(registry, next), next] as const
   })
 
 /**
@@ -92,7 +94,7 @@ export const disconnect = <H>(
   registry: PeerRegistry<H>,
   id: string
 ): Effect.Effect<Removed<H> | undefined> =>
-  SynchronizedRef.modify(registry.ref, (state) => {
+  Ref.modify(registry.ref, (state) => {
     const gone = State.session(state, id)
     if (gone === undefined) return [undefined, state]
     return [
@@ -106,11 +108,11 @@ export const disconnect = <H>(
  * @category transitions
  */
 export const join = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  SynchronizedRef.updateAndGet(registry.ref, (state) => publish(registry, State.join(state, id, room)))
+  Ref.updateAndGet(registry.ref, (state) => publish(registry, State.join(state, id, room)))
 
 /**
  * @since 0.1.0
  * @category transitions
  */
 export const leave = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  SynchronizedRef.updateAndGet(registry.ref, (state) => publish(registry, State.leave(state, id, room)))
+  Ref.updateAndGet(registry.ref, (state) => publish(registry, State.leave(state, id, room)))
