@@ -122,7 +122,7 @@ export interface Connection {
 const toBuffer = (data: RawData): Buffer =>
   Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
 
-const errorBytes = (status: number, message: string) => Delivery.encode(Message.error(status, message))
+const errorBytes = (status: number, message: string) => Delivery.wire(Message.error(status, message))
 
 /** A mutable view of a routed frame: the server sets `from` (and presence `data`) in place. */
 type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
@@ -145,7 +145,7 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
       const target = hub.router.resolve(state, me, frame.to)
       if (Router.isEmpty(target)) hub.stats.undeliverable++
-      else Delivery.deliver(hub.stats, target, Delivery.encode(frame), frame)
+      else Delivery.deliver(hub.stats, target, Delivery.wire(frame), frame)
       return true
     }
     default:
@@ -182,6 +182,12 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     Queue.unsafeOffer(inbound, Kicked)
   }
 
+  // Outbound bytes are complete WebSocket frames (`Delivery.wire`), written to the socket as they are. Nothing
+  // after a close frame: once closing, the socket takes no more data (as `ws.send` would refuse it).
+  const write = (bytes: Uint8Array) => {
+    if (ws.readyState === 1) socket.write(bytes)
+  }
+
   // The writer fiber exists only while the mailbox holds something: an idle peer costs no fiber for it.
   const waitDrain = Effect.async<void>((resume) => {
     const done = () => {
@@ -200,7 +206,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
     socket.cork()
     for (const item of Chunk.toReadonlyArray(batch)) {
-      if (item instanceof Uint8Array) ws.send(item, textFrame)
+      if (item instanceof Uint8Array) write(item)
       else ws.close(item.code, item.reason)
     }
     socket.uncork()
@@ -223,7 +229,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
         socket.cork()
         if (corked.push(socket) === 1) process.nextTick(nextTick)
       }
-      if (item instanceof Uint8Array) ws.send(item, textFrame)
+      if (item instanceof Uint8Array) write(item)
       else ws.close(item.code, item.reason)
       return true
     }
@@ -321,7 +327,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
 
 type Ending = "closed" | "closing"
 
-const reply = (connection: Connection, frame: Frame.Frame) => connection.offer(Delivery.encode(frame))
+const reply = (connection: Connection, frame: Frame.Frame) => connection.offer(Delivery.wire(frame))
 
 /** Error frame, then close once it is written. */
 const refuse = (hub: Delivery.Hub, connection: Connection, status: number, message: string, code: number): Ending => {

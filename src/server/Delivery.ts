@@ -19,7 +19,7 @@ import * as State from "./State.js"
 
 /**
  * A recipient: a connection's mailbox, or a virtual peer's handler queue. `send` never blocks; a connection whose
- * mailbox is full closes itself (1013).
+ * mailbox is full closes itself (1013). `bytes` is the frame as a complete WebSocket text frame (see `wire`).
  *
  * @since 0.1.0
  * @category models
@@ -104,6 +104,33 @@ export interface Hub {
 export const encode = (frame: Frame.Frame): Uint8Array => Buffer.from(JSON.stringify(frame))
 
 /**
+ * Renders a frame once for all its recipients as a complete, unmasked WebSocket text frame (header and payload in
+ * one buffer). Server frames are never masked, so the same bytes are valid on every socket: a fan-out writes one
+ * shared buffer per recipient, with no per-recipient framing and one write instead of two.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const wire = (frame: Frame.Frame): Uint8Array => {
+  const text = JSON.stringify(frame)
+  const length = Buffer.byteLength(text)
+  const header = length < 126 ? 2 : length < 65536 ? 4 : 10
+  const out = Buffer.allocUnsafe(header + length)
+  out[0] = 0x81
+  if (header === 2) out[1] = length
+  else if (header === 4) {
+    out[1] = 126
+    out.writeUInt16BE(length, 2)
+  } else {
+    out[1] = 127
+    out.writeUInt32BE(Math.floor(length / 0x100000000), 2)
+    out.writeUInt32BE(length >>> 0, 6)
+  }
+  out.write(text, header, "utf8")
+  return out
+}
+
+/**
  * A frame with its encoding, for frames that are sent many times over.
  *
  * @since 0.1.0
@@ -129,14 +156,14 @@ export const onlinePresence = (peer: Peer.Peer): Encoded => {
   let cached = onlineCache.get(peer)
   if (cached === undefined) {
     const frame = Presence.online(peer)
-    cached = { frame, bytes: encode(frame) }
+    cached = { frame, bytes: wire(frame) }
     onlineCache.set(peer, cached)
   }
   return cached
 }
 
 /**
- * Hands one encoded frame to every member of a route. Returns the number of recipients.
+ * Hands one frame (as `wire` renders it) to every member of a route. Returns the number of recipients.
  *
  * @since 0.1.0
  * @category delivery
@@ -170,11 +197,11 @@ export const deliverToSessions = (
   frame: Frame.Frame
 ): number => {
   if (sessions.length === 0) return 0
-  return deliverEncoded(stats, sessions, encode(frame), frame)
+  return deliverEncoded(stats, sessions, wire(frame), frame)
 }
 
 /**
- * Delivers an already encoded frame to the given sessions.
+ * Delivers a frame already rendered by `wire` to the given sessions.
  *
  * @since 0.1.0
  * @category delivery

@@ -293,7 +293,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       exclude?: string
     ) =>
       Effect.sync(() =>
-        members.length === 0 ? 0 : Delivery.deliver(hub.stats, { members, exclude }, Delivery.encode(frame), frame)
+        members.length === 0 ? 0 : Delivery.deliver(hub.stats, { members, exclude }, Delivery.wire(frame), frame)
       )
 
     const addVirtualPeer: Server["addVirtualPeer"] = (description, rooms, onFrame) =>
@@ -368,7 +368,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       inject: (frame) =>
         Effect.map(snapshot, (state) => {
           const route = Router.resolveInjected(state, "to" in frame ? frame.to : undefined)
-          return Router.isEmpty(route) ? 0 : Delivery.deliver(hub.stats, route, Delivery.encode(frame), frame)
+          return Router.isEmpty(route) ? 0 : Delivery.deliver(hub.stats, route, Delivery.wire(frame), frame)
         }),
       sendToUser: (user, frame) =>
         Effect.flatMap(snapshot, (state) => {
