@@ -22,7 +22,6 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Queue from "effect/Queue"
-import type * as Scope from "effect/Scope"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import * as Frame from "../protocol/Frame.js"
@@ -353,67 +352,76 @@ interface Accepted {
   readonly rooms: ReadonlyArray<string>
 }
 
-/** Until a successful `auth` (or the end); the timer keeps running across failed attempts. */
-const handshake = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ending | Accepted, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    // A plain timer: a fiber per handshake costs more than the whole rest of it.
-    const deadline = Date.now() + hub.options.authTimeoutMillis
-    const timer = setTimeout(() => Queue.unsafeOffer(connection.inbound, TimedOut), hub.options.authTimeoutMillis)
-    yield* Effect.addFinalizer(() => Effect.sync(() => clearTimeout(timer)))
-    while (true) {
-      const item = yield* Queue.take(connection.inbound)
-      if (typeof item === "number") {
-        if (item === Closed) return "closed"
-        if (item === Kicked) return "closing"
-        if (item === Oversize) return refuse(hub, connection, 413, "Message too large", 1009)
-        if (item === TimedOut) return refuse(hub, connection, 408, "Authentication timeout", 1008)
-        continue
-      }
-      connection.taken(1)
-      const parsed = Either.flatMap(
-        typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
-        Frame.parseJson
-      )
-      if (Either.isLeft(parsed)) {
-        badRequest(hub, connection, parsed.left.message)
-        continue
-      }
-      const value = parsed.right
-      if (!Json.isObject(value)) {
-        const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
-        badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
-        continue
-      }
-      if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
-      if (typeof value.user !== "string" || value.user === "") {
-        hub.stats.refused++
-        reply(connection, Message.error(401, "Missing user field"))
-        continue
-      }
-      const decoded = Frame.decodeUnknown(value)
-      if (Either.isLeft(decoded)) {
-        badRequest(hub, connection, decoded.left.message)
-        continue
-      }
-      const auth = decoded.right as Frame.Auth
-      const authenticate = Effect.either(
-        hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
-      )
-      // A hook that hangs must not outlive the handshake's deadline (the built-in anonymous check cannot hang).
-      const decision = yield* hub.authenticatorMayWait
-        ? Effect.timeoutOption(authenticate, Math.max(0, deadline - Date.now()))
-        : Effect.map(authenticate, Option.some)
-      if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
+/**
+ * Until a successful `auth` (or the end); the timer keeps running across failed attempts. A plain loop rather than
+ * a generator, and a plain timer rather than a fiber: per handshake, each costs more than the rest of the work.
+ * The caller clears the timer (`timer.cancel`), also when the fiber is interrupted.
+ */
+const handshake = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  timer: { cancel: () => void }
+): Effect.Effect<Ending | Accepted> => {
+  const deadline = Date.now() + hub.options.authTimeoutMillis
+  const handle = setTimeout(() => Queue.unsafeOffer(connection.inbound, TimedOut), hub.options.authTimeoutMillis)
+  timer.cancel = () => clearTimeout(handle)
+  const next = (item: Inbound): Effect.Effect<Ending | Accepted> => {
+    if (typeof item === "number") {
+      if (item === Closed) return Effect.succeed("closed")
+      if (item === Kicked) return Effect.succeed("closing")
+      if (item === Oversize) return Effect.succeed(refuse(hub, connection, 413, "Message too large", 1009))
+      if (item === TimedOut) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
+      return loop
+    }
+    connection.taken(1)
+    const parsed = Either.flatMap(
+      typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
+      Frame.parseJson
+    )
+    if (Either.isLeft(parsed)) {
+      badRequest(hub, connection, parsed.left.message)
+      return loop
+    }
+    const value = parsed.right
+    if (!Json.isObject(value)) {
+      const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
+      badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
+      return loop
+    }
+    if (value.type !== "auth") return Effect.succeed(refuse(hub, connection, 401, "Not authenticated", 1008))
+    if (typeof value.user !== "string" || value.user === "") {
+      hub.stats.refused++
+      reply(connection, Message.error(401, "Missing user field"))
+      return loop
+    }
+    const decoded = Frame.decodeUnknown(value)
+    if (Either.isLeft(decoded)) {
+      badRequest(hub, connection, decoded.left.message)
+      return loop
+    }
+    const auth = decoded.right as Frame.Auth
+    const authenticate = Effect.either(
+      hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
+    )
+    // A hook that hangs must not outlive the handshake's deadline (the built-in anonymous check cannot hang).
+    const decision = hub.authenticatorMayWait
+      ? Effect.timeoutOption(authenticate, Math.max(0, deadline - Date.now()))
+      : Effect.map(authenticate, Option.some)
+    return Effect.flatMap(decision, (decision): Effect.Effect<Ending | Accepted> => {
+      if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
       const outcome = decision.value
       if (Either.isLeft(outcome)) {
         hub.stats.refused++
         reply(connection, Message.error(401, outcome.left.message))
-        continue
+        return loop
       }
-      clearTimeout(timer)
-      return outcome.right
-    }
-  })
+      clearTimeout(handle)
+      return Effect.succeed(outcome.right)
+    })
+  }
+  const loop: Effect.Effect<Ending | Accepted> = Effect.flatMap(Queue.take(connection.inbound), next)
+  return loop
+}
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
 const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted): Effect.Effect<boolean> => {
@@ -557,34 +565,40 @@ const reading = (
 /**
  * The connection's life, from handshake to teardown. Never fails.
  *
+ * Teardown runs on exit (also when the server interrupts the fiber). No Scope unless the rate limiter needs one:
+ * opening and closing a scope per connection is a measurable share of a handshake.
+ *
  * @since 0.1.0
  * @category constructors
  */
 export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> => {
   const registered: { peer: Peer.Peer | undefined } = { peer: undefined }
-  return Effect.addFinalizer(teardown(hub, connection, registered)).pipe(
-    Effect.zipRight(handshake(hub, connection)),
-    Effect.flatMap((accepted): Effect.Effect<unknown, never, Scope.Scope> => {
-      if (accepted === "closed") return Effect.void
-      if (accepted === "closing") return awaitClose(hub, connection)
-      return Effect.flatMap(register(hub, connection, accepted), (ok) => {
-        if (!ok) return awaitClose(hub, connection)
-        registered.peer = accepted.peer
-        return Effect.flatMap(Effect.scope, (scope) => {
-          const online: Online = {
-            id: connection.id,
-            address: Peer.address(accepted.peer),
-            admission: RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds, scope)
-          }
-          const unadmitted = connection.goOnline(online)
-          return Effect.flatMap(
-            reading(hub, connection, online, unadmitted),
-            (ending) => ending === "closing" ? awaitClose(hub, connection) : Effect.void
-          )
-        })
-      })
-    }),
-    Effect.asVoid,
-    Effect.scoped
-  )
+  const timer = { cancel: ignore }
+  const limit = hub.options.rateLimit
+  const online = (accepted: Accepted, admission: RateLimit.Admission): Effect.Effect<unknown> => {
+    const state: Online = { id: connection.id, address: Peer.address(accepted.peer), admission }
+    const unadmitted = connection.goOnline(state)
+    return Effect.flatMap(
+      reading(hub, connection, state, unadmitted),
+      (ending) => ending === "closing" ? awaitClose(hub, connection) : Effect.void
+    )
+  }
+  const body = Effect.flatMap(handshake(hub, connection, timer), (accepted): Effect.Effect<unknown> => {
+    if (accepted === "closed") return Effect.void
+    if (accepted === "closing") return awaitClose(hub, connection)
+    return Effect.flatMap(register(hub, connection, accepted), (ok) => {
+      if (!ok) return awaitClose(hub, connection)
+      registered.peer = accepted.peer
+      return limit > 0
+        ? Effect.scoped(
+          Effect.flatMap(Effect.scope, (scope) => online(accepted, RateLimit.make(limit, hub.options.rateSeconds, scope)))
+        )
+        : online(accepted, RateLimit.unlimited)
+    })
+  })
+  const finish = teardown(hub, connection, registered)
+  return Effect.asVoid(Effect.onExit(body, (exit) => {
+    timer.cancel()
+    return finish(exit)
+  }))
 }

@@ -65,7 +65,13 @@ export interface Admission {
   readonly admit: (frames: number) => number
 }
 
-const unlimited: Admission = { admit: (frames) => frames }
+/**
+ * Admits everything (a limit of 0).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const unlimited: Admission = { admit: (frames) => frames }
 
 /**
  * Whether an admission admits everything (rate limiting disabled).
