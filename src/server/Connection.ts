@@ -87,6 +87,9 @@ interface Online {
   readonly id: string
   readonly address: string
   readonly admission: RateLimit.Admission
+  /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
+  seen: State.State<Delivery.Handle> | undefined
+  me: State.Session<Delivery.Handle> | undefined
 }
 
 /**
@@ -137,7 +140,11 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
     case "command":
     case "event": {
       const state = PeerRegistry.unsafeSnapshot(hub.registry)
-      const me = State.session(state, online.id)
+      if (online.seen !== state) {
+        online.seen = state
+        online.me = State.session(state, online.id)
+      }
+      const me = online.me
       if (me === undefined) return true
       const routed = frame as Writable
       routed.from = online.address
@@ -576,7 +583,13 @@ export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<vo
   const timer = { cancel: ignore }
   const limit = hub.options.rateLimit
   const online = (accepted: Accepted, admission: RateLimit.Admission): Effect.Effect<unknown> => {
-    const state: Online = { id: connection.id, address: Peer.address(accepted.peer), admission }
+    const state: Online = {
+      id: connection.id,
+      address: Peer.address(accepted.peer),
+      admission,
+      seen: undefined,
+      me: undefined
+    }
     const unadmitted = connection.goOnline(state)
     return Effect.flatMap(
       reading(hub, connection, state, unadmitted),
