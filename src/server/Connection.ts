@@ -194,38 +194,45 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     if (ws.readyState === 1) socket.write(bytes)
   }
 
-  // The writer fiber exists only while the mailbox holds something: an idle peer costs no fiber for it.
-  const waitDrain = Effect.async<void>((resume) => {
-    const done = () => {
-      socket.off("drain", done)
-      socket.off("close", done)
-      resume(Effect.void)
-    }
-    socket.on("drain", done)
-    socket.on("close", done)
-    return Effect.sync(() => {
-      socket.off("drain", done)
-      socket.off("close", done)
+  // The writer fiber exists only while the mailbox holds something: an idle peer costs no fiber for it, nor the
+  // writer's effects (built on the first backlog).
+  let drain: Effect.Effect<void> | undefined
+  const makeDrain = (): Effect.Effect<void> => {
+    const waitDrain = Effect.async<void>((resume) => {
+      const done = () => {
+        socket.off("drain", done)
+        socket.off("close", done)
+        resume(Effect.void)
+      }
+      socket.on("drain", done)
+      socket.on("close", done)
+      return Effect.sync(() => {
+        socket.off("drain", done)
+        socket.off("close", done)
+      })
     })
-  })
-  const takeBatch = Effect.suspend(() => Queue.takeUpTo(mailbox!, writeBatch))
-  const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
-    socket.cork()
-    for (const item of Chunk.toReadonlyArray(batch)) {
-      if (item instanceof Uint8Array) write(item)
-      else ws.close(item.code, item.reason)
-    }
-    socket.uncork()
-    queued -= Chunk.size(batch)
-    if (queued > 0) return drain
-    writing = false
-    return Effect.void
-  })
-  // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
-  // closed with 1013 instead of growing the process without bound.
-  const drain: Effect.Effect<void> = Effect.suspend(() =>
-    socket.writableLength > highWaterMark && !socket.destroyed ? Effect.zipRight(waitDrain, writeBatchOf) : writeBatchOf
-  )
+    const takeBatch = Effect.suspend(() => Queue.takeUpTo(mailbox!, writeBatch))
+    const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
+      socket.cork()
+      for (const item of Chunk.toReadonlyArray(batch)) {
+        if (item instanceof Uint8Array) write(item)
+        else ws.close(item.code, item.reason)
+      }
+      socket.uncork()
+      queued -= Chunk.size(batch)
+      if (queued > 0) return loop
+      writing = false
+      return Effect.void
+    })
+    // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
+    // closed with 1013 instead of growing the process without bound.
+    const loop: Effect.Effect<void> = Effect.suspend(() =>
+      socket.writableLength > highWaterMark && !socket.destroyed
+        ? Effect.zipRight(waitDrain, writeBatchOf)
+        : writeBatchOf
+    )
+    return loop
+  }
 
   const offer = (item: Outbound): boolean => {
     if (kicked) return false
@@ -248,7 +255,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     queued++
     if (!writing) {
       writing = true
-      hub.fork(drain)
+      hub.fork(drain ??= makeDrain())
     }
     return true
   }
