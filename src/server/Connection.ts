@@ -41,7 +41,8 @@ const TimedOut = 2
 const Kicked = 3
 const Limited = 4
 type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Kicked | typeof Limited
-type Inbound = string | Uint8Array | Signal
+/** An inbound frame, or what happened to the socket. */
+export type Inbound = string | Uint8Array | Signal
 
 interface CloseRequest {
   readonly code: number
@@ -93,6 +94,61 @@ interface Online {
 }
 
 /**
+ * What the socket's listeners hand to the connection fiber, in order. Unbounded (the listener pauses the socket
+ * when it grows) and single-consumer. A plain array and one wake-up callback rather than an Effect `Queue`: an
+ * idle connection's fiber waits here, and a fiber suspended in `Queue.take` holds about 3 KiB more than one
+ * suspended in a bare `Effect.async`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Inbox {
+  readonly push: (item: Inbound) => void
+  /** Takes what is waiting, at most `max` items; waits (interruptibly) while nothing is. */
+  readonly takeUpTo: (max: number) => Effect.Effect<ReadonlyArray<Inbound>>
+}
+
+const makeInbox = (): Inbox => {
+  let items: Array<Inbound> = []
+  let head = 0
+  let wake: ((effect: Effect.Effect<void>) => void) | undefined
+  const clear = Effect.sync(() => {
+    wake = undefined
+  })
+  // Checks again on registration: the fiber may have yielded between finding nothing and waiting.
+  const ready = Effect.async<void>((resume) => {
+    if (head < items.length) return resume(Effect.void)
+    wake = resume
+    return clear
+  })
+  const take = (max: number): ReadonlyArray<Inbound> => {
+    const end = Math.min(items.length, head + max)
+    const out = items.slice(head, end)
+    if (end === items.length) {
+      items = []
+      head = 0
+    } else head = end
+    return out
+  }
+  return {
+    push: (item) => {
+      items.push(item)
+      const resume = wake
+      if (resume !== undefined) {
+        wake = undefined
+        resume(Effect.void)
+      }
+    },
+    takeUpTo: (max) => {
+      const again: Effect.Effect<ReadonlyArray<Inbound>> = Effect.suspend(() =>
+        head < items.length ? Effect.succeed(take(max)) : Effect.zipRight(ready, again)
+      )
+      return again
+    }
+  }
+}
+
+/**
  * A socket accepted by the server, with its queues.
  *
  * @since 0.1.0
@@ -104,7 +160,7 @@ export interface Connection {
   readonly socket: Duplex
   readonly host: string | undefined
   readonly live: Delivery.Live
-  readonly inbound: Queue.Queue<Inbound>
+  readonly inbound: Inbox
   /** Succeeds once the socket is closed. */
   readonly closed: Effect.Effect<void>
   readonly handle: Delivery.Handle
@@ -166,7 +222,7 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
  * @category constructors
  */
 export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
-  const inbound = Effect.runSync(Queue.unbounded<Inbound>())
+  const inbound = makeInbox()
   // Created on the first backlog: most peers never need one.
   let mailbox: Queue.Queue<Outbound> | undefined
   const maxMessageSize = hub.options.maxMessageSize
@@ -185,7 +241,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     if (kicked) return
     kicked = true
     ws.close(code, reason)
-    Queue.unsafeOffer(inbound, Kicked)
+    inbound.push(Kicked)
   }
 
   // Outbound bytes are complete WebSocket frames (`Delivery.wire`), written to the socket as they are. Nothing
@@ -260,7 +316,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     return true
   }
   const toFiber = (item: Inbound) => {
-    Queue.unsafeOffer(inbound, item)
+    inbound.push(item)
     if (++backlog > pauseAbove && !paused) {
       paused = true
       ws.pause()
@@ -301,7 +357,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let onClosed: (() => void) | undefined
   ws.on("close", () => {
     isClosed = true
-    Queue.unsafeOffer(inbound, Closed)
+    inbound.push(Closed)
     onClosed?.()
   })
   const closed = Effect.async<void>((resume) => {
@@ -377,7 +433,7 @@ const handshake = (
   timer: { cancel: () => void }
 ): Effect.Effect<Ending | Accepted> => {
   const deadline = Date.now() + hub.options.authTimeoutMillis
-  const handle = setTimeout(() => Queue.unsafeOffer(connection.inbound, TimedOut), hub.options.authTimeoutMillis)
+  const handle = setTimeout(() => connection.inbound.push(TimedOut), hub.options.authTimeoutMillis)
   timer.cancel = () => clearTimeout(handle)
   const next = (item: Inbound): Effect.Effect<Ending | Accepted> => {
     if (typeof item === "number") {
@@ -433,7 +489,10 @@ const handshake = (
       return Effect.succeed(outcome.right)
     })
   }
-  const loop: Effect.Effect<Ending | Accepted> = Effect.flatMap(Queue.take(connection.inbound), next)
+  const loop: Effect.Effect<Ending | Accepted> = Effect.flatMap(
+    connection.inbound.takeUpTo(1),
+    (items) => next(items[0]!)
+  )
   return loop
 }
 
@@ -569,10 +628,7 @@ const reading = (
       }
       return yield* loop
     })
-  const loop: Effect.Effect<Ending> = Effect.flatMap(
-    Queue.takeBetween(connection.inbound, 1, readBatch),
-    (chunk) => processBatch(Chunk.toReadonlyArray(chunk))
-  )
+  const loop: Effect.Effect<Ending> = Effect.flatMap(connection.inbound.takeUpTo(readBatch), processBatch)
   return loop
 }
 
@@ -609,11 +665,11 @@ export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<vo
     return Effect.flatMap(register(hub, connection, accepted), (ok) => {
       if (!ok) return awaitClose(hub, connection)
       registered.peer = accepted.peer
-      return limit > 0
-        ? Effect.scoped(
-          Effect.flatMap(Effect.scope, (scope) => online(accepted, RateLimit.make(limit, hub.options.rateSeconds, scope)))
-        )
-        : online(accepted, RateLimit.unlimited)
+      if (limit <= 0) return online(accepted, RateLimit.unlimited)
+      return Effect.scoped(Effect.flatMap(
+        Effect.scope,
+        (scope) => online(accepted, RateLimit.make(limit, hub.options.rateSeconds, scope))
+      ))
     })
   })
   const finish = teardown(hub, connection, registered)
