@@ -108,7 +108,11 @@ export interface Inbox {
   readonly takeUpTo: (max: number) => Effect.Effect<ReadonlyArray<Inbound>>
 }
 
-const makeInbox = (): Inbox => {
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeInbox = (): Inbox => {
   let items: Array<Inbound> = []
   let head = 0
   let wake: ((effect: Effect.Effect<void>) => void) | undefined
