@@ -206,7 +206,7 @@ export const make = (
     const terminal = yield* Deferred.make<never, ClientClosed>()
     const runFork = yield* FiberSet.makeRuntime<never>()
     const transactions = new Map<string, Transaction>()
-    const roomAcks = new Map<string, Array<Deferred.Deferred<void>>>()
+    const roomAcks = new Map<string, Array<Deferred.Deferred<void, RequestError>>>()
     const routes: Array<Route> = []
     let desired: ReadonlyArray<string> = config.rooms
     let self: Peer.Peer | undefined
@@ -353,6 +353,18 @@ export const make = (
       for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.void)
     }
 
+    // A server with fixed rooms answers join and leave with this error instead of an ack; the error names no room,
+    // so every room change in flight is refused (the C++ and JavaScript servers send the same text).
+    const refuseRoomAcks = (frame: Frame.ErrorFrame) => {
+      if (frame.message !== "Dynamic rooms disabled") return
+      for (const [key, waiters] of roomAcks) {
+        roomAcks.delete(key)
+        if (key.startsWith("join:")) desired = desired.filter((r) => `join:${r}` !== key)
+        const error = new RequestError({ reason: "Status", id: key, status: frame.status ?? 400 })
+        for (const deferred of waiters) Deferred.unsafeDone(deferred, Exit.fail(error))
+      }
+    }
+
     const settle = (frame: Frame.Routed) => {
       if (frame.id === undefined || frame.status === undefined) return
       const tx = transactions.get(frame.id)
@@ -453,6 +465,7 @@ export const make = (
             resolveRoomAcks(`leave:${frame.room}`)
             break
           case "error":
+            refuseRoomAcks(frame)
             break
           default:
             return
@@ -631,7 +644,7 @@ export const make = (
           ? (desired.includes(room) ? desired : [...desired, room])
           : desired.filter((r) => r !== room)
         const key = `${type}:${room}`
-        const deferred = yield* Deferred.make<void>()
+        const deferred = yield* Deferred.make<void, RequestError>()
         roomAcks.set(key, [...(roomAcks.get(key) ?? []), deferred])
         // Offline, the desired rooms are enough: they are applied on the next welcome.
         if (self === undefined || !sendFrame({ type, room })) resolveRoomAcks(key)

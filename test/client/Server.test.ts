@@ -124,6 +124,20 @@ describe("client against the Symple server", () => {
         .toBe(true)
     }))
 
+  it.scopedLive("with dynamic rooms disabled, joinRoom fails at once with the server's 400, not by timeout", () =>
+    Effect.gen(function*() {
+      const server = yield* SympleServer.make({ ...serverOptions, dynamicRooms: false })
+      const alice = yield* NodeSympleClient.make({ url: server.url, ...fast, requestTimeout: 60_000, user: "alice" })
+      yield* alice.awaitOnline
+      const refused = yield* alice.joinRoom("team").pipe(Effect.flip, Effect.timeout("5 seconds"))
+      assert(refused instanceof RequestError)
+      expect(refused).toMatchObject({ reason: "Status", status: 400, id: "join:team" })
+      expect(yield* alice.desiredRooms).not.toContain("team")
+      expect(yield* alice.currentRooms).not.toContain("team")
+      // The connection stays up and usable.
+      expect((yield* alice.currentState)._tag).toBe("Online")
+    }))
+
   it.scopedLive("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
