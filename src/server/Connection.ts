@@ -421,6 +421,9 @@ const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
     Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
   )
 
+/** An effect that is already its result (what `Effect.succeed` returns). */
+const isExit = <A, E>(effect: Effect.Effect<A, E>): effect is Exit.Exit<A, E> => Exit.isExit(effect)
+
 interface Accepted {
   readonly peer: Peer.Peer
   readonly rooms: ReadonlyArray<string>
@@ -474,9 +477,13 @@ const handshake = (
       return loop
     }
     const auth = decoded.right as Frame.Auth
-    const authenticate = Effect.either(
-      hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
-    )
+    const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
+    // The built-in check answers with a plain success: no effect steps for it on every handshake.
+    if (isExit(attempt) && Exit.isSuccess(attempt)) {
+      clearTimeout(handle)
+      return Effect.succeed(attempt.value)
+    }
+    const authenticate = Effect.either(attempt)
     // A hook that hangs must not outlive the handshake's deadline (the built-in anonymous check cannot hang).
     const decision = hub.authenticatorMayWait
       ? Effect.timeoutOption(authenticate, Math.max(0, deadline - Date.now()))
@@ -506,19 +513,22 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted)
   const peer = accepted.peer
   const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
   const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
+  // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
+  let found: ReadonlyArray<State.Session<Delivery.Handle>> = []
   return Effect.map(
     PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
       announce: (neighbours) => {
+        found = neighbours
         reply(connection, welcome)
         for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
       }
     }),
     (joined) => {
       if (joined === undefined) return false
-      const rooms = State.session(joined, id)?.rooms ?? []
       const presence = Delivery.onlinePresence(peer)
-      Delivery.deliverEncoded(hub.stats, State.neighbours(joined, id, rooms), presence.bytes, presence.frame)
+      Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
       // The events hub is unbounded: offering never waits, so no fiber step is spent on it.
+      const rooms = State.session(joined, id)?.rooms ?? []
       hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
       return true
     }
