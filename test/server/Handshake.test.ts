@@ -27,6 +27,17 @@ describe("handshake", () => {
       expect(a.welcome.peer).toMatchObject({ id: a.id, peerType: "bot", agent: "raw", online: true, type: "Peer" })
     }).pipe(Effect.scoped))
 
+  it.live("1c. session ids stay distinct and alphanumeric across many connections", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      // More sessions than the server draws random bytes for at once, so the pool is refilled at least once.
+      const users = Array.from({ length: 300 }, (_, i) => `u${i}`)
+      const peers = yield* Effect.forEach(users, (user) => peer(server, user), { concurrency: 20 })
+      const ids = peers.map((p) => p.id)
+      expect(new Set(ids).size).toBe(ids.length)
+      for (const id of ids) expect(id).toMatch(/^[0-9A-Za-z]{16}$/)
+    }).pipe(Effect.scoped))
+
   it.live("2. name defaults to user", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
