@@ -243,7 +243,8 @@ describe("Form on the wire", () => {
 
   it.prop("every built field decodes and is found again", {
     type: fc.constantFrom(...Form.fieldTypes),
-    id: fc.string({ minLength: 1 }),
+    // Not the enclosing section's id, which `getField` would find first.
+    id: fc.string({ minLength: 1 }).filter((id) => id !== "s"),
     label: fc.string(),
     values: fc.array(fc.oneof(fc.string(), fc.integer(), fc.boolean()), { maxLength: 3 }),
     live: fc.boolean()

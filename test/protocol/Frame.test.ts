@@ -250,8 +250,9 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     fc.constantFrom("id", "from", "to", "status", "time", "probe", "node", "data", "user", "room", "peer", "rooms"),
     fc.option(fc.jsonValue({ maxDepth: 2 }))
   ).map(([frame, key, value]) => JSON.stringify(value === null ? frame : { ...frame, [key]: value }))
-    .filter((text) => !text.includes("__proto__"))
-  it.prop("the parsed-JSON fast path agrees with the schemas", [fc.oneof(mutated, frameLike)], ([text]) => {
+  // `decode` refuses `__proto__` keys before validating (on purpose), so such texts have nothing to compare.
+  const comparable = fc.oneof(mutated, frameLike).filter((text) => !text.includes("__proto__"))
+  it.prop("the parsed-JSON fast path agrees with the schemas", [comparable], ([text]) => {
     const slow = Frame.decodeUnknown(JSON.parse(text))
     expect(Frame.decode(text)).toStrictEqual(slow)
   }, { fastCheck: { numRuns: 3000 } })
