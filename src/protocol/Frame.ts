@@ -278,7 +278,7 @@ type Check = (u: unknown) => boolean
  */
 const compileParsed = (ast: AST.AST): Check | undefined => {
   if (ast === Json.ast) return () => true
-  // Every number `JSON.parse` yields is finite.
+  // Every number `parseJson` yields is finite (it refuses numbers that overflow).
   if (ast === Finite.ast) return (u) => typeof u === "number"
   switch (ast._tag) {
     case "StringKeyword":
@@ -343,26 +343,44 @@ export const decodeUnknown = (u: unknown): Either.Either<Frame, FrameError> => {
   }
 }
 
-const hasProto = (key: string, value: unknown) => {
-  if (key === "__proto__") throw new ProtoKey()
+const guard = (key: string, value: unknown) => {
+  if (key === "__proto__") throw new Refused("Forbidden key \"__proto__\"")
+  if (typeof value === "number" && !Number.isFinite(value)) throw new Refused("Number out of range")
   return value
 }
-class ProtoKey extends Error {}
+class Refused extends Error {}
+
+/** A number with a three-digit exponent (`1e309`) or over 308 digits can overflow to an infinity in `JSON.parse`. */
+const bigExponent = /\d[eE][+-]?\d{3}/
+const mayOverflow = (text: string): boolean => {
+  if (bigExponent.test(text)) return true
+  if (text.length < 309) return false
+  let run = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c >= 48 && c <= 57) {
+      if (++run > 308) return true
+    } else run = 0
+  }
+  return false
+}
 
 /**
  * Parses JSON text. Never throws. `__proto__` keys are refused: assigning them while copying would replace an
- * object's prototype, so no such key may enter the system.
+ * object's prototype, so no such key may enter the system. Numbers that overflow to an infinity are refused too:
+ * JSON cannot carry them (`JSON.stringify` writes `null`), so they could not be forwarded as received.
  *
  * @since 0.1.0
  * @category decoding
  */
 export const parseJson = (text: string): Either.Either<unknown, FrameError> => {
   try {
-    // The reviver is slow; only text that could spell `__proto__` (directly or through escapes) pays for it.
-    const suspicious = text.includes("__proto__") || text.includes("\\u")
-    return Either.right(suspicious ? JSON.parse(text, hasProto) : JSON.parse(text))
+    // The reviver is slow; only text that could spell `__proto__` (directly or through escapes) or hold a number
+    // too large for a double pays for it.
+    const suspicious = text.includes("__proto__") || text.includes("\\u") || mayOverflow(text)
+    return Either.right(suspicious ? JSON.parse(text, guard) : JSON.parse(text))
   } catch (e) {
-    if (e instanceof ProtoKey) return Either.left(FrameError.badRequest("Forbidden key \"__proto__\""))
+    if (e instanceof Refused) return Either.left(FrameError.badRequest(e.message))
     return Either.left(FrameError.badRequest(text.trim() === "" ? "Empty frame" : "Invalid JSON"))
   }
 }

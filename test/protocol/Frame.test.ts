@@ -228,6 +228,21 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     }
   }
 
+  it("numbers that overflow a double are refused (JSON cannot carry an infinity); underflow is just 0", () => {
+    // Found by the mangled-bytes property: e-79 became e379, which JSON.parse reads as -Infinity.
+    expectBadRequest(Frame.decode("{\"probe\":-4.969729477061672e379,\"id\":\"error\",\"type\":\"command\"}"),
+      "Number out of range")
+    expectBadRequest(Frame.decode("{\"type\":\"message\",\"data\":1E+309}"), "Number out of range")
+    expectBadRequest(Frame.decode(`{"type":"message","data":${"9".repeat(400)}}`), "Number out of range")
+    expect(Frame.decode("{\"type\":\"message\",\"data\":1e308}")).toStrictEqual(
+      Either.right({ type: "message", data: 1e308 })
+    )
+    expect(Frame.decode("{\"type\":\"message\",\"data\":1e-400}")).toStrictEqual(Either.right({ type: "message", data: 0 }))
+    expect(Frame.decode(`{"type":"message","data":"${"9".repeat(400)}e999"}`)).toStrictEqual(
+      Either.right({ type: "message", data: `${"9".repeat(400)}e999` })
+    )
+  })
+
   it.prop("arbitrary strings", [fc.string({ unit: "binary", maxLength: 200 })], ([s]) => neverThrows(s), {
     fastCheck: { numRuns: 1000 }
   })
