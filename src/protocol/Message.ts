@@ -12,10 +12,24 @@ import type * as Frame from "./Frame.js"
  * @category constructors
  */
 export const randomId = (length = 16): string => {
-  const bytes = new Uint8Array(length)
-  globalThis.crypto.getRandomValues(bytes)
+  if (length > pool.length) return randomChars(globalThis.crypto.getRandomValues(new Uint8Array(length)), 0, length)
+  if (poolOffset + length > pool.length) {
+    globalThis.crypto.getRandomValues(pool)
+    poolOffset = 0
+  }
+  const out = randomChars(pool, poolOffset, length)
+  poolOffset += length
+  return out
+}
+
+// Random bytes drawn in bulk: one call into the system's generator per 256 ids of the default length, not one per id
+// (session ids are made on every connect, message ids on every send).
+const pool = new Uint8Array(4096)
+let poolOffset = pool.length
+
+const randomChars = (bytes: Uint8Array, offset: number, length: number): string => {
   let out = ""
-  for (const byte of bytes) out += alphabet[byte % 62]
+  for (let i = offset; i < offset + length; i++) out += alphabet[bytes[i]! % 62]
   return out
 }
 const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

@@ -181,24 +181,6 @@ export interface Connection {
   readonly goOnline: (online: Online) => number
 }
 
-const idAlphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-const idLength = 16
-// Random bytes drawn in bulk: one call into the system's generator per 256 session ids instead of one per id.
-const idPool = new Uint8Array(idLength * 256)
-let idOffset = idPool.length
-
-/** A session id as `Message.randomId` makes them (16 characters of `[0-9A-Za-z]`). */
-const sessionId = (): string => {
-  if (idOffset === idPool.length) {
-    crypto.getRandomValues(idPool)
-    idOffset = 0
-  }
-  let out = ""
-  for (let i = idOffset; i < idOffset + idLength; i++) out += idAlphabet[idPool[i]! % 62]
-  idOffset += idLength
-  return out
-}
-
 const toBuffer = (data: RawData): Buffer =>
   Buffer.isBuffer(data) ? data : Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data)
 
@@ -392,7 +374,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   socket.on("error", ignore)
   hub.connections.add(live)
   return {
-    id: sessionId(),
+    id: Message.randomId(),
     ws,
     socket,
     host,
