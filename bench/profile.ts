@@ -3,7 +3,10 @@
  * and by inclusive time, and time per area (src/server, effect, ws, node, GC...). Positions inside an esbuild
  * bundle are mapped back to the original file and line through the bundle's source map.
  *
- *   npx tsx bench/profile.ts <file.cpuprofile> [--top 25]
+ *   npx tsx bench/profile.ts <file.cpuprofile> [--top 25] [--timeline] [--from ms] [--to ms]
+ *
+ * `--timeline` prints busy time per 100 ms since the profile started (startup, measurement and teardown show up as
+ * separate bursts); `--from`/`--to` keep only the samples in that interval, e.g. a case's measurement window.
  */
 import { existsSync, readFileSync } from "node:fs"
 import * as Path from "node:path"
@@ -128,6 +131,12 @@ const main = (): void => {
   if (file === undefined) throw new Error("usage: npx tsx bench/profile.ts <file.cpuprofile> [--top 25]")
   const topIndex = args.indexOf("--top")
   const top = topIndex >= 0 ? Number(args[topIndex + 1]) : 25
+  const option = (name: string): number | undefined => {
+    const at = args.indexOf(name)
+    return at >= 0 ? Number(args[at + 1]) : undefined
+  }
+  const from = option("--from") ?? 0
+  const to = option("--to") ?? Infinity
   const profile = JSON.parse(readFileSync(file, "utf8")) as Profile
 
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
@@ -145,10 +154,18 @@ const main = (): void => {
   const areas = new Map<string, number>()
   let all = 0
   let idle = 0
+  let at = 0
+  const timeline: Array<number> = []
   profile.samples.forEach((sample, i) => {
+    at += (profile.timeDeltas[i] ?? 0) / 1000
     const dt = (profile.timeDeltas[i + 1] ?? profile.timeDeltas[i] ?? 0) / 1000
     const k = keys.get(sample)
     if (k === undefined) return
+    if (k.name !== "(idle)") {
+      const bucket = Math.floor(at / 100)
+      timeline[bucket] = (timeline[bucket] ?? 0) + dt
+    }
+    if (at < from || at >= to) return
     all += dt
     if (k.name === "(idle)") idle += dt
     self.set(k.id, (self.get(k.id) ?? 0) + dt)
@@ -167,6 +184,11 @@ const main = (): void => {
   const label = (id: string) => {
     const at = id.indexOf("\u0000")
     return [id.slice(0, at), id.slice(at + 1)] as const
+  }
+  if (args.includes("--timeline")) {
+    process.stdout.write(
+      `busy ms per 100 ms:\n${Array.from(timeline, (ms, i) => `${i * 100}\t${round(ms ?? 0, 0)}`).join("\n")}\n\n`
+    )
   }
   process.stdout.write(`${file}: ${round(all, 0)} ms sampled, ${round(busy, 0)} ms busy (percentages of busy)\n\n`)
   process.stdout.write(

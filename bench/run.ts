@@ -8,7 +8,7 @@
  * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
  * repetition. At the end it prints our/baseline ratios (medians over repetitions) and writes every raw result to
  * bench/results/. `smoke` is a few seconds of tiny cases that proves the benchmark still works: no timing claims,
- * exit code 1 if any case fails. `--cpu-prof` writes V8 CPU profiles of our server to bench/results/prof/ (read
+ * exit code 1 if any case fails. `--cpu-prof` writes V8 CPU profiles of our server (`--cpu-prof-all`: of every server) to bench/results/prof/ (read
  * them with `npx tsx bench/profile.ts <file>`).
  */
 import { spawn, spawnSync } from "node:child_process"
@@ -28,7 +28,8 @@ const flag = (name: string): string | undefined => {
 const mode: Mode = args[0] === "smoke" || args[0] === "full" ? args[0] : "quick"
 const only = flag("only")?.split(",")
 const repeat = Number(flag("repeat") ?? (mode === "full" ? 3 : mode === "quick" ? 2 : 1))
-const cpuProf = args.includes("--cpu-prof")
+const profileAll = args.includes("--cpu-prof-all")
+const cpuProf = profileAll || args.includes("--cpu-prof")
 const resultsDir = Path.join(benchDir, "results")
 const profDir = Path.join(resultsDir, "prof")
 
@@ -64,7 +65,9 @@ interface Running {
 /** Starts a server bundle on an ephemeral loopback port; resolves once it prints its `listening` line. */
 const startServer = (file: string, env: Record<string, string>, profile: boolean): Promise<Running> =>
   new Promise((resolve, reject) => {
-    const nodeFlags = profile ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []
+    const nodeFlags = profile
+      ? ["--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-name", `${Path.parse(file).name}-${Date.now()}.cpuprofile`]
+      : []
     const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
     const child = spawn(cmd!, rest, {
       env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: "0" },
@@ -253,7 +256,7 @@ const main = async (): Promise<void> => {
     for (const [i, spec] of cases.entries()) {
       const order = (i + rep) % 2 === 0 ? servers : [...servers].reverse()
       for (const server of order) {
-        const profile = cpuProf && server.label === "ours"
+        const profile = cpuProf && (profileAll || server.label === "ours")
         let result: Result
         if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {

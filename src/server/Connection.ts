@@ -60,13 +60,26 @@ const textFrame = { binary: false } as const
 
 const ignore = () => {}
 
-/** Sockets corked during this tick; one `nextTick` uncorks them all, so a tick's writes to a socket leave together. */
+/**
+ * Write coalescing. `ticks` counts ticks in which something was written; sockets corked during this tick are
+ * uncorked together by the one `nextTick` that ends it, so a tick's writes to a socket leave together.
+ */
 const corked: Array<Duplex> = []
 let ticks = 0
-const nextTick = () => {
+let tickScheduled = false
+const endTick = () => {
   ticks++
+  tickScheduled = false
   for (const socket of corked) socket.uncork()
   corked.length = 0
+}
+/** The current tick's number, making sure the tick is ended (and its corked sockets flushed). */
+const currentTick = (): number => {
+  if (!tickScheduled) {
+    tickScheduled = true
+    process.nextTick(endTick)
+  }
+  return ticks
 }
 
 /**
@@ -238,6 +251,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let queued = 0
   let writing = false
   let corkedAt = -1
+  let wroteAt = -1
   let online: Online | undefined
   let limited = false
 
@@ -297,10 +311,14 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   const offer = (item: Outbound): boolean => {
     if (kicked) return false
     if (queued === 0 && socket.writableLength <= highWaterMark) {
-      if (corkedAt !== ticks) {
-        corkedAt = ticks
+      // The first write of a tick goes straight out; a second one in the same tick corks the socket until the
+      // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork and no extra tick.
+      const tick = currentTick()
+      if (wroteAt !== tick) wroteAt = tick
+      else if (corkedAt !== tick) {
+        corkedAt = tick
         socket.cork()
-        if (corked.push(socket) === 1) process.nextTick(nextTick)
+        corked.push(socket)
       }
       if (item instanceof Uint8Array) write(item)
       else ws.close(item.code, item.reason)
@@ -525,8 +543,11 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted)
     }),
     (joined) => {
       if (joined === undefined) return false
-      const presence = Delivery.onlinePresence(peer)
-      Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
+      // Encoded (and cached) only when someone is to be told: a peer alone in its rooms costs no presence bytes.
+      if (found.length > 0) {
+        const presence = Delivery.onlinePresence(peer)
+        Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
+      }
       // The events hub is unbounded: offering never waits, so no fiber step is spent on it.
       const rooms = State.session(joined, id)?.rooms ?? []
       hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
