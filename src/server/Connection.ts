@@ -1,21 +1,24 @@
 /**
- * One connection's whole life: handshake, reader, writer, teardown.
+ * One connection's whole life: handshake, frames, writes, teardown.
  *
  * The socket's listeners are attached synchronously when the upgrade completes (`accept`), so no frame can arrive
- * before someone listens. The connection fiber (`run`) owns the life cycle: handshake, registration, membership
- * changes, and cleanup in finalizers (so it also runs when the server interrupts the fiber).
+ * before someone listens. Each connection has one fiber, supervised by the server (`run`): it owns the life cycle,
+ * waiting for the end (close, refusal, server shutdown) and running the teardown in a finalizer, so that it also
+ * runs when the server interrupts it.
  *
- * Hot path: waking a fiber costs about 10 µs, several times the cost of routing a frame, so once a peer is online,
- * frames are admitted (rate limit) and routed frames handled right in the socket listener (decode, route on the
- * registry's latest snapshot, encode once, hand to recipients) as long as the fiber has nothing queued; everything
- * else, and everything behind it, goes through the fiber in order.
+ * Frames are handled where they arrive, in the socket listener: the handshake (when the authenticator answers at
+ * once), membership changes, and routed frames (decode, route on the registry's latest snapshot, encode once, hand
+ * to recipients). Waking a fiber costs more than handling a frame, so the fiber sleeps through the connection's
+ * life. It takes over only what must wait (an authentication hook that runs effects), and everything that arrives
+ * behind it, in order; the listener resumes once the fiber has caught up.
  *
- * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (writes of
- * one tick are corked into one syscall); otherwise it waits in the bounded mailbox, which a writer fiber (started
- * on demand) drains in batches once the socket drains. A peer whose mailbox overflows is closed with 1013.
+ * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (the writes
+ * of one tick are corked into one syscall); otherwise it waits in the bounded mailbox, which a writer fiber
+ * (started on demand) drains in batches once the socket drains. A peer whose mailbox overflows is closed with 1013.
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -28,6 +31,7 @@ import * as Frame from "../protocol/Frame.js"
 import * as Json from "../protocol/Json.js"
 import * as Message from "../protocol/Message.js"
 import * as Peer from "../protocol/Peer.js"
+import type * as Authenticator from "./Authenticator.js"
 import * as Delivery from "./Delivery.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
@@ -35,14 +39,26 @@ import * as RateLimit from "./RateLimit.js"
 import * as Router from "./Router.js"
 import * as State from "./State.js"
 
+/** The socket closed. */
 const Closed = 0
+/** A frame above `maxMessageSize` arrived behind frames the fiber still holds. */
 const Oversize = 1
+/** The handshake's deadline passed. */
 const TimedOut = 2
-const Kicked = 3
-const Limited = 4
-type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Kicked | typeof Limited
-/** An inbound frame, or what happened to the socket. */
-export type Inbound = string | Uint8Array | Signal
+/** The connection is being closed (refused, kicked, or a `close` frame): stop and wait for the close. */
+const Ending = 3
+type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Ending
+
+/** An authentication that has to wait, handed to the fiber. */
+interface Pending {
+  readonly pending: Effect.Effect<Outcome>
+}
+
+/** An inbound frame, what happened to the socket, or work that must wait. */
+export type Inbound = string | Uint8Array | Signal | Pending
+
+/** `undefined`: go on reading. */
+type Outcome = "closing" | undefined
 
 interface CloseRequest {
   readonly code: number
@@ -95,16 +111,6 @@ export const shutdownNotice: Frame.Event = {
   message: "Server shutting down"
 }
 const shutdownBytes = Delivery.encode(shutdownNotice)
-
-/** Routing context of an online peer, set by the connection fiber once registered. */
-interface Online {
-  readonly id: string
-  readonly address: string
-  readonly admission: RateLimit.Admission
-  /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
-  seen: State.State<Delivery.Handle> | undefined
-  me: State.Session<Delivery.Handle> | undefined
-}
 
 /**
  * What the socket's listeners hand to the connection fiber, in order. Unbounded (the listener pauses the socket
@@ -165,8 +171,19 @@ export const makeInbox = (): Inbox => {
   }
 }
 
+/** Routing context of an online peer. */
+interface Online {
+  readonly id: string
+  readonly address: string
+  readonly peer: Peer.Peer
+  readonly admission: RateLimit.Admission
+  /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
+  seen: State.State<Delivery.Handle> | undefined
+  me: State.Session<Delivery.Handle> | undefined
+}
+
 /**
- * A socket accepted by the server, with its queues.
+ * A socket accepted by the server.
  *
  * @since 0.1.0
  * @category models
@@ -185,13 +202,12 @@ export interface Connection {
   readonly offer: (item: Outbound) => boolean
   /** Closes the socket right away, bypassing the mailbox. */
   readonly kick: (code: number, reason: string) => void
-  /** Called by the fiber: `n` inbound items were taken off the queue. */
-  readonly taken: (n: number) => void
-  /**
-   * Called by the fiber once the peer is registered; returns how many frames were already waiting for the fiber
-   * (they were not admitted by the listener).
-   */
-  readonly goOnline: (online: Online) => number
+  /** Called by the fiber: one inbound item was taken off the inbox and handled. */
+  readonly taken: () => void
+  /** Set once the peer is registered. */
+  readonly online: () => Online | undefined
+  /** Clears the handshake's deadline. */
+  readonly cancelTimer: () => void
 }
 
 const toBuffer = (data: RawData): Buffer =>
@@ -203,8 +219,8 @@ const errorBytes = (status: number, message: string) => Delivery.wire(Message.er
 type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
 
 /**
- * Routes a decoded frame from an online peer. Returns `false` for frames that need the connection fiber
- * (membership changes, close, anything unexpected).
+ * Routes a decoded frame from an online peer. Returns `false` for frames that are not routed (membership changes,
+ * close, anything unexpected).
  */
 const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean => {
   switch (frame.type) {
@@ -253,13 +269,15 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   let corkedAt = -1
   let wroteAt = -1
   let online: Online | undefined
-  let limited = false
+  /** Set once the connection is ending: later frames are ignored. */
+  let ending = false
 
   const kick = (code: number, reason: string) => {
     if (kicked) return
     kicked = true
+    ending = true
     ws.close(code, reason)
-    inbound.push(Kicked)
+    inbound.push(Ending)
   }
 
   // Outbound bytes are complete WebSocket frames (`Delivery.wire`), written to the socket as they are. Nothing
@@ -312,7 +330,7 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     if (kicked) return false
     if (queued === 0 && socket.writableLength <= highWaterMark) {
       // The first write of a tick goes straight out; a second one in the same tick corks the socket until the
-      // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork and no extra tick.
+      // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork.
       const tick = currentTick()
       if (wroteAt !== tick) wroteAt = tick
       else if (corkedAt !== tick) {
@@ -349,231 +367,218 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     ping: () => ws.ping(),
     terminate: () => ws.terminate()
   }
-  ws.on("message", (data: RawData, isBinary: boolean) => {
-    const bytes = toBuffer(data)
-    if (bytes.length > maxMessageSize) return toFiber(Oversize)
-    const item = isBinary ? bytes : bytes.toString("utf8")
-    if (online === undefined) return toFiber(item)
-    if (limited || kicked) return
-    stats.received++
-    if (online.admission.admit(1) === 0) {
-      // Refused in order, after whatever the fiber still has to handle.
-      limited = true
-      return toFiber(Limited)
-    }
-    if (backlog > 0) return toFiber(item)
-    const decoded = Frame.decode(item)
-    if (Either.isLeft(decoded)) {
-      stats.refused++
-      offer(errorBytes(decoded.left.status, decoded.left.message))
-      return
-    }
-    if (!route(hub, online, decoded.right)) toFiber(item)
-  })
-  ws.on("pong", () => {
-    live.alive = true
-  })
-  // Errors are followed by "close"; without a listener they would be thrown.
-  ws.on("error", ignore)
+  const timer = setTimeout(() => {
+    if (online === undefined && !ending) toFiber(TimedOut)
+  }, hub.options.authTimeoutMillis)
   let isClosed = false
   let onClosed: (() => void) | undefined
-  ws.on("close", () => {
-    isClosed = true
-    inbound.push(Closed)
-    onClosed?.()
-  })
-  const closed = Effect.async<void>((resume) => {
-    if (isClosed) return resume(Effect.void)
-    onClosed = () => resume(Effect.void)
-    return Effect.sync(() => {
-      onClosed = undefined
-    })
-  })
-  socket.on("error", ignore)
-  hub.connections.add(live)
-  return {
+  const connection: Connection = {
     id: Message.randomId(),
     ws,
     socket,
     host,
     live,
     inbound,
-    closed,
+    closed: Effect.async<void>((resume) => {
+      if (isClosed) return resume(Effect.void)
+      onClosed = () => resume(Effect.void)
+      return Effect.sync(() => {
+        onClosed = undefined
+      })
+    }),
     offer,
     kick,
     handle: { send: (bytes) => void offer(bytes) },
-    taken: (n) => {
-      backlog -= n
+    taken: () => {
+      backlog--
       if (paused && backlog < resumeBelow) {
         paused = false
         ws.resume()
       }
     },
-    goOnline: (value) => {
-      online = value
-      return backlog
-    }
+    online: () => online,
+    cancelTimer: () => clearTimeout(timer)
   }
+  const context: Context = {
+    hub,
+    connection,
+    openedAt: Date.now(),
+    goOnline: (accepted) => {
+      clearTimeout(timer)
+      online = {
+        id: connection.id,
+        address: Peer.address(accepted.peer),
+        peer: accepted.peer,
+        admission: RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds),
+        seen: undefined,
+        me: undefined
+      }
+    },
+    end: () => {
+      if (ending) return
+      ending = true
+      inbound.push(Ending)
+    },
+    online: () => online
+  }
+  ws.on("message", (data: RawData, isBinary: boolean) => {
+    if (ending) return
+    const bytes = toBuffer(data)
+    if (bytes.length > maxMessageSize) {
+      if (backlog > 0) return toFiber(Oversize)
+      refuse(hub, connection, 413, "Message too large", 1009)
+      return context.end()
+    }
+    const item = isBinary ? bytes : bytes.toString("utf8")
+    if (backlog > 0) return toFiber(item)
+    const outcome = handle(context, item)
+    if (outcome === undefined) return
+    if (outcome === "closing") return context.end()
+    toFiber(outcome)
+  })
+  ws.on("pong", () => {
+    live.alive = true
+  })
+  // Errors are followed by "close"; without a listener they would be thrown.
+  ws.on("error", ignore)
+  ws.on("close", () => {
+    isClosed = true
+    ending = true
+    inbound.push(Closed)
+    onClosed?.()
+  })
+  socket.on("error", ignore)
+  hub.connections.add(live)
+  contexts.set(connection, context)
+  return connection
 }
 
-type Ending = "closed" | "closing"
+/** What the frame handlers need besides the hub: the connection, and the two transitions of its life. */
+interface Context {
+  readonly hub: Delivery.Hub
+  readonly connection: Connection
+  readonly openedAt: number
+  readonly online: () => Online | undefined
+  /** Registered: frames are now routed. */
+  readonly goOnline: (accepted: Authenticator.Accepted) => void
+  /** The connection is closing: wake the fiber to wait for the close. */
+  readonly end: () => void
+}
+
+// The fiber finds its connection's context here (kept out of the public `Connection`).
+const contexts = new WeakMap<Connection, Context>()
 
 const reply = (connection: Connection, frame: Frame.Frame) => connection.offer(Delivery.wire(frame))
 
 /** Error frame, then close once it is written. */
-const refuse = (hub: Delivery.Hub, connection: Connection, status: number, message: string, code: number): Ending => {
+const refuse = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  status: number,
+  message: string,
+  code: number
+): "closing" => {
   hub.stats.refused++
   if (connection.offer(errorBytes(status, message))) connection.offer({ code, reason: message })
   return "closing"
 }
 
-const badRequest = (hub: Delivery.Hub, connection: Connection, message: string) => {
+const badRequest = (hub: Delivery.Hub, connection: Connection, message: string): undefined => {
   hub.stats.refused++
   reply(connection, Message.error(400, message))
+  return undefined
 }
 
-const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
-  connection.closed.pipe(
-    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
-    Effect.timeout(hub.options.shutdownTimeoutMillis),
-    Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
-  )
-
-/** An effect that is already its result (what `Effect.succeed` returns). */
+/** An effect that is already its result (what `Effect.succeed` and `Effect.fail` return). */
 const isExit = <A, E>(effect: Effect.Effect<A, E>): effect is Exit.Exit<A, E> => Exit.isExit(effect)
 
-interface Accepted {
-  readonly peer: Peer.Peer
-  readonly rooms: ReadonlyArray<string>
+/**
+ * Handles one inbound frame: a handshake step before registration, a frame of the peer after. Returns a
+ * `Pending` when the authenticator has to run effects (only the fiber can wait for them).
+ */
+const handle = (context: Context, item: string | Uint8Array): Outcome | Pending => {
+  const online = context.online()
+  return online === undefined ? handshake(context, item) : handleFrame(context, online, item)
 }
 
-/**
- * Until a successful `auth` (or the end); the timer keeps running across failed attempts. A plain loop rather than
- * a generator, and a plain timer rather than a fiber: per handshake, each costs more than the rest of the work.
- * The caller clears the timer (`timer.cancel`), also when the fiber is interrupted.
- */
-const handshake = (
-  hub: Delivery.Hub,
-  connection: Connection,
-  timer: { cancel: () => void }
-): Effect.Effect<Ending | Accepted> => {
-  const deadline = Date.now() + hub.options.authTimeoutMillis
-  const handle = setTimeout(() => connection.inbound.push(TimedOut), hub.options.authTimeoutMillis)
-  timer.cancel = () => clearTimeout(handle)
-  const next = (item: Inbound): Effect.Effect<Ending | Accepted> => {
-    if (typeof item === "number") {
-      if (item === Closed) return Effect.succeed("closed")
-      if (item === Kicked) return Effect.succeed("closing")
-      if (item === Oversize) return Effect.succeed(refuse(hub, connection, 413, "Message too large", 1009))
-      if (item === TimedOut) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
-      return loop
-    }
-    connection.taken(1)
-    const parsed = Either.flatMap(
-      typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
-      Frame.parseJson
-    )
-    if (Either.isLeft(parsed)) {
-      badRequest(hub, connection, parsed.left.message)
-      return loop
-    }
-    const value = parsed.right
-    if (!Json.isObject(value)) {
-      const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
-      badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
-      return loop
-    }
-    if (value.type !== "auth") return Effect.succeed(refuse(hub, connection, 401, "Not authenticated", 1008))
-    if (typeof value.user !== "string" || value.user === "") {
-      hub.stats.refused++
-      reply(connection, Message.error(401, "Missing user field"))
-      return loop
-    }
-    const decoded = Frame.decodeUnknown(value)
-    if (Either.isLeft(decoded)) {
-      badRequest(hub, connection, decoded.left.message)
-      return loop
-    }
-    const auth = decoded.right as Frame.Auth
-    const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
-    // The built-in check answers with a plain success: no effect steps for it on every handshake.
-    if (isExit(attempt) && Exit.isSuccess(attempt)) {
-      clearTimeout(handle)
-      return Effect.succeed(attempt.value)
-    }
-    const authenticate = Effect.either(attempt)
-    // A hook that hangs must not outlive the handshake's deadline (the built-in anonymous check cannot hang).
-    const decision = hub.authenticatorMayWait
-      ? Effect.timeoutOption(authenticate, Math.max(0, deadline - Date.now()))
-      : Effect.map(authenticate, Option.some)
-    return Effect.flatMap(decision, (decision): Effect.Effect<Ending | Accepted> => {
-      if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
+/** One frame before registration: it must be a valid `auth`; the deadline keeps running across failed attempts. */
+const handshake = (context: Context, item: string | Uint8Array): Outcome | Pending => {
+  const { connection, hub } = context
+  const parsed = Either.flatMap(
+    typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
+    Frame.parseJson
+  )
+  if (Either.isLeft(parsed)) return badRequest(hub, connection, parsed.left.message)
+  const value = parsed.right
+  if (!Json.isObject(value)) {
+    const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
+    return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
+  }
+  if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
+  if (typeof value.user !== "string" || value.user === "") {
+    hub.stats.refused++
+    reply(connection, Message.error(401, "Missing user field"))
+    return undefined
+  }
+  const decoded = Frame.decodeUnknown(value)
+  if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
+  const auth = decoded.right as Frame.Auth
+  const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
+  // The built-in check answers at once (a plain success or failure): no fiber and no effect steps for it.
+  if (isExit(attempt)) {
+    if (Exit.isSuccess(attempt)) return register(context, attempt.value)
+    const failure = Cause.failureOption(attempt.cause)
+    if (Option.isSome(failure)) return unauthorized(hub, connection, failure.value)
+  }
+  const authenticate = Effect.either(attempt)
+  // A hook that hangs must not outlive the handshake's deadline.
+  const decision = hub.authenticatorMayWait
+    ? Effect.timeoutOption(authenticate, Math.max(0, context.openedAt + hub.options.authTimeoutMillis - Date.now()))
+    : Effect.map(authenticate, Option.some)
+  return {
+    pending: Effect.map(decision, (decision): Outcome => {
+      if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
       const outcome = decision.value
-      if (Either.isLeft(outcome)) {
-        hub.stats.refused++
-        reply(connection, Message.error(401, outcome.left.message))
-        return loop
-      }
-      clearTimeout(handle)
-      return Effect.succeed(outcome.right)
+      return Either.isLeft(outcome) ? unauthorized(hub, connection, outcome.left) : register(context, outcome.right)
     })
   }
-  const loop: Effect.Effect<Ending | Accepted> = Effect.flatMap(
-    connection.inbound.takeUpTo(1),
-    (items) => next(items[0]!)
-  )
-  return loop
+}
+
+const unauthorized = (hub: Delivery.Hub, connection: Connection, error: Authenticator.AuthError): undefined => {
+  hub.stats.refused++
+  reply(connection, Message.error(401, error.message))
+  return undefined
 }
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
-const register = (hub: Delivery.Hub, connection: Connection, accepted: Accepted): Effect.Effect<boolean> => {
+const register = (context: Context, accepted: Authenticator.Accepted): Outcome => {
+  const { connection, hub } = context
   const { id } = connection
   const peer = accepted.peer
   const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
   const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<Delivery.Handle>> = []
-  return Effect.map(
-    PeerRegistry.connect(hub.registry, member, peer, accepted.rooms, {
-      announce: (neighbours) => {
-        found = neighbours
-        reply(connection, welcome)
-        for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
-      }
-    }),
-    (joined) => {
-      if (joined === undefined) return false
-      // Encoded (and cached) only when someone is to be told: a peer alone in its rooms costs no presence bytes.
-      if (found.length > 0) {
-        const presence = Delivery.onlinePresence(peer)
-        Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
-      }
-      // The events hub is unbounded: offering never waits, so no fiber step is spent on it.
-      const rooms = State.session(joined, id)?.rooms ?? []
-      hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
-      return true
+  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, accepted.rooms, {
+    announce: (neighbours) => {
+      found = neighbours
+      reply(connection, welcome)
+      for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
     }
-  )
-}
-
-const teardown = (hub: Delivery.Hub, connection: Connection, registered: { peer: Peer.Peer | undefined }) =>
-(exit: Exit.Exit<unknown, unknown>) =>
-  Effect.suspend(() => {
-    const ws = connection.ws
-    hub.connections.delete(connection.live)
-    if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
-      ws.send(shutdownBytes, textFrame)
-      ws.close(1001, "Server shutting down")
-    }
-    const peer = registered.peer
-    if (peer === undefined) return Effect.void
-    return Effect.map(PeerRegistry.disconnect(hub.registry, connection.id), (removed) => {
-      if (removed !== undefined && !hub.shuttingDown) {
-        Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
-      }
-      hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer, virtual: false }))
-    })
   })
+  // Session ids are random and never reused: a clash is a bug, and costs this connection only.
+  if (joined === undefined) return refuse(hub, connection, 500, "Session id in use", 1011)
+  context.goOnline(accepted)
+  // Encoded (and cached) only when someone is to be told: a peer alone in its rooms costs no presence bytes.
+  if (found.length > 0) {
+    const presence = Delivery.onlinePresence(peer)
+    Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
+  }
+  // The events hub is unbounded: offering never waits.
+  const rooms = State.session(joined, id)?.rooms ?? []
+  hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
+  return undefined
+}
 
 const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>, room: string) => {
   for (const other of State.members(state, room)) {
@@ -583,133 +588,126 @@ const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>,
   }
 }
 
-/** Handles one admitted frame of an online peer; returns an ending when the connection must stop reading. */
-const handleFrame = (
-  hub: Delivery.Hub,
-  connection: Connection,
-  online: Online,
-  item: string | Uint8Array
-): Effect.Effect<Ending | undefined> => {
+/** Handles one frame of an online peer: admission, then routing, a membership change, or an error frame. */
+const handleFrame = (context: Context, online: Online, item: string | Uint8Array): Outcome => {
+  const { connection, hub } = context
+  hub.stats.received++
+  if (online.admission.admit(1) === 0) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
   const decoded = Frame.decode(item)
-  if (Either.isLeft(decoded)) {
-    badRequest(hub, connection, decoded.left.message)
-    return Effect.succeed(undefined)
-  }
+  if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const frame = decoded.right
-  if (route(hub, online, frame)) return Effect.succeed(undefined)
+  if (route(hub, online, frame)) return undefined
   switch (frame.type) {
     case "join":
     case "leave": {
       const room = frame.room
-      if (room === undefined || room === "") return Effect.succeed(undefined)
-      if (!hub.options.dynamicRooms) {
-        badRequest(hub, connection, "Dynamic rooms disabled")
-        return Effect.succeed(undefined)
+      if (room === undefined || room === "") return undefined
+      if (!hub.options.dynamicRooms) return badRequest(hub, connection, "Dynamic rooms disabled")
+      if (frame.type === "join") {
+        const state = PeerRegistry.unsafeJoin(hub.registry, online.id, room)
+        reply(connection, { type: "join:ok", room })
+        snapshotOf(connection, state, room)
+      } else {
+        PeerRegistry.unsafeLeave(hub.registry, online.id, room)
+        reply(connection, { type: "leave:ok", room })
       }
-      const joining = frame.type === "join"
-      return Effect.map(
-        joining ? PeerRegistry.join(hub.registry, online.id, room) : PeerRegistry.leave(hub.registry, online.id, room),
-        (state) => {
-          reply(connection, { type: joining ? "join:ok" : "leave:ok", room })
-          if (joining) snapshotOf(connection, state, room)
-          return undefined
-        }
-      )
+      return undefined
     }
     case "close":
       connection.offer({ code: 1000, reason: "" })
-      return Effect.succeed("closing")
+      return "closing"
     case "auth":
-      badRequest(hub, connection, "Already authenticated")
-      return Effect.succeed(undefined)
+      return badRequest(hub, connection, "Already authenticated")
     default:
-      badRequest(hub, connection, `Unexpected ${frame.type} frame`)
-      return Effect.succeed(undefined)
+      return badRequest(hub, connection, `Unexpected ${frame.type} frame`)
   }
 }
 
+const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
+  connection.closed.pipe(
+    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
+    Effect.timeout(hub.options.shutdownTimeoutMillis),
+    Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
+  )
+
+type Ended = "closed" | "closing"
+
 /**
- * The online phase for frames the listener hands over (membership changes, close, and whatever arrives behind
- * them). A plain loop rather than a generator: this is what an idle connection's fiber holds on to, so it is kept
- * small. Frames that were queued before the peer went online (`unadmitted`) are admitted here; the listener
- * admitted the others.
+ * What the fiber does: wait for the end, handling meanwhile what the listener handed over (an authentication that
+ * waits, and the frames that arrived behind it), in order. A plain loop rather than a generator: this is what an
+ * idle connection's fiber holds on to, so it is kept small.
  */
-const reading = (
-  hub: Delivery.Hub,
-  connection: Connection,
-  online: Online,
-  unadmitted: number
-): Effect.Effect<Ending> => {
-  let pending = unadmitted
-  const processBatch = (batch: ReadonlyArray<Inbound>): Effect.Effect<Ending> =>
-    Effect.gen(function*() {
-      for (const item of batch) {
-        if (typeof item === "number") {
-          if (item === Closed) return "closed"
-          if (item === Kicked) return "closing"
-          if (item === Oversize) return refuse(hub, connection, 413, "Message too large", 1009)
-          if (item === Limited) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
-          continue
-        }
-        if (pending > 0) {
-          pending--
-          hub.stats.received++
-          if (online.admission.admit(1) === 0) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
-        }
-        const ending = yield* handleFrame(hub, connection, online, item)
-        // Acknowledged one by one: the listener routes directly again only once nothing is left for the fiber.
-        connection.taken(1)
-        if (ending !== undefined) return ending
+const serve = (context: Context): Effect.Effect<Ended> => {
+  const { connection, hub } = context
+  const closing = (): Effect.Effect<Ended> => {
+    context.end()
+    return Effect.succeed("closing")
+  }
+  const step = (batch: ReadonlyArray<Inbound>, index: number): Effect.Effect<Ended> => {
+    for (let i = index; i < batch.length; i++) {
+      const item = batch[i]!
+      // `Closed` and `Ending` end the loop; everything else came through the listener's backlog.
+      if (item === Closed) return Effect.succeed("closed")
+      if (item === Ending) return Effect.succeed("closing")
+      connection.taken()
+      if (item === Oversize) {
+        refuse(hub, connection, 413, "Message too large", 1009)
+        return closing()
       }
-      return yield* loop
-    })
-  const loop: Effect.Effect<Ending> = Effect.flatMap(connection.inbound.takeUpTo(readBatch), processBatch)
+      if (item === TimedOut) {
+        if (context.online() !== undefined) continue
+        refuse(hub, connection, 408, "Authentication timeout", 1008)
+        return closing()
+      }
+      const outcome = typeof item === "object" && "pending" in item ? item : handle(context, item)
+      if (outcome === "closing") return closing()
+      if (outcome !== undefined) {
+        return Effect.flatMap(
+          outcome.pending,
+          (result): Effect.Effect<Ended> => result === "closing" ? closing() : step(batch, i + 1)
+        )
+      }
+    }
+    return loop
+  }
+  const loop: Effect.Effect<Ended> = Effect.flatMap(connection.inbound.takeUpTo(readBatch), (batch) => step(batch, 0))
   return loop
 }
+
+const teardown = (hub: Delivery.Hub, connection: Connection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
+  Effect.suspend(() => {
+    const ws = connection.ws
+    connection.cancelTimer()
+    hub.connections.delete(connection.live)
+    if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
+      ws.send(shutdownBytes, textFrame)
+      ws.close(1001, "Server shutting down")
+    }
+    const online = connection.online()
+    if (online === undefined) return Effect.void
+    const removed = PeerRegistry.unsafeDisconnect(hub.registry, connection.id)
+    if (removed !== undefined && !hub.shuttingDown) {
+      Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+    }
+    hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
+    return online.admission.release
+  })
 
 /**
  * The connection's life, from handshake to teardown. Never fails.
  *
- * Teardown runs on exit (also when the server interrupts the fiber). No Scope unless the rate limiter needs one:
- * opening and closing a scope per connection is a measurable share of a handshake.
+ * Teardown runs on exit (also when the server interrupts the fiber).
  *
  * @since 0.1.0
  * @category constructors
  */
 export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> => {
-  const registered: { peer: Peer.Peer | undefined } = { peer: undefined }
-  const timer = { cancel: ignore }
-  const limit = hub.options.rateLimit
-  const online = (accepted: Accepted, admission: RateLimit.Admission): Effect.Effect<unknown> => {
-    const state: Online = {
-      id: connection.id,
-      address: Peer.address(accepted.peer),
-      admission,
-      seen: undefined,
-      me: undefined
-    }
-    const unadmitted = connection.goOnline(state)
-    return Effect.flatMap(
-      reading(hub, connection, state, unadmitted),
-      (ending) => ending === "closing" ? awaitClose(hub, connection) : Effect.void
-    )
-  }
-  const body = Effect.flatMap(handshake(hub, connection, timer), (accepted): Effect.Effect<unknown> => {
-    if (accepted === "closed") return Effect.void
-    if (accepted === "closing") return awaitClose(hub, connection)
-    return Effect.flatMap(register(hub, connection, accepted), (ok) => {
-      if (!ok) return awaitClose(hub, connection)
-      registered.peer = accepted.peer
-      if (limit <= 0) return online(accepted, RateLimit.unlimited)
-      return Effect.scoped(Effect.flatMap(
-        Effect.scope,
-        (scope) => online(accepted, RateLimit.make(limit, hub.options.rateSeconds, scope))
-      ))
-    })
-  })
-  const finish = teardown(hub, connection, registered)
-  return Effect.asVoid(Effect.onExit(body, (exit) => {
-    timer.cancel()
-    return finish(exit)
-  }))
+  const context = contexts.get(connection)
+  if (context === undefined) return Effect.dieMessage("Connection.run: the connection was not made by accept")
+  const body = Effect.flatMap(
+    serve(context),
+    (ended) => ended === "closing" ? awaitClose(hub, connection) : Effect.void
+  )
+  const finish = teardown(hub, connection)
+  return Effect.asVoid(Effect.onExit(body, (exit) => finish(exit)))
 }

@@ -1,14 +1,14 @@
 /**
- * The single writer of membership: the State lives in a `Ref` and changes only through the pure transitions of
- * `State`. Readers (routing) take a plain snapshot.
+ * The single writer of membership: the State changes only through the pure transitions of `State`, and readers
+ * (routing) take a plain snapshot.
  *
- * A `Ref` rather than a `SynchronizedRef`: every transition is synchronous, so `Ref.modify` already runs it
- * atomically, without the semaphore a `SynchronizedRef` takes on every update (a large share of a handshake).
+ * A cell rather than an Effect `Ref`: every transition is synchronous and JavaScript runs one at a time, so a
+ * transition is atomic as it is, and the socket listeners (which run outside any fiber) can apply it directly.
+ * Each transition comes in two forms: `unsafe*` for synchronous callers, and an Effect for everyone else.
  *
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
-import * as Ref from "effect/Ref"
 import type * as Peer from "../protocol/Peer.js"
 import * as State from "./State.js"
 
@@ -17,8 +17,7 @@ import * as State from "./State.js"
  * @category models
  */
 export interface PeerRegistry<H> {
-  readonly ref: Ref.Ref<State.State<H>>
-  /** The latest state, for synchronous readers on the hot path; written only by the transitions below. */
+  /** The latest state; written only by the transitions below. */
   current: State.State<H>
 }
 
@@ -26,8 +25,7 @@ export interface PeerRegistry<H> {
  * @since 0.1.0
  * @category constructors
  */
-export const make = <H>(): Effect.Effect<PeerRegistry<H>> =>
-  Effect.map(Ref.make(State.empty<H>()), (ref) => ({ ref, current: State.empty<H>() }))
+export const make = <H>(): Effect.Effect<PeerRegistry<H>> => Effect.sync(() => ({ current: State.empty<H>() }))
 
 /**
  * The latest state without going through an Effect (the socket listeners route frames synchronously).
@@ -37,17 +35,12 @@ export const make = <H>(): Effect.Effect<PeerRegistry<H>> =>
  */
 export const unsafeSnapshot = <H>(registry: PeerRegistry<H>): State.State<H> => registry.current
 
-const publish = <H>(registry: PeerRegistry<H>, state: State.State<H>): State.State<H> => {
-  registry.current = state
-  return state
-}
-
 /**
  * @since 0.1.0
  * @category getters
  */
 export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.State<H>> =>
-  Ref.get(registry.ref)
+  Effect.sync(() => registry.current)
 
 /**
  * Registers a session. `announce` runs before the new state becomes visible to readers, with the distinct peers
@@ -57,7 +50,7 @@ export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.Stat
  * @since 0.1.0
  * @category transitions
  */
-export const connect = <H>(
+export const unsafeConnect = <H>(
   registry: PeerRegistry<H>,
   member: State.Member<H>,
   peer: Peer.Peer,
@@ -66,14 +59,26 @@ export const connect = <H>(
     readonly virtual?: boolean | undefined
     readonly announce?: ((neighbours: ReadonlyArray<State.Session<H>>) => void) | undefined
   } = {}
-): Effect.Effect<State.State<H> | undefined> =>
-  Ref.modify(registry.ref, (state) => {
-    if (State.session(state, member.id) !== undefined) return [undefined, state] as const
-    const next = State.connect(state, member, peer, rooms, options.virtual === true)
-    // Inside the update, so nothing can be routed to the newcomer before what `announce` queues for it.
-    options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
-    return [publish(registry, next), next] as const
-  })
+): State.State<H> | undefined => {
+  const state = registry.current
+  if (State.session(state, member.id) !== undefined) return undefined
+  const next = State.connect(state, member, peer, rooms, options.virtual === true)
+  // Before publishing, so nothing can be routed to the newcomer ahead of what `announce` queues for it.
+  options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
+  return registry.current = next
+}
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const connect = <H>(
+  registry: PeerRegistry<H>,
+  member: State.Member<H>,
+  peer: Peer.Peer,
+  rooms: ReadonlyArray<string>,
+  options: { readonly virtual?: boolean | undefined } = {}
+): Effect.Effect<State.State<H> | undefined> => Effect.sync(() => unsafeConnect(registry, member, peer, rooms, options))
 
 /**
  * @since 0.1.0
@@ -90,29 +95,31 @@ export interface Removed<H> {
  * @since 0.1.0
  * @category transitions
  */
-export const disconnect = <H>(
-  registry: PeerRegistry<H>,
-  id: string
-): Effect.Effect<Removed<H> | undefined> =>
-  Ref.modify(registry.ref, (state) => {
-    const gone = State.session(state, id)
-    if (gone === undefined) return [undefined, state]
-    return [
-      { session: gone, neighbours: State.neighbours(state, id, gone.rooms) },
-      publish(registry, State.disconnect(state, id))
-    ]
-  })
+export const unsafeDisconnect = <H>(registry: PeerRegistry<H>, id: string): Removed<H> | undefined => {
+  const state = registry.current
+  const gone = State.session(state, id)
+  if (gone === undefined) return undefined
+  registry.current = State.disconnect(state, id)
+  return { session: gone, neighbours: State.neighbours(state, id, gone.rooms) }
+}
 
 /**
  * @since 0.1.0
  * @category transitions
  */
-export const join = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  Ref.updateAndGet(registry.ref, (state) => publish(registry, State.join(state, id, room)))
+export const disconnect = <H>(registry: PeerRegistry<H>, id: string): Effect.Effect<Removed<H> | undefined> =>
+  Effect.sync(() => unsafeDisconnect(registry, id))
 
 /**
  * @since 0.1.0
  * @category transitions
  */
-export const leave = <H>(registry: PeerRegistry<H>, id: string, room: string): Effect.Effect<State.State<H>> =>
-  Ref.updateAndGet(registry.ref, (state) => publish(registry, State.leave(state, id, room)))
+export const unsafeJoin = <H>(registry: PeerRegistry<H>, id: string, room: string): State.State<H> =>
+  registry.current = State.join(registry.current, id, room)
+
+/**
+ * @since 0.1.0
+ * @category transitions
+ */
+export const unsafeLeave = <H>(registry: PeerRegistry<H>, id: string, room: string): State.State<H> =>
+  registry.current = State.leave(registry.current, id, room)

@@ -6,6 +6,7 @@
 import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as Option from "effect/Option"
 import * as RateLimiter from "effect/RateLimiter"
@@ -63,6 +64,8 @@ export const unsafeTryTake = (limiter: RateLimiter.RateLimiter, cost = 1): boole
  */
 export interface Admission {
   readonly admit: (frames: number) => number
+  /** Stops the bucket's refill (the end of the connection). */
+  readonly release: Effect.Effect<void>
 }
 
 /**
@@ -71,7 +74,7 @@ export interface Admission {
  * @since 0.1.0
  * @category constructors
  */
-export const unlimited: Admission = { admit: (frames) => frames }
+export const unlimited: Admission = { admit: (frames) => frames, release: Effect.void }
 
 /**
  * Whether an admission admits everything (rate limiting disabled).
@@ -83,25 +86,33 @@ export const isUnlimited = (admission: Admission): boolean => admission === unli
 
 /**
  * A token bucket holding `limit` tokens, refilled at `limit` per `seconds`, starting full. `limit <= 0` admits
- * everything. The limiter (and its refill fiber) is created in `scope` on the first frame, so a peer that never
- * sends costs nothing.
+ * everything. The limiter (in a scope of its own, closed by `release`) is created on the first frame, so a peer
+ * that never sends costs nothing, and a connection needs no scope of its own.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (limit: number, seconds: number, scope: Scope.Scope): Admission => {
+export const make = (limit: number, seconds: number): Admission => {
   if (limit <= 0) return unlimited
   let limiter: RateLimiter.RateLimiter | undefined
-  const get = () =>
-    limiter ??= Effect.runSync(
-      Scope.extend(
-        RateLimiter.make({ limit, interval: Duration.millis(Math.max(1, seconds * 1000)), algorithm: "token-bucket" }),
-        scope
+  let scope: Scope.CloseableScope | undefined
+  let released = false
+  const get = () => {
+    if (limiter === undefined) {
+      const own = scope = Effect.runSync(Scope.make())
+      limiter = Effect.runSync(
+        Scope.extend(
+          RateLimiter.make({ limit, interval: Duration.millis(Math.max(1, seconds * 1000)), algorithm: "token-bucket" }),
+          own
+        )
       )
-    )
+    }
+    return limiter
+  }
   return {
     // A batch is paid for at once; only a refused batch is retried frame by frame to find where the bucket ran out.
     admit: (frames) => {
+      if (released) return 0
       const bucket = get()
       if (frames === 1 || !unsafeTryTake(bucket, frames)) {
         let admitted = 0
@@ -109,6 +120,10 @@ export const make = (limit: number, seconds: number, scope: Scope.Scope): Admiss
         return admitted
       }
       return frames
-    }
+    },
+    release: Effect.suspend(() => {
+      released = true
+      return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
+    })
   }
 }

@@ -182,6 +182,31 @@ describe("handshake", () => {
       yield* stuck.closed
     }).pipe(Effect.scoped))
 
+  it.live("11c. frames sent behind an auth that a slow hook is still deciding are handled after it, in order", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({
+        authenticate: () => Effect.as(Effect.sleep(80), { allowed: true })
+      })
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* connect(server.url)
+      bob.send({ type: "auth", user: "bob" })
+      bob.send({ type: "join", room: "lobby" })
+      bob.send({ type: "message", to: ["lobby"], data: { n: 1 } })
+      bob.send({ type: "leave", room: "lobby" })
+      bob.send({ type: "message", to: ["lobby"], data: { n: 2 } })
+      bob.send({ type: "close" })
+      bob.send({ type: "message", to: ["lobby"], data: { n: 3 } })
+      expect((yield* bob.next()).type).toBe("welcome")
+      expect(yield* bob.next()).toEqual({ type: "join:ok", room: "lobby" })
+      expect(yield* bob.next(isPresenceOf(alice, true))).toMatchObject({ type: "presence" })
+      expect(yield* bob.next()).toEqual({ type: "leave:ok", room: "lobby" })
+      expect((yield* bob.closed).code).toBe(1000)
+      // Only the message sent while bob was in the lobby reached it: not the one after leaving, nor after close.
+      const got = yield* alice.next((f) => f.type === "message")
+      expect(got.data).toEqual({ n: 1 })
+      yield* alice.none((f) => f.type === "message", 200)
+    }).pipe(Effect.scoped))
+
   it.live("12. hook rooms are joined after the personal room", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authenticate: () => Effect.succeed({ allowed: true, rooms: ["team-a"] }) })

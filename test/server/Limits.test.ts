@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { connect, expectEffect, isMessage, peer, rawClient, startServer } from "./support.js"
 
 /** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
-const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("limits and bad input ($label)", (mode) => {
   it.live("37/38. non-JSON and non-object JSON: 400 before and after auth, connection kept, others unaffected", () =>

@@ -35,21 +35,22 @@ describe("RateLimit", () => {
       expect(RateLimit.unsafeTryTake(limiter, 2)).toBe(true)
     }))
 
-  it.live("admit counts the frames that fit, batch or not, and the bucket refills", () =>
+  it.live("admit counts the frames that fit, batch or not, and the bucket refills; none once released", () =>
     Effect.gen(function*() {
-      const scope = yield* Effect.scope
-      const admission = RateLimit.make(5, 0.5, scope)
+      const admission = RateLimit.make(5, 0.5)
       expect(admission.admit(3)).toBe(3)
       expect(admission.admit(4)).toBe(2)
       expect(admission.admit(1)).toBe(0)
       yield* Effect.sleep(150)
       expect(admission.admit(1)).toBe(1)
       expect(RateLimit.isUnlimited(admission)).toBe(false)
-    }).pipe(Effect.scoped))
+      yield* admission.release
+      expect(admission.admit(1)).toBe(0)
+    }))
 
-  it.scoped("a limit of 0 admits everything", () =>
+  it.effect("a limit of 0 admits everything", () =>
     Effect.gen(function*() {
-      const admission = RateLimit.make(0, 10, yield* Effect.scope)
+      const admission = RateLimit.make(0, 10)
       expect(admission.admit(10_000)).toBe(10_000)
       expect(RateLimit.isUnlimited(admission)).toBe(true)
     }))

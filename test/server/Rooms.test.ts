@@ -3,7 +3,7 @@ import { Effect } from "effect"
 import { expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
 
 /** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
-const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("rooms ($label)", (mode) => {
   it.live("32. join / leave acknowledgements; empty or missing room is ignored", () =>

@@ -5,7 +5,7 @@ import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServe
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
 
 /** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
-const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "routed in the listener", rateLimit: 0 }]
+const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("routing ($label)", (mode) => {
   it.live("15. join: join:ok, then a snapshot of the room's other members", () =>
