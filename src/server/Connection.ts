@@ -180,7 +180,22 @@ interface Online {
   /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
   seen: State.State<Delivery.Handle> | undefined
   me: State.Session<Delivery.Handle> | undefined
+  /** Routes resolved in the snapshot `seen`, by `to` (the router is a pure function of state, sender and `to`). */
+  routes: Map<string, Router.Route<Delivery.Handle>> | undefined
 }
+
+/** Beyond this many distinct destinations per snapshot, a peer's route cache starts over. */
+const maxCachedRoutes = 64
+
+/** A cache key for the usual `to` values: an address or room name, none (own rooms), or one room in an array. */
+const routeKey = (to: unknown): string | undefined =>
+  typeof to === "string"
+    ? to
+    : to === undefined
+    ? "\u0000"
+    : Array.isArray(to) && to.length === 1 && typeof to[0] === "string"
+    ? `\u0000${to[0]}`
+    : undefined
 
 /**
  * A socket accepted by the server.
@@ -232,13 +247,22 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
       if (online.seen !== state) {
         online.seen = state
         online.me = State.session(state, online.id)
+        online.routes = undefined
       }
       const me = online.me
       if (me === undefined) return true
       const routed = frame as Writable
       routed.from = online.address
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
-      const target = hub.router.resolve(state, me, frame.to)
+      const key = routeKey(frame.to)
+      let target = key === undefined ? undefined : online.routes?.get(key)
+      if (target === undefined) {
+        target = hub.router.resolve(state, me, frame.to)
+        if (key !== undefined) {
+          if (online.routes === undefined || online.routes.size >= maxCachedRoutes) online.routes = new Map()
+          online.routes.set(key, target)
+        }
+      }
       if (Router.isEmpty(target)) hub.stats.undeliverable++
       else Delivery.deliver(hub.stats, target, Delivery.wire(frame), frame)
       return true
@@ -411,7 +435,8 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
         peer: accepted.peer,
         admission: RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds),
         seen: undefined,
-        me: undefined
+        me: undefined,
+        routes: undefined
       }
     },
     end: () => {

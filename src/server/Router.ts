@@ -148,7 +148,8 @@ export const resolveInjected = <H>(state: State.State<H>, to: unknown): Route<H>
 }
 
 /**
- * The routing policy as a service, so that it can be replaced.
+ * The routing policy as a service, so that it can be replaced. `resolve` must be a pure function of its arguments:
+ * the server reuses a sender's routes for as long as the state stays the same.
  *
  * @since 0.1.0
  * @category tags

@@ -4,7 +4,7 @@ import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServe
 
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
 
-/** Rate limited peers go through the connection fiber; unlimited ones are routed in the socket listener. */
+/** With and without the per-peer rate limiter in the path. */
 const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("routing ($label)", (mode) => {
@@ -107,6 +107,28 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* bob.none(isMessage())
       yield* alice.none()
       expect((yield* server.stats).undeliverable).toBe(1)
+    }).pipe(Effect.scoped))
+
+  it.live("22b. a sender's routes follow membership changes: leave stops delivery, a new join restores it", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer(mode)
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      for (const to of [bob.address, "bob", ["lobby"]]) {
+        alice.send({ type: "message", to, data: { text: "one" } })
+        yield* bob.next(isMessage(text("one")))
+      }
+      bob.send({ type: "leave", room: "lobby" })
+      yield* bob.next(isType("leave:ok"))
+      for (const to of [bob.address, "bob", ["lobby"]]) alice.send({ type: "message", to, data: { text: "two" } })
+      yield* bob.none(isMessage())
+      bob.send({ type: "join", room: "lobby" })
+      yield* bob.next(isType("join:ok"))
+      for (const to of [bob.address, "bob", ["lobby"]]) {
+        alice.send({ type: "message", to, data: { text: "three" } })
+        yield* bob.next(isMessage(text("three")))
+      }
+      expect((yield* server.stats).undeliverable).toBe(3)
     }).pipe(Effect.scoped))
 
   it.live("23. bare user name without a shared room: dropped", () =>
