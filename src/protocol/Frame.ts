@@ -413,7 +413,14 @@ export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameErro
     decodeParsed
   )
 
-const decodeParsed = (u: unknown): Either.Either<Frame, FrameError> => {
+/**
+ * Decodes a value that came out of `JSON.parse` (see `parseJson`): the same answers as `decodeUnknown`, through a
+ * faster check derived from the schemas (a parsed value holds only JSON, which spares most of the walk).
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const decodeParsed = (u: unknown): Either.Either<Frame, FrameError> => {
   if (isObject(u) && isType(u.type)) {
     const check = parsedChecks[u.type]
     if (check !== undefined && check(u)) return Either.right(u as Frame)

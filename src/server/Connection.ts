@@ -221,8 +221,13 @@ export interface Connection {
   readonly taken: () => void
   /** Set once the peer is registered. */
   readonly online: () => Online | undefined
+  /** Registered: frames are now routed. */
+  readonly goOnline: (accepted: Authenticator.Accepted) => void
+  /** The connection is closing: later frames are ignored, and the fiber wakes to wait for the close. */
+  readonly end: () => void
   /** Clears the handshake's deadline. */
   readonly cancelTimer: () => void
+  readonly openedAt: number
 }
 
 const toBuffer = (data: RawData): Buffer =>
@@ -421,12 +426,6 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
       }
     },
     online: () => online,
-    cancelTimer: () => clearTimeout(timer)
-  }
-  const context: Context = {
-    hub,
-    connection,
-    openedAt: Date.now(),
     goOnline: (accepted) => {
       clearTimeout(timer)
       online = {
@@ -444,7 +443,8 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
       ending = true
       inbound.push(Ending)
     },
-    online: () => online
+    cancelTimer: () => clearTimeout(timer),
+    openedAt: Date.now()
   }
   ws.on("message", (data: RawData, isBinary: boolean) => {
     if (ending) return
@@ -452,13 +452,13 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
     if (bytes.length > maxMessageSize) {
       if (backlog > 0) return toFiber(Oversize)
       refuse(hub, connection, 413, "Message too large", 1009)
-      return context.end()
+      return connection.end()
     }
     const item = isBinary ? bytes : bytes.toString("utf8")
     if (backlog > 0) return toFiber(item)
-    const outcome = handle(context, item)
+    const outcome = handle(hub, connection, item)
     if (outcome === undefined) return
-    if (outcome === "closing") return context.end()
+    if (outcome === "closing") return connection.end()
     toFiber(outcome)
   })
   ws.on("pong", () => {
@@ -474,24 +474,8 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   })
   socket.on("error", ignore)
   hub.connections.add(live)
-  contexts.set(connection, context)
   return connection
 }
-
-/** What the frame handlers need besides the hub: the connection, and the two transitions of its life. */
-interface Context {
-  readonly hub: Delivery.Hub
-  readonly connection: Connection
-  readonly openedAt: number
-  readonly online: () => Online | undefined
-  /** Registered: frames are now routed. */
-  readonly goOnline: (accepted: Authenticator.Accepted) => void
-  /** The connection is closing: wake the fiber to wait for the close. */
-  readonly end: () => void
-}
-
-// The fiber finds its connection's context here (kept out of the public `Connection`).
-const contexts = new WeakMap<Connection, Context>()
 
 const reply = (connection: Connection, frame: Frame.Frame) => connection.offer(Delivery.wire(frame))
 
@@ -521,14 +505,13 @@ const isExit = <A, E>(effect: Effect.Effect<A, E>): effect is Exit.Exit<A, E> =>
  * Handles one inbound frame: a handshake step before registration, a frame of the peer after. Returns a
  * `Pending` when the authenticator has to run effects (only the fiber can wait for them).
  */
-const handle = (context: Context, item: string | Uint8Array): Outcome | Pending => {
-  const online = context.online()
-  return online === undefined ? handshake(context, item) : handleFrame(context, online, item)
+const handle = (hub: Delivery.Hub, connection: Connection, item: string | Uint8Array): Outcome | Pending => {
+  const online = connection.online()
+  return online === undefined ? handshake(hub, connection, item) : handleFrame(hub, connection, online, item)
 }
 
 /** One frame before registration: it must be a valid `auth`; the deadline keeps running across failed attempts. */
-const handshake = (context: Context, item: string | Uint8Array): Outcome | Pending => {
-  const { connection, hub } = context
+const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uint8Array): Outcome | Pending => {
   const parsed = Either.flatMap(
     typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
     Frame.parseJson
@@ -545,26 +528,26 @@ const handshake = (context: Context, item: string | Uint8Array): Outcome | Pendi
     reply(connection, Message.error(401, "Missing user field"))
     return undefined
   }
-  const decoded = Frame.decodeUnknown(value)
+  const decoded = Frame.decodeParsed(value)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const auth = decoded.right as Frame.Auth
   const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
   // The built-in check answers at once (a plain success or failure): no fiber and no effect steps for it.
   if (isExit(attempt)) {
-    if (Exit.isSuccess(attempt)) return register(context, attempt.value)
+    if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value)
     const failure = Cause.failureOption(attempt.cause)
     if (Option.isSome(failure)) return unauthorized(hub, connection, failure.value)
   }
   const authenticate = Effect.either(attempt)
   // A hook that hangs must not outlive the handshake's deadline.
   const decision = hub.authenticatorMayWait
-    ? Effect.timeoutOption(authenticate, Math.max(0, context.openedAt + hub.options.authTimeoutMillis - Date.now()))
+    ? Effect.timeoutOption(authenticate, Math.max(0, connection.openedAt + hub.options.authTimeoutMillis - Date.now()))
     : Effect.map(authenticate, Option.some)
   return {
     pending: Effect.map(decision, (decision): Outcome => {
       if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
       const outcome = decision.value
-      return Either.isLeft(outcome) ? unauthorized(hub, connection, outcome.left) : register(context, outcome.right)
+      return Either.isLeft(outcome) ? unauthorized(hub, connection, outcome.left) : register(hub, connection, outcome.right)
     })
   }
 }
@@ -576,8 +559,7 @@ const unauthorized = (hub: Delivery.Hub, connection: Connection, error: Authenti
 }
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
-const register = (context: Context, accepted: Authenticator.Accepted): Outcome => {
-  const { connection, hub } = context
+const register = (hub: Delivery.Hub, connection: Connection, accepted: Authenticator.Accepted): Outcome => {
   const { id } = connection
   const peer = accepted.peer
   const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
@@ -593,7 +575,7 @@ const register = (context: Context, accepted: Authenticator.Accepted): Outcome =
   })
   // Session ids are random and never reused: a clash is a bug, and costs this connection only.
   if (joined === undefined) return refuse(hub, connection, 500, "Session id in use", 1011)
-  context.goOnline(accepted)
+  connection.goOnline(accepted)
   // Encoded (and cached) only when someone is to be told: a peer alone in its rooms costs no presence bytes.
   if (found.length > 0) {
     const presence = Delivery.onlinePresence(peer)
@@ -614,8 +596,7 @@ const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>,
 }
 
 /** Handles one frame of an online peer: admission, then routing, a membership change, or an error frame. */
-const handleFrame = (context: Context, online: Online, item: string | Uint8Array): Outcome => {
-  const { connection, hub } = context
+const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, item: string | Uint8Array): Outcome => {
   hub.stats.received++
   if (online.admission.admit(1) === 0) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
   const decoded = Frame.decode(item)
@@ -662,10 +643,9 @@ type Ended = "closed" | "closing"
  * waits, and the frames that arrived behind it), in order. A plain loop rather than a generator: this is what an
  * idle connection's fiber holds on to, so it is kept small.
  */
-const serve = (context: Context): Effect.Effect<Ended> => {
-  const { connection, hub } = context
+const serve = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ended> => {
   const closing = (): Effect.Effect<Ended> => {
-    context.end()
+    connection.end()
     return Effect.succeed("closing")
   }
   const step = (batch: ReadonlyArray<Inbound>, index: number): Effect.Effect<Ended> => {
@@ -680,11 +660,11 @@ const serve = (context: Context): Effect.Effect<Ended> => {
         return closing()
       }
       if (item === TimedOut) {
-        if (context.online() !== undefined) continue
+        if (connection.online() !== undefined) continue
         refuse(hub, connection, 408, "Authentication timeout", 1008)
         return closing()
       }
-      const outcome = typeof item === "object" && "pending" in item ? item : handle(context, item)
+      const outcome = typeof item === "object" && "pending" in item ? item : handle(hub, connection, item)
       if (outcome === "closing") return closing()
       if (outcome !== undefined) {
         return Effect.flatMap(
@@ -727,10 +707,8 @@ const teardown = (hub: Delivery.Hub, connection: Connection) => (exit: Exit.Exit
  * @category constructors
  */
 export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> => {
-  const context = contexts.get(connection)
-  if (context === undefined) return Effect.dieMessage("Connection.run: the connection was not made by accept")
   const body = Effect.flatMap(
-    serve(context),
+    serve(hub, connection),
     (ended) => ended === "closing" ? awaitClose(hub, connection) : Effect.void
   )
   const finish = teardown(hub, connection)
