@@ -127,49 +127,49 @@ export interface Inbox {
   readonly takeUpTo: (max: number) => Effect.Effect<ReadonlyArray<Inbound>>
 }
 
+/** A class, so that every connection shares its methods instead of holding closures of its own. */
+class ArrayInbox implements Inbox {
+  items: Array<Inbound> = []
+  head = 0
+  wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+  push(item: Inbound): void {
+    this.items.push(item)
+    const resume = this.wake
+    if (resume !== undefined) {
+      this.wake = undefined
+      resume(Effect.void)
+    }
+  }
+  takeUpTo(max: number): Effect.Effect<ReadonlyArray<Inbound>> {
+    // Checks again on registration: the fiber may have yielded between finding nothing and waiting.
+    const ready = Effect.async<void>((resume) => {
+      if (this.head < this.items.length) return resume(Effect.void)
+      this.wake = resume
+      return Effect.sync(() => {
+        this.wake = undefined
+      })
+    })
+    const again: Effect.Effect<ReadonlyArray<Inbound>> = Effect.suspend(() =>
+      this.head < this.items.length ? Effect.succeed(this.take(max)) : Effect.zipRight(ready, again)
+    )
+    return again
+  }
+  private take(max: number): ReadonlyArray<Inbound> {
+    const end = Math.min(this.items.length, this.head + max)
+    const out = this.items.slice(this.head, end)
+    if (end === this.items.length) {
+      this.items = []
+      this.head = 0
+    } else this.head = end
+    return out
+  }
+}
+
 /**
  * @since 0.1.0
  * @category constructors
  */
-export const makeInbox = (): Inbox => {
-  let items: Array<Inbound> = []
-  let head = 0
-  let wake: ((effect: Effect.Effect<void>) => void) | undefined
-  const clear = Effect.sync(() => {
-    wake = undefined
-  })
-  // Checks again on registration: the fiber may have yielded between finding nothing and waiting.
-  const ready = Effect.async<void>((resume) => {
-    if (head < items.length) return resume(Effect.void)
-    wake = resume
-    return clear
-  })
-  const take = (max: number): ReadonlyArray<Inbound> => {
-    const end = Math.min(items.length, head + max)
-    const out = items.slice(head, end)
-    if (end === items.length) {
-      items = []
-      head = 0
-    } else head = end
-    return out
-  }
-  return {
-    push: (item) => {
-      items.push(item)
-      const resume = wake
-      if (resume !== undefined) {
-        wake = undefined
-        resume(Effect.void)
-      }
-    },
-    takeUpTo: (max) => {
-      const again: Effect.Effect<ReadonlyArray<Inbound>> = Effect.suspend(() =>
-        head < items.length ? Effect.succeed(take(max)) : Effect.zipRight(ready, again)
-      )
-      return again
-    }
-  }
-}
+export const makeInbox = (): Inbox => new ArrayInbox()
 
 /** Routing context of an online peer. */
 interface Online {
@@ -198,26 +198,25 @@ const routeKey = (to: unknown): string | undefined =>
     : undefined
 
 /**
- * A socket accepted by the server.
+ * A socket accepted by the server: its state, its outbound path, and the transitions of its life.
  *
  * @since 0.1.0
  * @category models
  */
-export interface Connection {
+export interface Connection extends Delivery.Handle, Delivery.Live {
   readonly id: string
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly host: string | undefined
-  readonly live: Delivery.Live
   readonly inbound: Inbox
+  readonly openedAt: number
   /** Succeeds once the socket is closed. */
-  readonly closed: Effect.Effect<void>
-  readonly handle: Delivery.Handle
+  readonly closed: () => Effect.Effect<void>
   /** Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the mailbox is full. */
   readonly offer: (item: Outbound) => boolean
   /** Closes the socket right away, bypassing the mailbox. */
   readonly kick: (code: number, reason: string) => void
-  /** Called by the fiber: one inbound item was taken off the inbox and handled. */
+  /** Called by the fiber: one inbound item that went through the backlog was handled. */
   readonly taken: () => void
   /** Set once the peer is registered. */
   readonly online: () => Online | undefined
@@ -227,7 +226,6 @@ export interface Connection {
   readonly end: () => void
   /** Clears the handshake's deadline. */
   readonly cancelTimer: () => void
-  readonly openedAt: number
 }
 
 const toBuffer = (data: RawData): Buffer =>
@@ -277,48 +275,164 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
   }
 }
 
-/**
- * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback.
- *
- * @since 0.1.0
- * @category constructors
- */
-export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
-  const inbound = makeInbox()
-  // Created on the first backlog: most peers never need one.
-  let mailbox: Queue.Queue<Outbound> | undefined
-  const maxMessageSize = hub.options.maxMessageSize
-  const highWaterMark = hub.options.highWaterMark
-  const stats = hub.stats
-  let backlog = 0
-  let paused = false
-  let kicked = false
-  let queued = 0
-  let writing = false
-  let corkedAt = -1
-  let wroteAt = -1
-  let online: Online | undefined
-  /** Set once the connection is ending: later frames are ignored. */
-  let ending = false
+/** Where the shared socket listeners find their connection (`this` in a listener is the emitter). */
+const owner = Symbol("symple/server/Connection")
+type Owned = { [owner]?: ConnectionImpl }
 
-  const kick = (code: number, reason: string) => {
-    if (kicked) return
-    kicked = true
-    ending = true
-    ws.close(code, reason)
-    inbound.push(Ending)
+/**
+ * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
+ * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
+ */
+class ConnectionImpl implements Connection {
+  readonly id = Message.randomId()
+  readonly inbound = new ArrayInbox()
+  readonly openedAt = Date.now()
+  alive = true
+  /** Inbound items waiting for the fiber (the listener hands over everything while there are any). */
+  backlog = 0
+  paused = false
+  kicked = false
+  /** Set once the connection is ending: later frames are ignored. */
+  ending = false
+  isClosed = false
+  onClosed: (() => void) | undefined = undefined
+  current: Online | undefined = undefined
+  // Outbound: created on the first backlog, as most peers never need one.
+  mailbox: Queue.Queue<Outbound> | undefined = undefined
+  drain: Effect.Effect<void> | undefined = undefined
+  queued = 0
+  writing = false
+  wroteAt = -1
+  corkedAt = -1
+  readonly timer: ReturnType<typeof setTimeout>
+
+  constructor(
+    readonly hub: Delivery.Hub,
+    readonly ws: WebSocket,
+    readonly socket: Duplex,
+    readonly host: string | undefined
+  ) {
+    this.timer = setTimeout(onDeadline, hub.options.authTimeoutMillis, this)
+  }
+
+  send(bytes: Uint8Array): void {
+    this.offer(bytes)
+  }
+
+  ping(): void {
+    this.ws.ping()
+  }
+
+  terminate(): void {
+    this.ws.terminate()
+  }
+
+  closed(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.isClosed) return resume(Effect.void)
+      this.onClosed = () => resume(Effect.void)
+      return Effect.sync(() => {
+        this.onClosed = undefined
+      })
+    })
+  }
+
+  kick(code: number, reason: string): void {
+    if (this.kicked) return
+    this.kicked = true
+    this.ending = true
+    this.ws.close(code, reason)
+    this.inbound.push(Ending)
+  }
+
+  end(): void {
+    if (this.ending) return
+    this.ending = true
+    this.inbound.push(Ending)
+  }
+
+  online(): Online | undefined {
+    return this.current
+  }
+
+  goOnline(accepted: Authenticator.Accepted): void {
+    clearTimeout(this.timer)
+    const options = this.hub.options
+    this.current = {
+      id: this.id,
+      address: Peer.address(accepted.peer),
+      peer: accepted.peer,
+      admission: RateLimit.make(options.rateLimit, options.rateSeconds),
+      seen: undefined,
+      me: undefined,
+      routes: undefined
+    }
+  }
+
+  cancelTimer(): void {
+    clearTimeout(this.timer)
+  }
+
+  taken(): void {
+    this.backlog--
+    if (this.paused && this.backlog < resumeBelow) {
+      this.paused = false
+      this.ws.resume()
+    }
+  }
+
+  toFiber(item: Inbound): void {
+    this.inbound.push(item)
+    if (++this.backlog > pauseAbove && !this.paused) {
+      this.paused = true
+      this.ws.pause()
+    }
   }
 
   // Outbound bytes are complete WebSocket frames (`Delivery.wire`), written to the socket as they are. Nothing
   // after a close frame: once closing, the socket takes no more data (as `ws.send` would refuse it).
-  const write = (bytes: Uint8Array) => {
-    if (ws.readyState === 1) socket.write(bytes)
+  write(item: Outbound): void {
+    if (item instanceof Uint8Array) {
+      if (this.ws.readyState === 1) this.socket.write(item)
+    } else this.ws.close(item.code, item.reason)
   }
 
-  // The writer fiber exists only while the mailbox holds something: an idle peer costs no fiber for it, nor the
-  // writer's effects (built on the first backlog).
-  let drain: Effect.Effect<void> | undefined
-  const makeDrain = (): Effect.Effect<void> => {
+  offer(item: Outbound): boolean {
+    if (this.kicked) return false
+    const socket = this.socket
+    if (this.queued === 0 && socket.writableLength <= this.hub.options.highWaterMark) {
+      // The first write of a tick goes straight out; a second one in the same tick corks the socket until the
+      // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork.
+      const tick = currentTick()
+      if (this.wroteAt !== tick) this.wroteAt = tick
+      else if (this.corkedAt !== tick) {
+        this.corkedAt = tick
+        socket.cork()
+        corked.push(socket)
+      }
+      this.write(item)
+      return true
+    }
+    this.mailbox ??= Effect.runSync(Queue.dropping<Outbound>(this.hub.options.mailboxSize))
+    if (!Queue.unsafeOffer(this.mailbox, item)) {
+      this.hub.stats.slowConsumers++
+      this.kick(1013, "Too many pending messages")
+      return false
+    }
+    this.queued++
+    if (!this.writing) {
+      this.writing = true
+      this.hub.fork(this.drain ??= this.makeDrain())
+    }
+    return true
+  }
+
+  /**
+   * The writer, run only while the mailbox holds something: an idle peer costs no fiber for it, nor the writer's
+   * effects (built on the first backlog).
+   */
+  makeDrain(): Effect.Effect<void> {
+    const socket = this.socket
     const waitDrain = Effect.async<void>((resume) => {
       const done = () => {
         socket.off("drain", done)
@@ -332,148 +446,84 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
         socket.off("close", done)
       })
     })
-    const takeBatch = Effect.suspend(() => Queue.takeUpTo(mailbox!, writeBatch))
+    const takeBatch = Effect.suspend(() => Queue.takeUpTo(this.mailbox!, writeBatch))
     const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
       socket.cork()
-      for (const item of Chunk.toReadonlyArray(batch)) {
-        if (item instanceof Uint8Array) write(item)
-        else ws.close(item.code, item.reason)
-      }
+      for (const item of Chunk.toReadonlyArray(batch)) this.write(item)
       socket.uncork()
-      queued -= Chunk.size(batch)
-      if (queued > 0) return loop
-      writing = false
+      this.queued -= Chunk.size(batch)
+      if (this.queued > 0) return loop
+      this.writing = false
       return Effect.void
     })
     // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
     // closed with 1013 instead of growing the process without bound.
     const loop: Effect.Effect<void> = Effect.suspend(() =>
-      socket.writableLength > highWaterMark && !socket.destroyed
+      socket.writableLength > this.hub.options.highWaterMark && !socket.destroyed
         ? Effect.zipRight(waitDrain, writeBatchOf)
         : writeBatchOf
     )
     return loop
   }
 
-  const offer = (item: Outbound): boolean => {
-    if (kicked) return false
-    if (queued === 0 && socket.writableLength <= highWaterMark) {
-      // The first write of a tick goes straight out; a second one in the same tick corks the socket until the
-      // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork.
-      const tick = currentTick()
-      if (wroteAt !== tick) wroteAt = tick
-      else if (corkedAt !== tick) {
-        corkedAt = tick
-        socket.cork()
-        corked.push(socket)
-      }
-      if (item instanceof Uint8Array) write(item)
-      else ws.close(item.code, item.reason)
-      return true
-    }
-    mailbox ??= Effect.runSync(Queue.dropping<Outbound>(hub.options.mailboxSize))
-    if (!Queue.unsafeOffer(mailbox, item)) {
-      stats.slowConsumers++
-      kick(1013, "Too many pending messages")
-      return false
-    }
-    queued++
-    if (!writing) {
-      writing = true
-      hub.fork(drain ??= makeDrain())
-    }
-    return true
-  }
-  const toFiber = (item: Inbound) => {
-    inbound.push(item)
-    if (++backlog > pauseAbove && !paused) {
-      paused = true
-      ws.pause()
-    }
-  }
-  const live: Delivery.Live = {
-    alive: true,
-    ping: () => ws.ping(),
-    terminate: () => ws.terminate()
-  }
-  const timer = setTimeout(() => {
-    if (online === undefined && !ending) toFiber(TimedOut)
-  }, hub.options.authTimeoutMillis)
-  let isClosed = false
-  let onClosed: (() => void) | undefined
-  const connection: Connection = {
-    id: Message.randomId(),
-    ws,
-    socket,
-    host,
-    live,
-    inbound,
-    closed: Effect.async<void>((resume) => {
-      if (isClosed) return resume(Effect.void)
-      onClosed = () => resume(Effect.void)
-      return Effect.sync(() => {
-        onClosed = undefined
-      })
-    }),
-    offer,
-    kick,
-    handle: { send: (bytes) => void offer(bytes) },
-    taken: () => {
-      backlog--
-      if (paused && backlog < resumeBelow) {
-        paused = false
-        ws.resume()
-      }
-    },
-    online: () => online,
-    goOnline: (accepted) => {
-      clearTimeout(timer)
-      online = {
-        id: connection.id,
-        address: Peer.address(accepted.peer),
-        peer: accepted.peer,
-        admission: RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds),
-        seen: undefined,
-        me: undefined,
-        routes: undefined
-      }
-    },
-    end: () => {
-      if (ending) return
-      ending = true
-      inbound.push(Ending)
-    },
-    cancelTimer: () => clearTimeout(timer),
-    openedAt: Date.now()
-  }
-  ws.on("message", (data: RawData, isBinary: boolean) => {
-    if (ending) return
+  onMessage(data: RawData, isBinary: boolean): void {
+    if (this.ending) return
+    const hub = this.hub
     const bytes = toBuffer(data)
-    if (bytes.length > maxMessageSize) {
-      if (backlog > 0) return toFiber(Oversize)
-      refuse(hub, connection, 413, "Message too large", 1009)
-      return connection.end()
+    if (bytes.length > hub.options.maxMessageSize) {
+      if (this.backlog > 0) return this.toFiber(Oversize)
+      refuse(hub, this, 413, "Message too large", 1009)
+      return this.end()
     }
     const item = isBinary ? bytes : bytes.toString("utf8")
-    if (backlog > 0) return toFiber(item)
-    const outcome = handle(hub, connection, item)
+    if (this.backlog > 0) return this.toFiber(item)
+    const outcome = handle(hub, this, item)
     if (outcome === undefined) return
-    if (outcome === "closing") return connection.end()
-    toFiber(outcome)
-  })
-  ws.on("pong", () => {
-    live.alive = true
-  })
+    if (outcome === "closing") return this.end()
+    this.toFiber(outcome)
+  }
+
+  onClose(): void {
+    this.isClosed = true
+    this.ending = true
+    this.inbound.push(Closed)
+    this.onClosed?.()
+  }
+}
+
+function onDeadline(connection: ConnectionImpl): void {
+  if (connection.current === undefined && !connection.ending) connection.toFiber(TimedOut)
+}
+
+// Shared listeners: `this` is the emitter, which knows its connection.
+function onMessage(this: WebSocket & Owned, data: RawData, isBinary: boolean): void {
+  this[owner]?.onMessage(data, isBinary)
+}
+function onPong(this: WebSocket & Owned): void {
+  const connection = this[owner]
+  if (connection !== undefined) connection.alive = true
+}
+function onClose(this: WebSocket & Owned): void {
+  this[owner]?.onClose()
+}
+
+/**
+ * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
+  const connection = new ConnectionImpl(hub, ws, socket, host)
+  const owned: WebSocket & Owned = ws
+  owned[owner] = connection
+  ws.on("message", onMessage)
+  ws.on("pong", onPong)
   // Errors are followed by "close"; without a listener they would be thrown.
   ws.on("error", ignore)
-  ws.on("close", () => {
-    isClosed = true
-    ending = true
-    inbound.push(Closed)
-    onClosed?.()
-  })
+  ws.on("close", onClose)
   socket.on("error", ignore)
-  hub.connections.add(live)
+  hub.connections.add(connection)
   return connection
 }
 
@@ -562,7 +612,7 @@ const unauthorized = (hub: Delivery.Hub, connection: Connection, error: Authenti
 const register = (hub: Delivery.Hub, connection: Connection, accepted: Authenticator.Accepted): Outcome => {
   const { id } = connection
   const peer = accepted.peer
-  const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection.handle }
+  const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection }
   const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<Delivery.Handle>> = []
@@ -630,7 +680,7 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
 }
 
 const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
-  connection.closed.pipe(
+  connection.closed().pipe(
     // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
     Effect.timeout(hub.options.shutdownTimeoutMillis),
     Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
@@ -683,7 +733,7 @@ const teardown = (hub: Delivery.Hub, connection: Connection) => (exit: Exit.Exit
   Effect.suspend(() => {
     const ws = connection.ws
     connection.cancelTimer()
-    hub.connections.delete(connection.live)
+    hub.connections.delete(connection)
     if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
       ws.send(shutdownBytes, textFrame)
       ws.close(1001, "Server shutting down")
