@@ -175,6 +175,8 @@ export const makeInbox = (): Inbox => new ArrayInbox()
 interface Online {
   readonly id: string
   readonly address: string
+  /** `,"from":"<address>"}`: closes a frame's text with the sender's address. */
+  readonly fromSuffix: string
   readonly peer: Peer.Peer
   readonly admission: RateLimit.Admission
   /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
@@ -237,10 +239,23 @@ const errorBytes = (status: number, message: string) => Delivery.wire(Message.er
 type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
 
 /**
- * Routes a decoded frame from an online peer. Returns `false` for frames that are not routed (membership changes,
- * close, anything unexpected).
+ * The text to forward for a routed frame received as `text`, when it can be forwarded without rendering it again:
+ * as it came when it already names the sender in `from`, or with `from` added at the end (where rendering the
+ * frame would put it) when it has none. `undefined` when `from` names someone else: the frame is rendered again.
+ *
+ * Recipients parse the same text the server validated, so they read the same frame; only insignificant
+ * whitespace and number spellings (`1.0`) can differ from a fresh rendering.
  */
-const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean => {
+const forwardText = (online: Online, frame: Frame.Routed, text: string): string | undefined => {
+  if (!("from" in frame)) return text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
+  return frame.from === online.address ? text : undefined
+}
+
+/**
+ * Routes a decoded frame from an online peer (`text` is what it was decoded from, if it came as text). Returns
+ * `false` for frames that are not routed (membership changes, close, anything unexpected).
+ */
+const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: string | undefined): boolean => {
   switch (frame.type) {
     case "message":
     case "presence":
@@ -254,6 +269,8 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
       }
       const me = online.me
       if (me === undefined) return true
+      // Presence data is rewritten by the server, so presence is always rendered again.
+      const forward = text === undefined || frame.type === "presence" ? undefined : forwardText(online, frame, text)
       const routed = frame as Writable
       routed.from = online.address
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
@@ -267,7 +284,10 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame): boolean =
         }
       }
       if (Router.isEmpty(target)) hub.stats.undeliverable++
-      else Delivery.deliver(hub.stats, target, Delivery.wire(frame), frame)
+      else {
+        const bytes = forward === undefined ? Delivery.wire(frame) : Delivery.wireText(forward)
+        Delivery.deliver(hub.stats, target, bytes, frame)
+      }
       return true
     }
     default:
@@ -358,9 +378,11 @@ class ConnectionImpl implements Connection {
   goOnline(accepted: Authenticator.Accepted): void {
     clearTimeout(this.timer)
     const options = this.hub.options
+    const address = Peer.address(accepted.peer)
     this.current = {
       id: this.id,
-      address: Peer.address(accepted.peer),
+      address,
+      fromSuffix: `,"from":${JSON.stringify(address)}}`,
       peer: accepted.peer,
       admission: RateLimit.make(options.rateLimit, options.rateSeconds),
       seen: undefined,
@@ -652,7 +674,7 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
   const decoded = Frame.decode(item)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const frame = decoded.right
-  if (route(hub, online, frame)) return undefined
+  if (route(hub, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":
     case "leave": {

@@ -111,8 +111,15 @@ export const encode = (frame: Frame.Frame): Uint8Array => Buffer.from(JSON.strin
  * @since 0.1.0
  * @category encoding
  */
-export const wire = (frame: Frame.Frame): Uint8Array => {
-  const text = JSON.stringify(frame)
+export const wire = (frame: Frame.Frame): Uint8Array => wireText(JSON.stringify(frame))
+
+/**
+ * `wire` for a frame already rendered as JSON text.
+ *
+ * @since 0.1.0
+ * @category encoding
+ */
+export const wireText = (text: string): Uint8Array => {
   const length = Buffer.byteLength(text)
   const header = length < 126 ? 2 : length < 65536 ? 4 : 10
   const out = Buffer.allocUnsafe(header + length)
