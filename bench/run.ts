@@ -18,7 +18,7 @@ import * as Path from "node:path"
 import { benchDir, build } from "./build.js"
 import type { Result } from "./generator.js"
 import { metricInfo, type Mode, type Spec, specs } from "./scenarios.js"
-import { median, round, systemBusyMillis, table } from "./stats.js"
+import { cpuMillis, median, round, systemBusyMillis, table } from "./stats.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string): string | undefined => {
@@ -47,6 +47,20 @@ const waitForQuiet = async (limitMs: number): Promise<void> => {
     const before = systemBusyMillis()
     await new Promise((resolve) => setTimeout(resolve, 250))
     if ((systemBusyMillis() - before) / 250 < 0.33) return
+  }
+}
+
+/**
+ * A server is still busy for a moment after it prints its listening line (the end of module compilation, a first
+ * garbage collection). Waits (up to `limitMs`) for 200 ms in which it used under 5% of a core, so that a case
+ * measures the server at work, not the tail of its start, whichever server it is.
+ */
+const waitForIdle = async (pid: number, limitMs: number): Promise<void> => {
+  const deadline = Date.now() + limitMs
+  while (Date.now() < deadline) {
+    const before = cpuMillis(pid)
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    if (cpuMillis(pid) - before < 10) return
   }
 }
 
@@ -261,6 +275,7 @@ const main = async (): Promise<void> => {
         if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {
           const running = await startServer(server.file, server.env, profile)
+          if (mode !== "smoke") await waitForIdle(running.pid, 3_000)
           try {
             result = await runGenerator(generator, server.label, running, spec)
           } finally {
