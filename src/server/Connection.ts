@@ -2,15 +2,16 @@
  * One connection's whole life: handshake, frames, writes, teardown.
  *
  * The socket's listeners are attached synchronously when the upgrade completes (`accept`), so no frame can arrive
- * before someone listens. Each connection has one fiber, supervised by the server (`run`): it owns the life cycle,
- * waiting for the end (close, refusal, server shutdown) and running the teardown in a finalizer, so that it also
- * runs when the server interrupts it.
+ * before someone listens. Each connection has one fiber, supervised by the server (`run`): it lives as long as the
+ * connection, and interrupting it (server shutdown) sends the shutdown notice, closes the socket with 1001 and
+ * tears the connection down.
  *
- * Frames are handled where they arrive, in the socket listener: the handshake (when the authenticator answers at
- * once), membership changes, and routed frames (decode, route on the registry's latest snapshot, encode once, hand
- * to recipients). Waking a fiber costs more than handling a frame, so the fiber sleeps through the connection's
- * life. It takes over only what must wait (an authentication hook that runs effects), and everything that arrives
- * behind it, in order; the listener resumes once the fiber has caught up.
+ * Frames are handled where they arrive, in the socket listener: the handshake, membership changes, and routed
+ * frames (decode, route on the registry's latest snapshot, encode once, hand to recipients). Waking a fiber costs
+ * more than handling a frame, so the connection's fiber sleeps through its life: one bare `Effect.async`, which is
+ * also the cheapest fiber to start and to keep. Only an authentication hook that runs effects is waited for, in a
+ * fiber of its own; what arrives meanwhile waits in the connection's backlog and is handled, in order, once the
+ * hook has answered.
  *
  * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (the writes
  * of one tick are corked into one syscall); otherwise it waits in the bounded mailbox, which a writer fiber
@@ -39,23 +40,16 @@ import * as RateLimit from "./RateLimit.js"
 import * as Router from "./Router.js"
 import * as State from "./State.js"
 
-/** The socket closed. */
-const Closed = 0
-/** A frame above `maxMessageSize` arrived behind frames the fiber still holds. */
-const Oversize = 1
-/** The handshake's deadline passed. */
-const TimedOut = 2
-/** The connection is being closed (refused, kicked, or a `close` frame): stop and wait for the close. */
-const Ending = 3
-type Signal = typeof Closed | typeof Oversize | typeof TimedOut | typeof Ending
+/** A frame above `maxMessageSize` arrived behind frames still waiting in the backlog. */
+const Oversize = 0
 
-/** An authentication that has to wait, handed to the fiber. */
+/** An authentication that has to wait: it runs in a fiber of its own. */
 interface Pending {
   readonly pending: Effect.Effect<Outcome>
 }
 
-/** An inbound frame, what happened to the socket, or work that must wait. */
-export type Inbound = string | Uint8Array | Signal | Pending
+/** An inbound frame waiting in the backlog, or what happened behind the frames before it. */
+type Inbound = string | Uint8Array | typeof Oversize
 
 /** `undefined`: go on reading. */
 type Outcome = "closing" | undefined
@@ -66,10 +60,8 @@ interface CloseRequest {
 }
 type Outbound = Uint8Array | CloseRequest
 
-/** Inbound frames waiting for the fiber beyond this many pause the socket until it catches up. */
+/** Inbound frames waiting in the backlog beyond this many pause the socket until it is handled. */
 const pauseAbove = 512
-const resumeBelow = 64
-const readBatch = 64
 const writeBatch = 256
 
 const textFrame = { binary: false } as const
@@ -112,65 +104,6 @@ export const shutdownNotice: Frame.Event = {
 }
 const shutdownBytes = Delivery.encode(shutdownNotice)
 
-/**
- * What the socket's listeners hand to the connection fiber, in order. Unbounded (the listener pauses the socket
- * when it grows) and single-consumer. A plain array and one wake-up callback rather than an Effect `Queue`: an
- * idle connection's fiber waits here, and a fiber suspended in `Queue.take` holds about 3 KiB more than one
- * suspended in a bare `Effect.async`.
- *
- * @since 0.1.0
- * @category models
- */
-export interface Inbox {
-  readonly push: (item: Inbound) => void
-  /** Takes what is waiting, at most `max` items; waits (interruptibly) while nothing is. */
-  readonly takeUpTo: (max: number) => Effect.Effect<ReadonlyArray<Inbound>>
-}
-
-/** A class, so that every connection shares its methods instead of holding closures of its own. */
-class ArrayInbox implements Inbox {
-  items: Array<Inbound> = []
-  head = 0
-  wake: ((effect: Effect.Effect<void>) => void) | undefined = undefined
-  push(item: Inbound): void {
-    this.items.push(item)
-    const resume = this.wake
-    if (resume !== undefined) {
-      this.wake = undefined
-      resume(Effect.void)
-    }
-  }
-  takeUpTo(max: number): Effect.Effect<ReadonlyArray<Inbound>> {
-    // Checks again on registration: the fiber may have yielded between finding nothing and waiting.
-    const ready = Effect.async<void>((resume) => {
-      if (this.head < this.items.length) return resume(Effect.void)
-      this.wake = resume
-      return Effect.sync(() => {
-        this.wake = undefined
-      })
-    })
-    const again: Effect.Effect<ReadonlyArray<Inbound>> = Effect.suspend(() =>
-      this.head < this.items.length ? Effect.succeed(this.take(max)) : Effect.zipRight(ready, again)
-    )
-    return again
-  }
-  private take(max: number): ReadonlyArray<Inbound> {
-    const end = Math.min(this.items.length, this.head + max)
-    const out = this.items.slice(this.head, end)
-    if (end === this.items.length) {
-      this.items = []
-      this.head = 0
-    } else this.head = end
-    return out
-  }
-}
-
-/**
- * @since 0.1.0
- * @category constructors
- */
-export const makeInbox = (): Inbox => new ArrayInbox()
-
 /** Routing context of an online peer. */
 interface Online {
   readonly id: string
@@ -210,24 +143,20 @@ export interface Connection extends Delivery.Handle, Delivery.Live {
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly host: string | undefined
-  readonly inbound: Inbox
   readonly openedAt: number
-  /** Succeeds once the socket is closed. */
-  readonly closed: () => Effect.Effect<void>
   /** Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the mailbox is full. */
   readonly offer: (item: Outbound) => boolean
   /** Closes the socket right away, bypassing the mailbox. */
   readonly kick: (code: number, reason: string) => void
-  /** Called by the fiber: one inbound item that went through the backlog was handled. */
-  readonly taken: () => void
   /** Set once the peer is registered. */
   readonly online: () => Online | undefined
   /** Registered: frames are now routed. */
   readonly goOnline: (accepted: Authenticator.Accepted) => void
-  /** The connection is closing: later frames are ignored, and the fiber wakes to wait for the close. */
+  /**
+   * The connection is closing (a close frame is on its way): later frames are ignored, and a peer that does not
+   * finish the close handshake in time is dropped.
+   */
   readonly end: () => void
-  /** Clears the handshake's deadline. */
-  readonly cancelTimer: () => void
 }
 
 const toBuffer = (data: RawData): Buffer =>
@@ -305,18 +234,22 @@ type Owned = { [owner]?: ConnectionImpl }
  */
 class ConnectionImpl implements Connection {
   readonly id = Message.randomId()
-  readonly inbound = new ArrayInbox()
   readonly openedAt = Date.now()
   alive = true
-  /** Inbound items waiting for the fiber (the listener hands over everything while there are any). */
-  backlog = 0
+  /**
+   * Inbound items waiting behind an authentication that is still being decided, in order; `undefined` while the
+   * listener handles frames as they arrive.
+   */
+  backlog: Array<Inbound> | undefined = undefined
   paused = false
   kicked = false
   /** Set once the connection is ending: later frames are ignored. */
   ending = false
-  isClosed = false
-  onClosed: (() => void) | undefined = undefined
+  /** Set once torn down (the socket closed, or the server stopped). */
+  done = false
   current: Online | undefined = undefined
+  /** Resumes the connection's fiber, which then ends. */
+  finish: (() => void) | undefined = undefined
   // Outbound: created on the first backlog, as most peers never need one.
   mailbox: Queue.Queue<Outbound> | undefined = undefined
   drain: Effect.Effect<void> | undefined = undefined
@@ -324,7 +257,8 @@ class ConnectionImpl implements Connection {
   writing = false
   wroteAt = -1
   corkedAt = -1
-  readonly timer: ReturnType<typeof setTimeout>
+  /** The handshake's deadline, then the deadline of the close handshake. */
+  timer: ReturnType<typeof setTimeout>
 
   constructor(
     readonly hub: Delivery.Hub,
@@ -347,28 +281,22 @@ class ConnectionImpl implements Connection {
     this.ws.terminate()
   }
 
-  closed(): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
-      if (this.isClosed) return resume(Effect.void)
-      this.onClosed = () => resume(Effect.void)
-      return Effect.sync(() => {
-        this.onClosed = undefined
-      })
-    })
-  }
-
   kick(code: number, reason: string): void {
     if (this.kicked) return
     this.kicked = true
-    this.ending = true
     this.ws.close(code, reason)
-    this.inbound.push(Ending)
+    this.closing()
   }
 
   end(): void {
-    if (this.ending) return
+    if (!this.ending) this.closing()
+  }
+
+  private closing(): void {
     this.ending = true
-    this.inbound.push(Ending)
+    clearTimeout(this.timer)
+    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
+    if (!this.done) this.timer = setTimeout(dropUnclosed, this.hub.options.shutdownTimeoutMillis, this)
   }
 
   online(): Online | undefined {
@@ -388,26 +316,6 @@ class ConnectionImpl implements Connection {
       seen: undefined,
       me: undefined,
       routes: undefined
-    }
-  }
-
-  cancelTimer(): void {
-    clearTimeout(this.timer)
-  }
-
-  taken(): void {
-    this.backlog--
-    if (this.paused && this.backlog < resumeBelow) {
-      this.paused = false
-      this.ws.resume()
-    }
-  }
-
-  toFiber(item: Inbound): void {
-    this.inbound.push(item)
-    if (++this.backlog > pauseAbove && !this.paused) {
-      this.paused = true
-      this.ws.pause()
     }
   }
 
@@ -492,29 +400,100 @@ class ConnectionImpl implements Connection {
     if (this.ending) return
     const hub = this.hub
     const bytes = toBuffer(data)
-    if (bytes.length > hub.options.maxMessageSize) {
-      if (this.backlog > 0) return this.toFiber(Oversize)
-      refuse(hub, this, 413, "Message too large", 1009)
-      return this.end()
+    const item = bytes.length > hub.options.maxMessageSize ? Oversize : isBinary ? bytes : bytes.toString("utf8")
+    if (this.backlog !== undefined) {
+      if (this.backlog.push(item) > pauseAbove && !this.paused) {
+        this.paused = true
+        this.ws.pause()
+      }
+      return
     }
-    const item = isBinary ? bytes : bytes.toString("utf8")
-    if (this.backlog > 0) return this.toFiber(item)
-    const outcome = handle(hub, this, item)
-    if (outcome === undefined) return
-    if (outcome === "closing") return this.end()
-    this.toFiber(outcome)
+    this.take(item)
   }
 
-  onClose(): void {
-    this.isClosed = true
+  waiting(): Array<Inbound> | undefined {
+    return this.backlog
+  }
+
+  /** Handles one inbound item now; an authentication that has to wait starts the backlog. */
+  take(item: Inbound): void {
+    if (item === Oversize) {
+      refuse(this.hub, this, 413, "Message too large", 1009)
+      return this.end()
+    }
+    const outcome = handle(this.hub, this, item)
+    if (outcome === undefined) return
+    if (outcome === "closing") return this.end()
+    this.backlog = []
+    this.hub.fork(Effect.map(outcome.pending, (result) => this.decided(result)))
+  }
+
+  /** The waiting authentication answered: handle what arrived meanwhile, until the backlog is empty or waits again. */
+  decided(outcome: Outcome): void {
+    if (this.done || this.ending) return
+    if (outcome === "closing") return this.end()
+    const waiting = this.backlog ?? []
+    this.backlog = undefined
+    for (let i = 0; i < waiting.length; i++) {
+      if (this.ending) return
+      this.take(waiting[i]!)
+      const again = this.waiting()
+      if (again !== undefined) {
+        // Waiting again: what is left goes first, ahead of anything newer.
+        again.push(...waiting.slice(i + 1))
+        return
+      }
+    }
+    if (this.paused) {
+      this.paused = false
+      this.ws.resume()
+    }
+  }
+
+  /**
+   * The end of the connection, once: forgets the peer (the others sharing a room are told it went offline, unless
+   * the server is stopping), then lets the fiber end.
+   */
+  teardown(): void {
+    if (this.done) return
+    this.done = true
     this.ending = true
-    this.inbound.push(Closed)
-    this.onClosed?.()
+    clearTimeout(this.timer)
+    const hub = this.hub
+    hub.connections.delete(this)
+    const online = this.current
+    if (online !== undefined) {
+      const removed = PeerRegistry.unsafeDisconnect(hub.registry, this.id)
+      if (removed !== undefined && !hub.shuttingDown) {
+        Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+      }
+      hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
+      if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
+    }
+    const finish = this.finish
+    this.finish = undefined
+    finish?.()
+  }
+
+  /** The server is stopping (the fiber is interrupted): notice, close 1001, teardown. */
+  interrupted(): void {
+    const ws = this.ws
+    if (!this.done && ws.readyState === ws.OPEN) {
+      ws.send(shutdownBytes, textFrame)
+      ws.close(1001, "Server shutting down")
+    }
+    this.teardown()
   }
 }
 
 function onDeadline(connection: ConnectionImpl): void {
-  if (connection.current === undefined && !connection.ending) connection.toFiber(TimedOut)
+  if (connection.current !== undefined || connection.ending) return
+  refuse(connection.hub, connection, 408, "Authentication timeout", 1008)
+  connection.end()
+}
+
+function dropUnclosed(connection: ConnectionImpl): void {
+  connection.ws.terminate()
 }
 
 // Shared listeners: `this` is the emitter, which knows its connection.
@@ -526,7 +505,7 @@ function onPong(this: WebSocket & Owned): void {
   if (connection !== undefined) connection.alive = true
 }
 function onClose(this: WebSocket & Owned): void {
-  this[owner]?.onClose()
+  this[owner]?.teardown()
 }
 
 /**
@@ -701,88 +680,18 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
   }
 }
 
-const awaitClose = (hub: Delivery.Hub, connection: Connection) =>
-  connection.closed().pipe(
-    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
-    Effect.timeout(hub.options.shutdownTimeoutMillis),
-    Effect.catchAll(() => Effect.sync(() => connection.ws.terminate()))
-  )
-
-type Ended = "closed" | "closing"
-
 /**
- * What the fiber does: wait for the end, handling meanwhile what the listener handed over (an authentication that
- * waits, and the frames that arrived behind it), in order. A plain loop rather than a generator: this is what an
- * idle connection's fiber holds on to, so it is kept small.
- */
-const serve = (hub: Delivery.Hub, connection: Connection): Effect.Effect<Ended> => {
-  const closing = (): Effect.Effect<Ended> => {
-    connection.end()
-    return Effect.succeed("closing")
-  }
-  const step = (batch: ReadonlyArray<Inbound>, index: number): Effect.Effect<Ended> => {
-    for (let i = index; i < batch.length; i++) {
-      const item = batch[i]!
-      // `Closed` and `Ending` end the loop; everything else came through the listener's backlog.
-      if (item === Closed) return Effect.succeed("closed")
-      if (item === Ending) return Effect.succeed("closing")
-      connection.taken()
-      if (item === Oversize) {
-        refuse(hub, connection, 413, "Message too large", 1009)
-        return closing()
-      }
-      if (item === TimedOut) {
-        if (connection.online() !== undefined) continue
-        refuse(hub, connection, 408, "Authentication timeout", 1008)
-        return closing()
-      }
-      const outcome = typeof item === "object" && "pending" in item ? item : handle(hub, connection, item)
-      if (outcome === "closing") return closing()
-      if (outcome !== undefined) {
-        return Effect.flatMap(
-          outcome.pending,
-          (result): Effect.Effect<Ended> => result === "closing" ? closing() : step(batch, i + 1)
-        )
-      }
-    }
-    return loop
-  }
-  const loop: Effect.Effect<Ended> = Effect.flatMap(connection.inbound.takeUpTo(readBatch), (batch) => step(batch, 0))
-  return loop
-}
-
-const teardown = (hub: Delivery.Hub, connection: Connection) => (exit: Exit.Exit<unknown, unknown>): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    const ws = connection.ws
-    connection.cancelTimer()
-    hub.connections.delete(connection)
-    if (Exit.isInterrupted(exit) && ws.readyState === ws.OPEN) {
-      ws.send(shutdownBytes, textFrame)
-      ws.close(1001, "Server shutting down")
-    }
-    const online = connection.online()
-    if (online === undefined) return Effect.void
-    const removed = PeerRegistry.unsafeDisconnect(hub.registry, connection.id)
-    if (removed !== undefined && !hub.shuttingDown) {
-      Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
-    }
-    hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
-    return online.admission.release
-  })
-
-/**
- * The connection's life, from handshake to teardown. Never fails.
- *
- * Teardown runs on exit (also when the server interrupts the fiber).
+ * The connection's fiber: it waits for the end of the connection. Never fails. Interrupting it (the server
+ * stopping) sends the shutdown notice, closes the socket with 1001 and tears the connection down.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const run = (hub: Delivery.Hub, connection: Connection): Effect.Effect<void> => {
-  const body = Effect.flatMap(
-    serve(hub, connection),
-    (ended) => ended === "closing" ? awaitClose(hub, connection) : Effect.void
-  )
-  const finish = teardown(hub, connection)
-  return Effect.asVoid(Effect.onExit(body, (exit) => finish(exit)))
-}
+export const run = (_hub: Delivery.Hub, connection: Connection): Effect.Effect<void> =>
+  connection instanceof ConnectionImpl
+    ? Effect.async<void>((resume) => {
+      if (connection.done) return resume(Effect.void)
+      connection.finish = () => resume(Effect.void)
+      return Effect.sync(() => connection.interrupted())
+    })
+    : Effect.dieMessage("Connection.run: not a connection made by accept")
