@@ -150,6 +150,8 @@ export interface Connection extends Delivery.Handle, Delivery.Live {
   readonly kick: (code: number, reason: string) => void
   /** Set once the peer is registered. */
   readonly online: () => Online | undefined
+  /** Whether the connection is closing or closed (nothing more is to be done for it). */
+  readonly ended: () => boolean
   /** Registered: frames are now routed. */
   readonly goOnline: (accepted: Authenticator.Accepted) => void
   /**
@@ -301,6 +303,10 @@ class ConnectionImpl implements Connection {
 
   online(): Online | undefined {
     return this.current
+  }
+
+  ended(): boolean {
+    return this.ending
   }
 
   goOnline(accepted: Authenticator.Accepted): void {
@@ -596,6 +602,8 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
     : Effect.map(authenticate, Option.some)
   return {
     pending: Effect.map(decision, (decision): Outcome => {
+      // The peer may have gone (or been refused) while the hook was deciding: nothing is left to register.
+      if (connection.ended()) return undefined
       if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
       const outcome = decision.value
       return Either.isLeft(outcome) ? unauthorized(hub, connection, outcome.left) : register(hub, connection, outcome.right)

@@ -207,6 +207,20 @@ describe("handshake", () => {
       yield* alice.none((f) => f.type === "message", 200)
     }).pipe(Effect.scoped))
 
+  it.live("11d. a peer that leaves while a slow hook decides is never registered", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ authenticate: () => Effect.as(Effect.sleep(100), { allowed: true }) })
+      const gone = yield* connect(server.url)
+      gone.send({ type: "auth", user: "gone" })
+      gone.send({ type: "join", room: "lobby" })
+      yield* Effect.sleep(20)
+      gone.ws.terminate()
+      yield* Effect.sleep(200)
+      expect(yield* server.peerCount).toBe(0)
+      expect(yield* server.connectionCount).toBe(0)
+      expect(yield* server.rooms).toEqual([])
+    }).pipe(Effect.scoped))
+
   it.live("12. hook rooms are joined after the personal room", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authenticate: () => Effect.succeed({ allowed: true, rooms: ["team-a"] }) })
