@@ -61,8 +61,9 @@ export const unsafeConnect = <H>(
   } = {}
 ): State.State<H> | undefined => {
   const state = registry.current
-  if (State.session(state, member.id) !== undefined) return undefined
   const next = State.connect(state, member, peer, rooms, options.virtual === true)
+  // `connect` leaves the state as it was only when the id is taken.
+  if (next === state) return undefined
   // Before publishing, so nothing can be routed to the newcomer ahead of what `announce` queues for it.
   options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
   return registry.current = next
