@@ -515,7 +515,8 @@ function onClose(this: WebSocket & Owned): void {
 }
 
 /**
- * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback.
+ * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback. The raw socket must
+ * already have an error listener (the server adds one before the upgrade).
  *
  * @since 0.1.0
  * @category constructors
@@ -529,7 +530,6 @@ export const accept = (hub: Delivery.Hub, ws: WebSocket, socket: Duplex, host: s
   // Errors are followed by "close"; without a listener they would be thrown.
   ws.on("error", ignore)
   ws.on("close", onClose)
-  socket.on("error", ignore)
   hub.connections.add(connection)
   return connection
 }

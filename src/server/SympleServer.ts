@@ -240,9 +240,13 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
 
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
+    // One listener for every socket (`this` is the socket): no closure per connection.
+    function forget(this: WebSocket): void {
+      open.delete(this)
+    }
     const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
       open.add(ws)
-      ws.on("close", () => open.delete(ws))
+      ws.on("close", forget)
       const max = resolved.maxConnections
       if (max > 0 && hub.connections.size >= max) {
         ws.on("error", ignore)
