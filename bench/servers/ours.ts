@@ -9,9 +9,10 @@
  * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
  * gracefully (which also lets `--cpu-prof` write its profile).
  */
-// Subpath imports: the package roots load every module they re-export (`effect` alone is about 14 MB of heap).
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as Effect from "effect/Effect"
+// Imported the way `examples/server.ts` (`npm start`) and most applications do, from the package roots, which load
+// every module they re-export: the server is measured as it is run.
+import { NodeRuntime } from "@effect/platform-node"
+import { Effect } from "effect"
 import * as SympleServer from "../../src/server/index.js"
 
 const port = Number(process.argv[2] ?? process.env["PORT"] ?? 4500)
