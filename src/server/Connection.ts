@@ -13,8 +13,8 @@
  * fiber of its own; what arrives meanwhile waits in the connection's backlog and is handled, in order, once the
  * hook has answered.
  *
- * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (the writes
- * of one tick are corked into one syscall); otherwise it waits in the bounded mailbox, which a writer fiber
+ * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (a second
+ * frame for the same socket within one tick corks it, so that a burst leaves in one syscall); otherwise it waits in the bounded mailbox, which a writer fiber
  * (started on demand) drains in batches once the socket drains. A peer whose mailbox overflows is closed with 1013.
  *
  * @since 0.1.0
@@ -69,8 +69,9 @@ const textFrame = { binary: false } as const
 const ignore = () => {}
 
 /**
- * Write coalescing. `ticks` counts ticks in which something was written; sockets corked during this tick are
- * uncorked together by the one `nextTick` that ends it, so a tick's writes to a socket leave together.
+ * Write coalescing. `ticks` counts ticks in which something was written. A socket's first write in a tick goes
+ * straight out; a second one corks the socket, and the one `nextTick` that ends the tick uncorks every socket corked
+ * in it, so that the rest of a tick's writes to a socket leave together.
  */
 const corked: Array<Duplex> = []
 let ticks = 0
@@ -414,7 +415,21 @@ class ConnectionImpl implements Connection {
       }
       return
     }
-    this.take(item)
+    try {
+      this.take(item)
+    } catch (error) {
+      this.failed(error)
+    }
+  }
+
+  /**
+   * A defect while handling this connection's frames (a bug, or user code such as a custom router that throws)
+   * ends this connection only: it is logged and the socket dropped, and the teardown follows its close.
+   */
+  failed(error: unknown): void {
+    this.ending = true
+    Effect.runFork(Effect.logError("Symple connection failed", error))
+    this.ws.terminate()
   }
 
   waiting(): Array<Inbound> | undefined {
@@ -431,7 +446,13 @@ class ConnectionImpl implements Connection {
     if (outcome === undefined) return
     if (outcome === "closing") return this.end()
     this.backlog = []
-    this.hub.fork(Effect.map(outcome.pending, (result) => this.decided(result)))
+    this.hub.fork(Effect.map(outcome.pending, (result) => {
+      try {
+        this.decided(result)
+      } catch (error) {
+        this.failed(error)
+      }
+    }))
   }
 
   /** The waiting authentication answered: handle what arrived meanwhile, until the backlog is empty or waits again. */
@@ -468,17 +489,23 @@ class ConnectionImpl implements Connection {
     const hub = this.hub
     hub.connections.delete(this)
     const online = this.current
-    if (online !== undefined) {
-      const removed = PeerRegistry.unsafeDisconnect(hub.registry, this.id)
-      if (removed !== undefined && !hub.shuttingDown) {
-        Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+    try {
+      if (online !== undefined) {
+        const removed = PeerRegistry.unsafeDisconnect(hub.registry, this.id)
+        if (removed !== undefined && !hub.shuttingDown) {
+          Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
+        }
+        hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
+        if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
       }
-      hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
-      if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
+    } catch (error) {
+      Effect.runFork(Effect.logError("Symple connection teardown failed", error))
+    } finally {
+      // The fiber ends whatever happened: the server's shutdown waits for it.
+      const finish = this.finish
+      this.finish = undefined
+      finish?.()
     }
-    const finish = this.finish
-    this.finish = undefined
-    finish?.()
   }
 
   /** The server is stopping (the fiber is interrupted): notice, close 1001, teardown. */

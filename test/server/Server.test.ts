@@ -6,6 +6,26 @@ import { connect, expectEffect, isMessage, isPresenceOf, peer, startServer } fro
 import type { Frame } from "../../src/protocol/index.js"
 
 describe("server", () => {
+  it.live("a defect while handling a peer's frame (a custom router that throws) ends that connection only", () =>
+    Effect.gen(function*() {
+      const throwing = SympleServer.Router.Router.of({
+        resolve: (state, sender, to) => {
+          if (to === "boom") throw new Error("router bug")
+          return SympleServer.Router.resolve(state, sender, to)
+        }
+      })
+      const server = yield* startServer().pipe(Effect.provideService(SympleServer.Router.Router, throwing))
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
+      alice.send({ type: "message", to: "boom", data: {} })
+      expect((yield* alice.closed).code).toBe(1006)
+      yield* bob.next(isPresenceOf(alice, false))
+      bob.send({ type: "message", to: carol.address, data: { still: "here" } })
+      expect((yield* carol.next(isMessage())).data).toEqual({ still: "here" })
+      expect(yield* server.peerCount).toBe(2)
+    }).pipe(Effect.scoped))
+
   it.live("44. graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
