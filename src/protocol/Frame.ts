@@ -407,11 +407,13 @@ export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameErr
  * @since 0.1.0
  * @category decoding
  */
-export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> =>
-  Either.flatMap(
-    Either.flatMap(typeof raw === "string" ? Either.right(raw) : textFromBytes(raw), parseJson),
-    decodeParsed
-  )
+export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> => {
+  // Plain branches rather than `Either.flatMap`: this runs for every frame a server receives.
+  const text = typeof raw === "string" ? raw : textFromBytes(raw)
+  if (typeof text !== "string" && Either.isLeft(text)) return Either.left(text.left)
+  const parsed = parseJson(typeof text === "string" ? text : text.right)
+  return Either.isLeft(parsed) ? Either.left(parsed.left) : decodeParsed(parsed.right)
+}
 
 /**
  * Decodes a value that came out of `JSON.parse` (see `parseJson`): the same answers as `decodeUnknown`, through a
