@@ -333,26 +333,12 @@ const main = async (): Promise<void> => {
       ])
     }
     const count = (rs: ReadonlyArray<Result>, key: string) => round(median(rs.map((r) => r.counts[key] ?? Number.NaN)), 2)
+    const context = (label: string, key: string, kind: string) =>
+      rows.push([spec.name, label, show(count(a, key)), show(count(b, key)), "", "", kind])
     if (a.length + b.length > 0) {
       // Near 1, the generator's core was the limit: the server's throughput figure is then a lower bound.
-      rows.push([
-        spec.name,
-        "(generator CPU busy, fraction of one core)",
-        show(count(a, "generatorCpuUtil")),
-        show(count(b, "generatorCpuUtil")),
-        "",
-        "",
-        "info"
-      ])
-      rows.push([
-        spec.name,
-        "(CPU used outside server and generator)",
-        show(count(a, "otherCpuUtil")),
-        show(count(b, "otherCpuUtil")),
-        "",
-        "",
-        "noise"
-      ])
+      context("(generator CPU busy, fraction of one core)", "generatorCpuUtil", "info")
+      context("(CPU used outside server and generator)", "otherCpuUtil", "noise")
     }
     const failed = results.filter((r) => r.scenario === spec.name && !r.ok)
     for (const f of failed) rows.push([spec.name, `FAILED on ${f.server}`, f.error ?? "?", "", "", "", ""])

@@ -408,11 +408,22 @@ export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameErr
  * @category decoding
  */
 export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> => {
-  // Plain branches rather than `Either.flatMap`: this runs for every frame a server receives.
-  const text = typeof raw === "string" ? raw : textFromBytes(raw)
-  if (typeof text !== "string" && Either.isLeft(text)) return Either.left(text.left)
-  const parsed = parseJson(typeof text === "string" ? text : text.right)
+  const parsed = parse(raw)
   return Either.isLeft(parsed) ? Either.left(parsed.left) : decodeParsed(parsed.right)
+}
+
+/**
+ * Raw text or bytes to the JSON value they hold (UTF-8, then `parseJson`), not yet validated as a frame.
+ * Never throws.
+ *
+ * @since 0.1.0
+ * @category decoding
+ */
+export const parse = (raw: string | Uint8Array): Either.Either<unknown, FrameError> => {
+  // Plain branches rather than `Either.flatMap`: this runs for every frame a server receives.
+  if (typeof raw === "string") return parseJson(raw)
+  const text = textFromBytes(raw)
+  return Either.isLeft(text) ? Either.left(text.left) : parseJson(text.right)
 }
 
 /**

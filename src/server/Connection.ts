@@ -433,10 +433,6 @@ class ConnectionImpl implements Connection {
     this.ws.terminate()
   }
 
-  waiting(): Array<Inbound> | undefined {
-    return this.backlog
-  }
-
   /** Handles one inbound item now; an authentication that has to wait starts the backlog. */
   take(item: Inbound): void {
     if (item === Oversize) {
@@ -465,7 +461,8 @@ class ConnectionImpl implements Connection {
     for (let i = 0; i < waiting.length; i++) {
       if (this.ending) return
       this.take(waiting[i]!)
-      const again = this.waiting()
+      // `take` may have started a new backlog (TypeScript still sees the `undefined` assigned above).
+      const again = this.backlog as Array<Inbound> | undefined
       if (again !== undefined) {
         // Waiting again: what is left goes first, ahead of anything newer.
         again.push(...waiting.slice(i + 1))
@@ -577,11 +574,15 @@ const refuse = (
   return "closing"
 }
 
-const badRequest = (hub: Delivery.Hub, connection: Connection, message: string): undefined => {
+/** Error frame; the connection stays open. */
+const answer = (hub: Delivery.Hub, connection: Connection, status: number, message: string): undefined => {
   hub.stats.refused++
-  reply(connection, Message.error(400, message))
+  reply(connection, Message.error(status, message))
   return undefined
 }
+
+const badRequest = (hub: Delivery.Hub, connection: Connection, message: string): undefined =>
+  answer(hub, connection, 400, message)
 
 /** An effect that is already its result (what `Effect.succeed` and `Effect.fail` return). */
 const isExit = <A, E>(effect: Effect.Effect<A, E>): effect is Exit.Exit<A, E> => Exit.isExit(effect)
@@ -597,10 +598,7 @@ const handle = (hub: Delivery.Hub, connection: Connection, item: string | Uint8A
 
 /** One frame before registration: it must be a valid `auth`; the deadline keeps running across failed attempts. */
 const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uint8Array): Outcome | Pending => {
-  const parsed = Either.flatMap(
-    typeof item === "string" ? Either.right(item) : Frame.textFromBytes(item),
-    Frame.parseJson
-  )
+  const parsed = Frame.parse(item)
   if (Either.isLeft(parsed)) return badRequest(hub, connection, parsed.left.message)
   const value = parsed.right
   if (!Json.isObject(value)) {
@@ -608,11 +606,7 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
     return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
   }
   if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
-  if (typeof value.user !== "string" || value.user === "") {
-    hub.stats.refused++
-    reply(connection, Message.error(401, "Missing user field"))
-    return undefined
-  }
+  if (typeof value.user !== "string" || value.user === "") return answer(hub, connection, 401, "Missing user field")
   const decoded = Frame.decodeParsed(value)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const auth = decoded.right as Frame.Auth
@@ -621,7 +615,7 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
   if (isExit(attempt)) {
     if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value)
     const failure = Cause.failureOption(attempt.cause)
-    if (Option.isSome(failure)) return unauthorized(hub, connection, failure.value)
+    if (Option.isSome(failure)) return answer(hub, connection, 401, failure.value.message)
   }
   const authenticate = Effect.either(attempt)
   // A hook that hangs must not outlive the handshake's deadline.
@@ -634,15 +628,11 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
       if (connection.ended()) return undefined
       if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
       const outcome = decision.value
-      return Either.isLeft(outcome) ? unauthorized(hub, connection, outcome.left) : register(hub, connection, outcome.right)
+      return Either.isLeft(outcome)
+        ? answer(hub, connection, 401, outcome.left.message)
+        : register(hub, connection, outcome.right)
     })
   }
-}
-
-const unauthorized = (hub: Delivery.Hub, connection: Connection, error: Authenticator.AuthError): undefined => {
-  hub.stats.refused++
-  reply(connection, Message.error(401, error.message))
-  return undefined
 }
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
@@ -685,7 +675,7 @@ const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>,
 /** Handles one frame of an online peer: admission, then routing, a membership change, or an error frame. */
 const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, item: string | Uint8Array): Outcome => {
   hub.stats.received++
-  if (online.admission.admit(1) === 0) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+  if (!online.admission.admit()) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
   const decoded = Frame.decode(item)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const frame = decoded.right
@@ -723,7 +713,7 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
  * @since 0.1.0
  * @category constructors
  */
-export const run = (_hub: Delivery.Hub, connection: Connection): Effect.Effect<void> =>
+export const run = (connection: Connection): Effect.Effect<void> =>
   connection instanceof ConnectionImpl
     ? Effect.async<void>((resume) => {
       if (connection.done) return resume(Effect.void)

@@ -56,14 +56,14 @@ export const unsafeTryTake = (limiter: RateLimiter.RateLimiter, cost = 1): boole
 }
 
 /**
- * Admits frames: `admit(n)` is how many of the next `n` frames fit in the bucket (all of them, or the count
- * before the first refused one). Synchronous, so that frames can be admitted where they arrive.
+ * Admits frames one at a time: `admit()` takes a token if there is one. Synchronous, so that frames can be
+ * admitted where they arrive.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Admission {
-  readonly admit: (frames: number) => number
+  readonly admit: () => boolean
   /** Stops the bucket's refill (the end of the connection). */
   readonly release: Effect.Effect<void>
 }
@@ -74,7 +74,7 @@ export interface Admission {
  * @since 0.1.0
  * @category constructors
  */
-export const unlimited: Admission = { admit: (frames) => frames, release: Effect.void }
+export const unlimited: Admission = { admit: () => true, release: Effect.void }
 
 /**
  * Whether an admission admits everything (rate limiting disabled).
@@ -110,17 +110,7 @@ export const make = (limit: number, seconds: number): Admission => {
     return limiter
   }
   return {
-    // A batch is paid for at once; only a refused batch is retried frame by frame to find where the bucket ran out.
-    admit: (frames) => {
-      if (released) return 0
-      const bucket = get()
-      if (frames === 1 || !unsafeTryTake(bucket, frames)) {
-        let admitted = 0
-        while (admitted < frames && unsafeTryTake(bucket, 1)) admitted++
-        return admitted
-      }
-      return frames
-    },
+    admit: () => !released && unsafeTryTake(get()),
     release: Effect.suspend(() => {
       released = true
       return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)

@@ -255,7 +255,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         return
       }
       try {
-        fork(Connection.run(hub, Connection.accept(hub, ws, socket, host)))
+        fork(Connection.run(Connection.accept(hub, ws, socket, host)))
       } catch (error) {
         // A bug here must cost one connection, not the process.
         ws.terminate()
