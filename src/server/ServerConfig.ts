@@ -9,6 +9,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { AuthHook } from "./Authenticator.js"
+import type { JoinHook } from "./JoinPolicy.js"
 
 /**
  * @since 0.1.0
@@ -23,8 +24,20 @@ export interface ServerOptions {
   readonly authentication: boolean
   /** Decides who may connect, with which rooms and peer fields. Runs in both modes when given. */
   readonly authenticate: AuthHook | undefined
-  /** Whether peers may `join` and `leave` rooms after auth. */
-  readonly dynamicRooms: boolean
+  /**
+   * Whether peers may `join` and `leave` rooms after auth. Unset: on in anonymous mode; in token mode only when an
+   * `authorizeJoin` hook (or a custom `JoinPolicy` layer) decides, since there rooms carry the hook's grants.
+   */
+  readonly dynamicRooms: boolean | undefined
+  /**
+   * Decides whether a peer may join a room (after the built-in rule that nobody joins another user's personal
+   * room). Unset: every join the `dynamicRooms` setting allows.
+   */
+  readonly authorizeJoin: JoinHook | undefined
+  /** Rooms one session may be in at once (its personal room included); over it, `join` gets error 400. */
+  readonly maxRoomsPerPeer: number
+  /** Longest room name in UTF-8 bytes, for `join` and `auth.rooms`; longer names get error 400. */
+  readonly maxRoomNameLength: number
   /** Open sockets allowed at once, authenticated or not; 0 = unlimited. */
   readonly maxConnections: number
   /** Largest accepted frame in bytes; larger ones get `error 413` and close 1009. */
@@ -43,6 +56,26 @@ export interface ServerOptions {
   readonly pingInterval: Duration.DurationInput
   /** Outbound frames queued per peer; a peer whose queue overflows is closed with 1013. */
   readonly mailboxSize: number
+  /**
+   * Outbound bytes one peer may have waiting (its mailbox plus what its socket has buffered); a peer over it is
+   * closed with 1013.
+   */
+  readonly maxQueuedBytes: number
+  /**
+   * Outbound bytes all peers together may have waiting; over it, the peers with the most waiting are closed with
+   * 1013 until the total is back under it. 0 = no global budget.
+   */
+  readonly maxOutboundBytes: number
+  /** Failed `auth` attempts a connection may make; the last one is followed by close 1008. 0 = unlimited. */
+  readonly maxAuthFailures: number
+  /** How long the answer to a failed `auth` is held back (later frames wait behind it). */
+  readonly authFailureDelay: Duration.DurationInput
+  /** Frames a connection may send before it is authenticated; one more gets error 429 and close 1008. */
+  readonly preAuthFrames: number
+  /** Time allowed to receive the HTTP headers of a request or upgrade (Node's `headersTimeout`). */
+  readonly headersTimeout: Duration.DurationInput
+  /** Time allowed to receive a whole HTTP request (Node's `requestTimeout`). */
+  readonly requestTimeout: Duration.DurationInput
   /** Bytes buffered in a peer's socket above which its writer stops draining the mailbox until the socket drains. */
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
@@ -60,7 +93,10 @@ export const defaults: ServerOptions = {
   port: 4500,
   authentication: false,
   authenticate: undefined,
-  dynamicRooms: true,
+  dynamicRooms: undefined,
+  authorizeJoin: undefined,
+  maxRoomsPerPeer: 100,
+  maxRoomNameLength: 256,
   maxConnections: 0,
   maxMessageSize: 65536,
   maxPayload: 0,
@@ -69,6 +105,13 @@ export const defaults: ServerOptions = {
   authTimeout: Duration.seconds(10),
   pingInterval: Duration.seconds(30),
   mailboxSize: 1024,
+  maxQueuedBytes: 4 * 1024 * 1024,
+  maxOutboundBytes: 256 * 1024 * 1024,
+  maxAuthFailures: 3,
+  authFailureDelay: Duration.millis(100),
+  preAuthFrames: 10,
+  headersTimeout: Duration.seconds(5),
+  requestTimeout: Duration.seconds(10),
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
   routes: undefined
@@ -81,7 +124,12 @@ export const defaults: ServerOptions = {
  * @category models
  */
 export interface Resolved extends ServerOptions {
+  /** `dynamicRooms` as set, or what it means when unset (see `ServerOptions.dynamicRooms`). */
+  readonly dynamicRooms: boolean
   readonly authTimeoutMillis: number
+  readonly authFailureDelayMillis: number
+  readonly headersTimeoutMillis: number
+  readonly requestTimeoutMillis: number
   readonly pingIntervalMillis: number
   readonly shutdownTimeoutMillis: number
   readonly hardPayloadLimit: number
@@ -99,7 +147,11 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
   const millis = (d: Duration.DurationInput) => Duration.toMillis(Duration.decode(d))
   return {
     ...merged,
+    dynamicRooms: merged.dynamicRooms ?? (!merged.authentication || merged.authorizeJoin !== undefined),
     authTimeoutMillis: millis(merged.authTimeout),
+    authFailureDelayMillis: millis(merged.authFailureDelay),
+    headersTimeoutMillis: millis(merged.headersTimeout),
+    requestTimeoutMillis: millis(merged.requestTimeout),
     pingIntervalMillis: millis(merged.pingInterval),
     shutdownTimeoutMillis: millis(merged.shutdownTimeout),
     hardPayloadLimit: merged.maxPayload > 0
@@ -113,7 +165,10 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
 /**
  * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT`, `SYMPLE_AUTHENTICATION`,
  * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
- * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`.
+ * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`,
+ * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
+ * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
+ * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms).
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -130,7 +185,16 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   rateSeconds: opt(Config.number("RATE_SECONDS")),
   authTimeout: opt(Config.integer("AUTH_TIMEOUT")),
   pingInterval: opt(Config.integer("PING_INTERVAL")),
-  mailboxSize: opt(Config.integer("MAILBOX_SIZE"))
+  mailboxSize: opt(Config.integer("MAILBOX_SIZE")),
+  maxRoomsPerPeer: opt(Config.integer("MAX_ROOMS_PER_PEER")),
+  maxRoomNameLength: opt(Config.integer("MAX_ROOM_NAME_LENGTH")),
+  maxQueuedBytes: opt(Config.integer("MAX_QUEUED_BYTES")),
+  maxOutboundBytes: opt(Config.integer("MAX_OUTBOUND_BYTES")),
+  maxAuthFailures: opt(Config.integer("MAX_AUTH_FAILURES")),
+  authFailureDelay: opt(Config.integer("AUTH_FAILURE_DELAY")),
+  preAuthFrames: opt(Config.integer("PRE_AUTH_FRAMES")),
+  headersTimeout: opt(Config.integer("HEADERS_TIMEOUT")),
+  requestTimeout: opt(Config.integer("REQUEST_TIMEOUT"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {
