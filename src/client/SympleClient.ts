@@ -353,16 +353,28 @@ export const make = (
       for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.void)
     }
 
-    // A server with fixed rooms answers join and leave with this error instead of an ack; the error names no room,
-    // so every room change in flight is refused (the C++ and JavaScript servers send the same text).
+    const failRoomAck = (key: string, status: number) => {
+      const waiters = roomAcks.get(key)
+      roomAcks.delete(key)
+      if (key.startsWith("join:")) desired = desired.filter((r) => `join:${r}` !== key)
+      const error = new RequestError({ reason: "Status", id: key, status })
+      for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.fail(error))
+    }
+
+    // A server with fixed rooms answers join and leave with "Dynamic rooms disabled" instead of an ack; that error
+    // names no room, so every room change in flight is refused (the C++ and JavaScript servers send the same text).
+    // This server names the room when it refuses one join (a limit, a personal room, the join policy), or when it
+    // takes the peer out of a room that became someone's personal room.
     const refuseRoomAcks = (frame: Frame.ErrorFrame) => {
-      if (frame.message !== "Dynamic rooms disabled") return
-      for (const [key, waiters] of roomAcks) {
-        roomAcks.delete(key)
-        if (key.startsWith("join:")) desired = desired.filter((r) => `join:${r}` !== key)
-        const error = new RequestError({ reason: "Status", id: key, status: frame.status ?? 400 })
-        for (const deferred of waiters) Deferred.unsafeDone(deferred, Exit.fail(error))
+      const status = frame.status ?? 400
+      if (frame.message === "Dynamic rooms disabled") {
+        for (const key of [...roomAcks.keys()]) failRoomAck(key, status)
+        return
       }
+      const refusal = frame.message === undefined ? undefined : Message.parseRoomRefusal(frame.message)
+      if (refusal === undefined) return
+      if (refusal.kind === "removed") desired = desired.filter((r) => r !== refusal.room)
+      else failRoomAck(`join:${refusal.room}`, status)
     }
 
     const settle = (frame: Frame.Routed) => {

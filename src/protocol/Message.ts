@@ -183,3 +183,34 @@ export const presence = (fields: Omit<Frame.Presence, "type"> = {}): Frame.Prese
  * @category constructors
  */
 export const error = (status: number, message: string): Frame.ErrorFrame => ({ type: "error", status, message })
+
+/**
+ * The message of an error that refuses a `join` (`"joined"`), or takes a peer out of a room (`"removed"`). Error
+ * frames carry only a status and a message, so the room is named in it, JSON-quoted, for clients to match.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const roomRefusal = (kind: "join" | "removed", room: string, reason: string): string =>
+  `${kind === "join" ? "Cannot join room" : "Removed from room"} ${JSON.stringify(room)}: ${reason}`
+
+const roomRefusalPattern = /^(Cannot join room|Removed from room) ("(?:[^"\\]|\\.)*")/
+
+/**
+ * Reads a message made by `roomRefusal`; `undefined` for any other message.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const parseRoomRefusal = (
+  message: string
+): { readonly kind: "join" | "removed"; readonly room: string } | undefined => {
+  const match = roomRefusalPattern.exec(message)
+  if (match === null) return undefined
+  try {
+    const room: unknown = JSON.parse(match[2]!)
+    return typeof room === "string" ? { kind: match[1] === "Cannot join room" ? "join" : "removed", room } : undefined
+  } catch {
+    return undefined
+  }
+}

@@ -154,6 +154,10 @@ export interface Connection extends Delivery.Handle, Delivery.Live {
   readonly online: () => Online | undefined
   /** Whether the connection is closing or closed (nothing more is to be done for it). */
   readonly ended: () => boolean
+  /** Counts a frame received before authentication; returns how many there have been. */
+  readonly countPreAuth: () => number
+  /** Counts a refused `auth`; returns how many there have been. */
+  readonly countAuthFailure: () => number
   /** Registered: frames are now routed. */
   readonly goOnline: (accepted: Authenticator.Accepted) => void
   /**
@@ -263,6 +267,8 @@ class ConnectionImpl implements Connection {
   corkedAt = -1
   /** The handshake's deadline, then the deadline of the close handshake. */
   timer: ReturnType<typeof setTimeout>
+  preAuthFrames = 0
+  authFailures = 0
 
   constructor(
     readonly hub: Delivery.Hub,
@@ -309,6 +315,14 @@ class ConnectionImpl implements Connection {
 
   ended(): boolean {
     return this.ending
+  }
+
+  countPreAuth(): number {
+    return ++this.preAuthFrames
+  }
+
+  countAuthFailure(): number {
+    return ++this.authFailures
   }
 
   goOnline(accepted: Authenticator.Accepted): void {
@@ -598,6 +612,10 @@ const handle = (hub: Delivery.Hub, connection: Connection, item: string | Uint8A
 
 /** One frame before registration: it must be a valid `auth`; the deadline keeps running across failed attempts. */
 const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uint8Array): Outcome | Pending => {
+  // Unauthenticated peers get no rate limit, so a budget of their own bounds what they can make the server do.
+  if (connection.countPreAuth() > hub.options.preAuthFrames) {
+    return refuse(hub, connection, 429, "Too many frames before authentication", 1008)
+  }
   const parsed = Frame.parse(item)
   if (Either.isLeft(parsed)) return badRequest(hub, connection, parsed.left.message)
   const value = parsed.right
@@ -606,16 +624,18 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
     return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
   }
   if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
-  if (typeof value.user !== "string" || value.user === "") return answer(hub, connection, 401, "Missing user field")
+  if (typeof value.user !== "string" || value.user === "") return authFailure(hub, connection, "Missing user field")
   const decoded = Frame.decodeParsed(value)
-  if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
+  if (Either.isLeft(decoded)) return badRequest(hub, connection, authProblem(value, decoded.left.message))
   const auth = decoded.right as Frame.Auth
+  const rooms = authRoomsProblem(hub.options, auth)
+  if (rooms !== undefined) return badRequest(hub, connection, rooms)
   const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
   // The built-in check answers at once (a plain success or failure): no fiber and no effect steps for it.
   if (isExit(attempt)) {
     if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value)
     const failure = Cause.failureOption(attempt.cause)
-    if (Option.isSome(failure)) return answer(hub, connection, 401, failure.value.message)
+    if (Option.isSome(failure)) return authFailure(hub, connection, failure.value.message)
   }
   const authenticate = Effect.either(attempt)
   // A hook that hangs must not outlive the handshake's deadline.
@@ -623,16 +643,62 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
     ? Effect.timeoutOption(authenticate, Math.max(0, connection.openedAt + hub.options.authTimeoutMillis - Date.now()))
     : Effect.map(authenticate, Option.some)
   return {
-    pending: Effect.map(decision, (decision): Outcome => {
+    pending: Effect.flatMap(decision, (decision): Effect.Effect<Outcome> => {
       // The peer may have gone (or been refused) while the hook was deciding: nothing is left to register.
-      if (connection.ended()) return undefined
-      if (Option.isNone(decision)) return refuse(hub, connection, 408, "Authentication timeout", 1008)
+      if (connection.ended()) return Effect.succeed(undefined)
+      if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
       const outcome = decision.value
-      return Either.isLeft(outcome)
-        ? answer(hub, connection, 401, outcome.left.message)
-        : register(hub, connection, outcome.right)
+      if (Either.isLeft(outcome)) return delayedAuthFailure(hub, connection, outcome.left.message)
+      return Effect.sync(() => register(hub, connection, outcome.right))
     })
   }
+}
+
+/**
+ * A validation problem of an `auth` frame, in words that never quote the peer's token: the validator names the
+ * value it refused, so a token of the wrong type is described, and any other problem is found on a copy without it.
+ */
+const authProblem = (value: Json.JsonObject, message: string): string => {
+  if (!Object.hasOwn(value, "token")) return message
+  if (typeof value.token !== "string") return "Invalid auth frame: \"token\": Expected string"
+  const redacted = Frame.decodeParsed({ ...value, token: "" })
+  return Either.isLeft(redacted) ? redacted.left.message : "Invalid auth frame"
+}
+
+/** `auth.rooms` within the room limits (hook-granted rooms are the application's own business). */
+const authRoomsProblem = (options: Delivery.Hub["options"], auth: Frame.Auth): string | undefined => {
+  if (auth.rooms === undefined) return undefined
+  const rooms = new Set<string>([auth.user])
+  for (const room of auth.rooms) {
+    if (typeof room !== "string" || room === "") continue
+    if (Buffer.byteLength(room) > options.maxRoomNameLength) {
+      return `Invalid auth frame: room name over ${options.maxRoomNameLength} bytes`
+    }
+    rooms.add(room)
+  }
+  return rooms.size > options.maxRoomsPerPeer
+    ? `Invalid auth frame: more than ${options.maxRoomsPerPeer} rooms`
+    : undefined
+}
+
+/**
+ * A refused `auth` (401). The answer is held back by `authFailureDelay` (what the peer sends meanwhile waits), and
+ * the last failure a connection is allowed also closes it: guessing tokens costs time and connections.
+ */
+const authFailure = (hub: Delivery.Hub, connection: Connection, message: string): Outcome | Pending =>
+  hub.options.authFailureDelayMillis > 0
+    ? { pending: delayedAuthFailure(hub, connection, message) }
+    : rejectAuth(hub, connection, message)
+
+const delayedAuthFailure = (hub: Delivery.Hub, connection: Connection, message: string): Effect.Effect<Outcome> =>
+  Effect.delay(Effect.sync(() => rejectAuth(hub, connection, message)), hub.options.authFailureDelayMillis)
+
+const rejectAuth = (hub: Delivery.Hub, connection: Connection, message: string): Outcome => {
+  if (connection.ended()) return undefined
+  const max = hub.options.maxAuthFailures
+  return max > 0 && connection.countAuthFailure() >= max
+    ? refuse(hub, connection, 401, message, 1008)
+    : answer(hub, connection, 401, message)
 }
 
 /** Registers the peer: welcome and snapshot first, then its online presence to the others. */
@@ -640,15 +706,22 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Authentic
   const { id } = connection
   const peer = accepted.peer
   const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection }
-  const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: accepted.rooms }
+  // Another user's personal room is never joined, whoever asks for it.
+  const before = PeerRegistry.unsafeSnapshot(hub.registry)
+  const rooms = accepted.rooms.filter((room) => !State.isPersonalRoomOfOther(before, peer.user, room))
+  const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<Delivery.Handle>> = []
-  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, accepted.rooms, {
+  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, rooms, {
     announce: (neighbours) => {
       found = neighbours
       reply(connection, welcome)
       for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
-    }
+    },
+    // Only an authenticated user name owns its room: in anonymous mode anyone may call themselves anything, and
+    // claiming would let them empty any room by taking its name.
+    claimPersonalRoom: hub.options.authentication,
+    evicted: Delivery.evicted(hub.stats)
   })
   // Session ids are random and never reused: a clash is a bug, and costs this connection only.
   if (joined === undefined) return refuse(hub, connection, 500, "Session id in use", 1011)
@@ -659,8 +732,9 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Authentic
     Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
   }
   // The events hub is unbounded: offering never waits.
-  const rooms = State.session(joined, id)?.rooms ?? []
-  hub.events.unsafeOffer(Delivery.ServerEvent.PeerConnected({ peer, rooms, virtual: false }))
+  hub.events.unsafeOffer(
+    Delivery.ServerEvent.PeerConnected({ peer, rooms: State.session(joined, id)?.rooms ?? [], virtual: false })
+  )
   return undefined
 }
 
@@ -673,7 +747,12 @@ const snapshotOf = (connection: Connection, state: State.State<Delivery.Handle>,
 }
 
 /** Handles one frame of an online peer: admission, then routing, a membership change, or an error frame. */
-const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, item: string | Uint8Array): Outcome => {
+const handleFrame = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  item: string | Uint8Array
+): Outcome | Pending => {
   hub.stats.received++
   if (!online.admission.admit()) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
   const decoded = Frame.decode(item)
@@ -686,14 +765,9 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
       const room = frame.room
       if (room === undefined || room === "") return undefined
       if (!hub.options.dynamicRooms) return badRequest(hub, connection, "Dynamic rooms disabled")
-      if (frame.type === "join") {
-        const state = PeerRegistry.unsafeJoin(hub.registry, online.id, room)
-        reply(connection, { type: "join:ok", room })
-        snapshotOf(connection, state, room)
-      } else {
-        PeerRegistry.unsafeLeave(hub.registry, online.id, room)
-        reply(connection, { type: "leave:ok", room })
-      }
+      if (frame.type === "join") return join(hub, connection, online, room)
+      PeerRegistry.unsafeLeave(hub.registry, online.id, room)
+      reply(connection, { type: "leave:ok", room })
       return undefined
     }
     case "close":
@@ -704,6 +778,72 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
     default:
       return badRequest(hub, connection, `Unexpected ${frame.type} frame`)
   }
+}
+
+/**
+ * A `join`: the server's own rules (room limits; nobody joins another user's personal room), then the application's
+ * join policy. A policy that has to run effects is waited for like a slow authentication: what the peer sends
+ * meanwhile waits behind it.
+ */
+const join = (hub: Delivery.Hub, connection: Connection, online: Online, room: string): Outcome | Pending => {
+  const refusal = joinRefusal(hub, online, room)
+  if (refusal !== undefined) return answer(hub, connection, refusal.status, refusal.message)
+  // Rejoining one's own personal room, or a room one is in, needs nobody's permission.
+  const state = PeerRegistry.unsafeSnapshot(hub.registry)
+  if (room === online.peer.user || State.session(state, online.id)?.rooms.includes(room) === true) {
+    return joined(hub, connection, online, room)
+  }
+  const decision = hub.joinPolicy.authorizeJoin(online.peer, room)
+  if (isExit(decision)) return authorizedJoin(hub, connection, online, room, Exit.isSuccess(decision) && decision.value)
+  return {
+    pending: Effect.map(decision, (allowed) =>
+      connection.ended() ? undefined : authorizedJoin(hub, connection, online, room, allowed))
+  }
+}
+
+const authorizedJoin = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  room: string,
+  allowed: boolean
+): Outcome => {
+  if (!allowed) return answer(hub, connection, 403, joinRefused(room, "not allowed"))
+  // The registry may have changed while the policy decided.
+  const refusal = joinRefusal(hub, online, room)
+  return refusal === undefined
+    ? joined(hub, connection, online, room)
+    : answer(hub, connection, refusal.status, refusal.message)
+}
+
+const joined = (hub: Delivery.Hub, connection: Connection, online: Online, room: string): Outcome => {
+  const state = PeerRegistry.unsafeJoin(hub.registry, online.id, room)
+  reply(connection, { type: "join:ok", room })
+  snapshotOf(connection, state, room)
+  return undefined
+}
+
+const joinRefused = (room: string, reason: string): string => Message.roomRefusal("join", room, reason)
+
+const joinRefusal = (
+  hub: Delivery.Hub,
+  online: Online,
+  room: string
+): { readonly status: number; readonly message: string } | undefined => {
+  const state = PeerRegistry.unsafeSnapshot(hub.registry)
+  const me = State.session(state, online.id)
+  if (me === undefined || me.rooms.includes(room)) return undefined
+  const options = hub.options
+  if (Buffer.byteLength(room) > options.maxRoomNameLength) {
+    return { status: 400, message: joinRefused(room, `name over ${options.maxRoomNameLength} bytes`) }
+  }
+  if (me.rooms.length >= options.maxRoomsPerPeer) {
+    return { status: 400, message: joinRefused(room, `already in ${options.maxRoomsPerPeer} rooms, the limit`) }
+  }
+  if (State.isPersonalRoomOfOther(state, online.peer.user, room)) {
+    return { status: 403, message: joinRefused(room, "another user's personal room") }
+  }
+  return undefined
 }
 
 /**

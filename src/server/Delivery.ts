@@ -9,8 +9,10 @@ import * as Data from "effect/Data"
 import type * as Effect from "effect/Effect"
 import type * as PubSub from "effect/PubSub"
 import type * as Frame from "../protocol/Frame.js"
+import * as Message from "../protocol/Message.js"
 import type * as Peer from "../protocol/Peer.js"
 import type * as Authenticator from "./Authenticator.js"
+import type * as JoinPolicy from "./JoinPolicy.js"
 import type * as PeerRegistry from "./PeerRegistry.js"
 import type * as Router from "./Router.js"
 import * as Presence from "./Presence.js"
@@ -85,6 +87,7 @@ export interface Hub {
   readonly authenticator: Context.Tag.Service<Authenticator.Authenticator>
   /** Whether authentication runs user code (a hook or a custom service) that could take its time. */
   readonly authenticatorMayWait: boolean
+  readonly joinPolicy: Context.Tag.Service<JoinPolicy.JoinPolicy>
   readonly events: PubSub.PubSub<ServerEvent>
   readonly stats: Stats
   /** Every accepted socket until its connection ends. */
@@ -222,4 +225,18 @@ export const deliverEncoded = (
   for (const session of sessions) session.member.handle.send(bytes, frame)
   stats.delivered += sessions.length
   return sessions.length
+}
+
+/**
+ * Tells sessions that they are no longer in a room that became a user's personal room (see
+ * `PeerRegistry.unsafeConnect`): an error 403 that says why, then the `leave:ok` a client keeps its rooms by.
+ *
+ * @since 0.1.0
+ * @category delivery
+ */
+export const evicted = (stats: Stats) => (sessions: ReadonlyArray<State.Session<Handle>>, room: string): void => {
+  const notice = Message.error(403, Message.roomRefusal("removed", room, "another user's personal room"))
+  const left: Frame.Frame = { type: "leave:ok", room }
+  deliverEncoded(stats, sessions, wire(notice), notice)
+  deliverEncoded(stats, sessions, wire(left), left)
 }

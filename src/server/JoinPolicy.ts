@@ -9,6 +9,7 @@
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import type * as Peer from "../protocol/Peer.js"
 
@@ -30,6 +31,7 @@ export class JoinPolicy extends Context.Tag("symple/server/JoinPolicy")<JoinPoli
 }>() {}
 
 const allowed = Effect.succeed(true)
+const refused = Effect.succeed(false)
 
 /**
  * A policy from a hook; without one, every join is allowed.
@@ -40,11 +42,17 @@ const allowed = Effect.succeed(true)
 export const make = (hook?: JoinHook | undefined): Context.Tag.Service<JoinPolicy> =>
   JoinPolicy.of({
     authorizeJoin: hook === undefined ? () => allowed : (peer, room) => {
-      const decision = Effect.suspend(() => {
-        const answer = hook(peer, room)
-        return typeof answer === "boolean" ? Effect.succeed(answer) : answer
-      })
-      return Effect.catchAllCause(Effect.map(decision, (ok) => ok === true), () => Effect.succeed(false))
+      // A hook that answers at once gets an answer that is already complete, which the server applies without a
+      // fiber; only an effect that has to run takes the slow path.
+      let answer: boolean | Effect.Effect<boolean, unknown>
+      try {
+        answer = hook(peer, room)
+      } catch {
+        return refused
+      }
+      if (typeof answer === "boolean") return answer ? allowed : refused
+      if (Exit.isExit(answer)) return Exit.isSuccess(answer) && answer.value === true ? allowed : refused
+      return Effect.catchAllCause(Effect.map(answer, (ok) => ok === true), () => refused)
     }
   })
 

@@ -47,6 +47,10 @@ export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.Stat
  * already sharing a room with the newcomer: what it queues for the newcomer (welcome, snapshot) is therefore
  * ahead of anything routed to it afterwards. Returns the new state, or `undefined` when the id is taken.
  *
+ * Personal rooms are the user's alone: rooms named after another user who has a session are not joined, and with
+ * `claimPersonalRoom` the sessions of other users in the newcomer's own personal room leave it (`evicted` is told
+ * who, before the new state is published).
+ *
  * @since 0.1.0
  * @category transitions
  */
@@ -58,12 +62,20 @@ export const unsafeConnect = <H>(
   options: {
     readonly virtual?: boolean | undefined
     readonly announce?: ((neighbours: ReadonlyArray<State.Session<H>>) => void) | undefined
+    readonly claimPersonalRoom?: boolean | undefined
+    readonly evicted?: ((sessions: ReadonlyArray<State.Session<H>>, room: string) => void) | undefined
   } = {}
 ): State.State<H> | undefined => {
   const state = registry.current
-  const next = State.connect(state, member, peer, rooms, options.virtual === true)
+  const own = rooms.filter((room) => !State.isPersonalRoomOfOther(state, member.user, room))
+  let next = State.connect(state, member, peer, own, options.virtual === true)
   // `connect` leaves the state as it was only when the id is taken.
   if (next === state) return undefined
+  if (options.claimPersonalRoom === true) {
+    const claimed = State.claimPersonalRoom(next, member.user)
+    next = claimed.state
+    if (claimed.evicted.length > 0) options.evicted?.(claimed.evicted, member.user)
+  }
   // Before publishing, so nothing can be routed to the newcomer ahead of what `announce` queues for it.
   options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
   return registry.current = next
@@ -78,7 +90,7 @@ export const connect = <H>(
   member: State.Member<H>,
   peer: Peer.Peer,
   rooms: ReadonlyArray<string>,
-  options: { readonly virtual?: boolean | undefined } = {}
+  options: { readonly virtual?: boolean | undefined; readonly claimPersonalRoom?: boolean | undefined } = {}
 ): Effect.Effect<State.State<H> | undefined> => Effect.sync(() => unsafeConnect(registry, member, peer, rooms, options))
 
 /**

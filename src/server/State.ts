@@ -199,3 +199,36 @@ export const leave = <H>(state: State<H>, id: string, room: string): State<H> =>
     sessions: HashMap.set(next.sessions, id, { ...current, rooms: current.rooms.filter((r) => r !== room) })
   }
 }
+
+/**
+ * Whether `room` is the personal room of a user other than `user` who has a session: nobody else may join it.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const isPersonalRoomOfOther = <H>(state: State<H>, user: string, room: string): boolean =>
+  room !== user && HashMap.has(state.users, room)
+
+/**
+ * Makes the room named after `user` theirs alone: every session of another user leaves it. (Someone may have
+ * joined it while that user had no session.) Returns the new state and the sessions that left.
+ *
+ * @since 0.1.0
+ * @category transitions
+ */
+export const claimPersonalRoom = <H>(
+  state: State<H>,
+  user: string
+): { readonly state: State<H>; readonly evicted: ReadonlyArray<Session<H>> } => {
+  const others = members(state, user).filter((member) => member.user !== user)
+  if (others.length === 0) return { state, evicted: noMembers }
+  let next = state
+  const evicted: Array<Session<H>> = []
+  for (const member of others) {
+    const current = session(next, member.id)
+    if (current === undefined) continue
+    evicted.push(current)
+    next = leave(next, member.id, user)
+  }
+  return { state: next, evicted }
+}

@@ -32,6 +32,7 @@ import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
 import * as Connection from "./Connection.js"
 import * as Delivery from "./Delivery.js"
+import * as JoinPolicy from "./JoinPolicy.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
 import * as Router from "./Router.js"
@@ -164,15 +165,20 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     )
     const customAuthenticator = yield* Effect.serviceOption(Authenticator.Authenticator)
     const authenticator = Option.getOrElse(customAuthenticator, () => Authenticator.make(resolved))
+    const customJoinPolicy = yield* Effect.serviceOption(JoinPolicy.JoinPolicy)
+    const joinPolicy = Option.getOrElse(customJoinPolicy, () => JoinPolicy.make(resolved.authorizeJoin))
+    // In token mode rooms carry the authentication hook's grants: dynamic joins need the application's say.
+    const dynamicRooms = options.dynamicRooms ?? (resolved.dynamicRooms || Option.isSome(customJoinPolicy))
     // Bound once the server's fiber set exists (it is created after the listener so that it is released first).
     let supervise: (effect: Effect.Effect<void>) => unknown = () => {}
     const hub: Delivery.Hub = {
       fork: (effect) => void supervise(effect),
-      options: resolved,
+      options: { ...resolved, dynamicRooms },
       registry,
       router,
       authenticator,
       authenticatorMayWait: Option.isSome(customAuthenticator) || resolved.authenticate !== undefined,
+      joinPolicy,
       events,
       stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
       connections: new Set(),

@@ -138,6 +138,28 @@ describe("client against the Symple server", () => {
       expect((yield* alice.currentState)._tag).toBe("Online")
     }))
 
+  it.scopedLive("a join the server refuses for that room (403, 400) fails that join only, with the server's status", () =>
+    Effect.gen(function*() {
+      const server = yield* SympleServer.make({ ...serverOptions, maxRoomNameLength: 8 })
+      yield* connect(server.url, { user: "carol" })
+      const mallory = yield* NodeSympleClient.make({ url: server.url, ...fast, requestTimeout: 60_000, user: "mallory" })
+      yield* mallory.awaitOnline
+      const both = yield* Effect.all([
+        mallory.joinRoom("carol").pipe(Effect.flip),
+        mallory.joinRoom("far-too-long"),
+        mallory.joinRoom("team")
+      ], { concurrency: "unbounded", mode: "either" }).pipe(Effect.timeout("5 seconds"))
+      const [personal, long, team] = both
+      assert(personal._tag === "Right" && personal.right instanceof RequestError)
+      expect(personal.right).toMatchObject({ reason: "Status", status: 403, id: "join:carol" })
+      assert(long._tag === "Left")
+      expect(long.left).toMatchObject({ reason: "Status", status: 400, id: "join:far-too-long" })
+      expect(team._tag).toBe("Right")
+      expect(yield* mallory.currentRooms).toEqual(expect.arrayContaining(["mallory", "team"]))
+      expect(yield* mallory.desiredRooms).not.toContain("carol")
+      expect((yield* mallory.currentState)._tag).toBe("Online")
+    }))
+
   it.scopedLive("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
