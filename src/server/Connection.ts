@@ -305,6 +305,11 @@ class ConnectionImpl implements Connection {
   private closing(): void {
     this.ending = true
     clearTimeout(this.timer)
+    // Later frames are ignored, but the peer's close frame must still be read to finish the close handshake.
+    if (this.paused) {
+      this.paused = false
+      this.ws.resume()
+    }
     // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
     if (!this.done) this.timer = setTimeout(dropUnclosed, this.hub.options.shutdownTimeoutMillis, this)
   }

@@ -26,6 +26,18 @@ describe("authentication throttling", () => {
       expect((yield* alice.next()).type).toBe("welcome")
     }).pipe(Effect.scoped))
 
+  it.live("a guesser that floods frames behind delayed failures still gets its close 1008, not a dropped socket", () =>
+    Effect.gen(function*() {
+      // Over 512 frames wait behind the delayed answers: the server stops reading the socket meanwhile, and must
+      // read again once it closes, or the peer's close frame is never seen.
+      const server = yield* startServer({ ...tokenMode, authFailureDelay: 20, shutdownTimeout: 5000 })
+      const guesser = yield* connect(server.url)
+      for (let i = 0; i < 1000; i++) guesser.send({ type: "auth", user: "alice", token: `guess-${i}` })
+      const closed = yield* guesser.closed
+      expect(closed.code).toBe(1008)
+      expect(guesser.all.filter((f) => f.type === "error").length).toBe(3)
+    }).pipe(Effect.scoped))
+
   it.live("missing users count as failures; maxAuthFailures 0 allows any number", () =>
     Effect.gen(function*() {
       const strict = yield* startServer({ maxAuthFailures: 2, authFailureDelay: 0 })
