@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Address from "./Address.js"
@@ -143,7 +144,7 @@ export const actionOfSignal = (signal: Signal): Action => {
 // Strict output schemas
 // ---------------------------------------------------------------------------------------------------------------
 
-const NonEmpty = Schema.String.pipe(Schema.minLength(1))
+const NonEmpty = Schema.String.check(Schema.isMinLength(1))
 
 /**
  * `data` of `call:init` and `call:accept` as this package sends it.
@@ -151,7 +152,7 @@ const NonEmpty = Schema.String.pipe(Schema.minLength(1))
  * @since 0.1.0
  * @category schemas
  */
-export const EmptyData = Schema.Struct({}).annotations({ identifier: "CallEmptyData" })
+export const EmptyData = Schema.Struct({}).annotate({ identifier: "CallEmptyData" })
 
 /**
  * `data` of `call:reject` and `call:hangup`.
@@ -159,7 +160,7 @@ export const EmptyData = Schema.Struct({}).annotations({ identifier: "CallEmptyD
  * @since 0.1.0
  * @category schemas
  */
-export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotations({ identifier: "CallReasonData" })
+export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotate({ identifier: "CallReasonData" })
 
 /**
  * `data` of `call:offer` and `call:answer`.
@@ -168,9 +169,9 @@ export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotations({ iden
  * @category schemas
  */
 export const DescriptionData = Schema.Struct({
-  type: Schema.Literal("offer", "answer"),
+  type: Schema.Literals(["offer", "answer"]),
   sdp: NonEmpty
-}).annotations({ identifier: "CallDescriptionData" })
+}).annotate({ identifier: "CallDescriptionData" })
 
 /**
  * `data` of `call:candidate`.
@@ -179,17 +180,21 @@ export const DescriptionData = Schema.Struct({
  * @category schemas
  */
 export const CandidateData = Schema.Struct({
-  candidate: NonEmpty.pipe(Schema.filter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")),
-  sdpMid: Schema.optionalWith(Schema.String, { exact: true }),
-  sdpMLineIndex: Schema.optionalWith(Schema.NonNegativeInt, { exact: true })
-}).annotations({ identifier: "CallCandidateData" })
+  candidate: NonEmpty.check(Schema.makeFilter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")),
+  sdpMid: Schema.optionalKey(Schema.String),
+  sdpMLineIndex: Schema.optionalKey(Schema.Natural)
+}).annotate({ identifier: "CallCandidateData" })
 
-const strict = { onExcessProperty: "error" } as const
+/** `Schema.is` ignores excess keys; the strict shapes refuse them. */
+const strictly = <S extends Schema.Codec<unknown>>(schema: S) => {
+  const decode = Schema.decodeUnknownExit(Schema.toType(schema), { onExcessProperty: "error" })
+  return (u: unknown): u is S["Type"] => Exit.isSuccess(decode(u))
+}
 const validators = {
-  empty: Schema.is(EmptyData, strict),
-  reason: Schema.is(ReasonData, strict),
-  description: Schema.is(DescriptionData, strict),
-  candidate: Schema.is(CandidateData, strict)
+  empty: strictly(EmptyData),
+  reason: strictly(ReasonData),
+  description: strictly(DescriptionData),
+  candidate: strictly(CandidateData)
 }
 
 /**

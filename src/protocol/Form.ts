@@ -9,15 +9,14 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import type * as Frame from "./Frame.js"
 import { Json, Key } from "./Json.js"
 import * as Message from "./Message.js"
 
-const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+const optional = <S extends Schema.Top>(schema: S) => Schema.optionalKey(schema)
 
 /**
  * The field types a C++ peer accepts when building a form.
@@ -44,7 +43,7 @@ export const fieldTypes = [
  * @since 0.1.0
  * @category schemas
  */
-export const FieldType = Schema.Literal(...fieldTypes).annotations({ identifier: "FieldType" })
+export const FieldType = Schema.Literals(fieldTypes).annotate({ identifier: "FieldType" })
 
 /**
  * @since 0.1.0
@@ -59,7 +58,7 @@ export type FieldType = typeof FieldType.Type
  * @since 0.1.0
  * @category schemas
  */
-export const Action = Schema.Literal("form", "submit", "result", "cancel").annotations({ identifier: "FormAction" })
+export const Action = Schema.Literals(["form", "submit", "result", "cancel"]).annotate({ identifier: "FormAction" })
 
 /**
  * @since 0.1.0
@@ -110,29 +109,34 @@ const elementFields = {
   error: optional(Schema.String),
   live: optional(Schema.Boolean),
   values: optional(Schema.Array(Schema.String)),
-  options: optional(Schema.Record({ key: Key, value: Schema.String })),
-  elements: optional(Schema.Array(Schema.suspend((): Schema.Schema<Element> => Element)))
+  options: optional(Schema.Record(Key, Schema.String)),
+  elements: optional(Schema.Array(Schema.suspend((): Schema.Codec<Element> => Element)))
 }
 
-const Extra = Schema.Record({ key: Key, value: Json })
+const Extra = Schema.Record(Key, Json)
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Element: Schema.Schema<Element> = Schema.Struct({ type: Schema.String, ...elementFields }, Extra)
-  .annotations({ identifier: "FormElement" })
+export const Element: Schema.Codec<Element> = Schema.StructWithRest(
+  Schema.Struct({ type: Schema.String, ...elementFields }),
+  [Extra]
+).annotate({ identifier: "FormElement" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Form: Schema.Schema<Form> = Schema.Struct({
-  type: Schema.Literal("form"),
-  action: optional(Action),
-  partial: optional(Schema.Boolean),
-  ...elementFields
-}, Extra).annotations({ identifier: "Form" })
+export const Form: Schema.Codec<Form> = Schema.StructWithRest(
+  Schema.Struct({
+    type: Schema.Literal("form"),
+    action: optional(Action),
+    partial: optional(Schema.Boolean),
+    ...elementFields
+  }),
+  [Extra]
+).annotate({ identifier: "Form" })
 
 // ---------------------------------------------------------------------------------------------------------------
 // constructors
@@ -342,7 +346,7 @@ export const getField = (
   root: Element,
   id: string,
   options: { readonly partial?: boolean | undefined } = {}
-): Option.Option<Element> => Option.fromNullable(descendants(root).find(idMatches(id, options.partial ?? false)))
+): Option.Option<Element> => Option.fromNullishOr(descendants(root).find(idMatches(id, options.partial ?? false)))
 
 /**
  * @since 0.1.0
@@ -366,7 +370,7 @@ export const values = (element: Element): ReadonlyArray<string> => element.value
  * @since 0.1.0
  * @category getters
  */
-export const value = (element: Element): Option.Option<string> => Option.fromNullable(element.values?.[0])
+export const value = (element: Element): Option.Option<string> => Option.fromNullishOr(element.values?.[0])
 
 /**
  * Whether a boolean string means true: `"1"`, `"true"` or `"on"`.
@@ -562,7 +566,7 @@ export const merge = (base: Form, update: Form): Form => {
  * @since 0.1.0
  * @category decoding
  */
-export const decode: (u: unknown) => Either.Either<Form, ParseResult.ParseError> = Schema.decodeUnknownEither(Form)
+export const decode: (u: unknown) => Result.Result<Form, Schema.SchemaError> = Schema.decodeUnknownResult(Form)
 
 /**
  * The form a command carries, if it carries a well-formed one.
@@ -571,7 +575,7 @@ export const decode: (u: unknown) => Either.Either<Form, ParseResult.ParseError>
  * @category decoding
  */
 export const fromCommand = (command: Frame.Command): Option.Option<Form> =>
-  command.form === undefined ? Option.none() : Either.getRight(decode(command.form))
+  command.form === undefined ? Option.none() : Result.getSuccess(decode(command.form))
 
 /**
  * A command request carrying `form` (fresh `id`, `action` `execute` unless given).

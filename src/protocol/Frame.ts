@@ -6,21 +6,32 @@
  *
  * @since 0.1.0
  */
-import * as Either from "effect/Either"
-import * as ParseResult from "effect/ParseResult"
+import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
-import * as AST from "effect/SchemaAST"
+import * as SchemaAST from "effect/SchemaAST"
 import { FrameError } from "./FrameError.js"
+import { firstProblem } from "./internal/issueMessage.js"
 import { extraKeys, isExtraKey, isObject, Json, JsonObject } from "./Json.js"
 import { Peer } from "./Peer.js"
 
-const optional = <S extends Schema.Schema.Any>(schema: S) => Schema.optionalWith(schema, { exact: true })
+/** Optional field ASTs made here, to the AST of the schema they make optional (`optionalKey` makes a new node). */
+const required = new WeakMap<SchemaAST.AST, SchemaAST.AST>()
+
+const optional = <S extends Schema.Top>(schema: S): Schema.optionalKey<S> => {
+  const out = Schema.optionalKey(schema)
+  required.set(out.ast, schema.ast)
+  return out
+}
 
 /** JSON has no `Infinity` or `NaN` (`JSON.stringify` writes them as `null`), so numeric fields are finite. */
-const Finite = Schema.JsonNumber
+const Finite = Schema.Finite
 
 /** Extra keys of routed frames are kept as they are. */
-const extra = (fields: Schema.Struct.Fields) => Schema.Record({ key: extraKeys(Object.keys(fields)), value: Json })
+const extra = (fields: Schema.Struct.Fields) => Schema.Record(extraKeys(Object.keys(fields)), Json)
+
+/** A struct whose keys beyond `fields` are kept as they are (any JSON value). */
+const open = <const Fields extends Schema.Struct.Fields>(fields: Fields) =>
+  Schema.StructWithRest(Schema.Struct(fields), [extra(fields)])
 
 /**
  * Fields shared by the four routed frames. `to` is any JSON value on input: a string or an array of room names
@@ -47,7 +58,7 @@ export const Auth = Schema.Struct({
   token: optional(Schema.String),
   data: optional(JsonObject),
   rooms: optional(Schema.Array(Json))
-}).annotations({ identifier: "Auth" })
+}).annotate({ identifier: "Auth" })
 
 /**
  * @since 0.1.0
@@ -59,7 +70,7 @@ export const Welcome = Schema.Struct({
   status: Finite,
   peer: Peer,
   rooms: Schema.Array(Schema.String)
-}).annotations({ identifier: "Welcome" })
+}).annotate({ identifier: "Welcome" })
 
 /**
  * `status` is optional on input only because the JavaScript server sends one error without it; every error this
@@ -72,21 +83,21 @@ export const ErrorFrame = Schema.Struct({
   type: Schema.tag("error"),
   status: optional(Finite),
   message: optional(Schema.String)
-}).annotations({ identifier: "Error" })
+}).annotate({ identifier: "Error" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
 const messageFields = { type: Schema.tag("message"), ...routed }
-export const Message = Schema.Struct(messageFields, extra(messageFields)).annotations({ identifier: "Message" })
+export const Message = open(messageFields).annotate({ identifier: "Message" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
 const presenceFields = { type: Schema.tag("presence"), ...routed, probe: optional(Schema.Boolean) }
-export const Presence = Schema.Struct(presenceFields, extra(presenceFields)).annotations({ identifier: "Presence" })
+export const Presence = open(presenceFields).annotate({ identifier: "Presence" })
 
 /**
  * @since 0.1.0
@@ -99,7 +110,7 @@ const commandFields = {
   action: optional(Schema.String),
   form: optional(Json)
 }
-export const Command = Schema.Struct(commandFields, extra(commandFields)).annotations({ identifier: "Command" })
+export const Command = open(commandFields).annotate({ identifier: "Command" })
 
 /**
  * @since 0.1.0
@@ -112,7 +123,7 @@ const eventFields = {
   time: optional(Finite),
   message: optional(Schema.String)
 }
-export const Event = Schema.Struct(eventFields, extra(eventFields)).annotations({ identifier: "Event" })
+export const Event = open(eventFields).annotate({ identifier: "Event" })
 
 /**
  * A missing or empty `room` is legal on the wire (and ignored by servers); a non-string one is not.
@@ -120,7 +131,7 @@ export const Event = Schema.Struct(eventFields, extra(eventFields)).annotations(
  * @since 0.1.0
  * @category schemas
  */
-export const Join = Schema.Struct({ type: Schema.tag("join"), room: optional(Schema.String) }).annotations({
+export const Join = Schema.Struct({ type: Schema.tag("join"), room: optional(Schema.String) }).annotate({
   identifier: "Join"
 })
 
@@ -128,7 +139,7 @@ export const Join = Schema.Struct({ type: Schema.tag("join"), room: optional(Sch
  * @since 0.1.0
  * @category schemas
  */
-export const JoinOk = Schema.Struct({ type: Schema.tag("join:ok"), room: Schema.String }).annotations({
+export const JoinOk = Schema.Struct({ type: Schema.tag("join:ok"), room: Schema.String }).annotate({
   identifier: "JoinOk"
 })
 
@@ -136,7 +147,7 @@ export const JoinOk = Schema.Struct({ type: Schema.tag("join:ok"), room: Schema.
  * @since 0.1.0
  * @category schemas
  */
-export const Leave = Schema.Struct({ type: Schema.tag("leave"), room: optional(Schema.String) }).annotations({
+export const Leave = Schema.Struct({ type: Schema.tag("leave"), room: optional(Schema.String) }).annotate({
   identifier: "Leave"
 })
 
@@ -144,7 +155,7 @@ export const Leave = Schema.Struct({ type: Schema.tag("leave"), room: optional(S
  * @since 0.1.0
  * @category schemas
  */
-export const LeaveOk = Schema.Struct({ type: Schema.tag("leave:ok"), room: Schema.String }).annotations({
+export const LeaveOk = Schema.Struct({ type: Schema.tag("leave:ok"), room: Schema.String }).annotate({
   identifier: "LeaveOk"
 })
 
@@ -152,13 +163,13 @@ export const LeaveOk = Schema.Struct({ type: Schema.tag("leave:ok"), room: Schem
  * @since 0.1.0
  * @category schemas
  */
-export const Close = Schema.Struct({ type: Schema.tag("close") }).annotations({ identifier: "Close" })
+export const Close = Schema.Struct({ type: Schema.tag("close") }).annotate({ identifier: "Close" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const Frame = Schema.Union(
+export const Frame = Schema.Union([
   Auth,
   Welcome,
   ErrorFrame,
@@ -171,7 +182,7 @@ export const Frame = Schema.Union(
   Leave,
   LeaveOk,
   Close
-).annotations({ identifier: "Frame" })
+]).annotate({ identifier: "Frame" })
 
 /**
  * @since 0.1.0
@@ -251,24 +262,30 @@ export const isType = (u: unknown): u is Type => typeof u === "string" && Object
 export const isRouted = (frame: Frame): frame is Routed =>
   frame.type === "message" || frame.type === "presence" || frame.type === "command" || frame.type === "event"
 
+/** Input is reported in issues so that messages can quote the offending value, as Effect 3 did. */
+const parseOptions = { errors: "first", reportInput: true } as const
+
 const validators = Object.fromEntries(
   Object.entries(schemas).map(([type, schema]) => [
     type,
-    Schema.decodeUnknownEither(schema as Schema.Schema<Frame>, { errors: "first" })
+    Schema.decodeUnknownResult(schema as Schema.Codec<Frame>, parseOptions)
   ])
-) as { readonly [K in Type]: (u: unknown) => Either.Either<Frame, ParseResult.ParseError> }
+) as { readonly [K in Type]: (u: unknown) => Result.Result<Frame, Schema.SchemaError> }
 
 const describe = (u: unknown): string =>
   u === null ? "null" : Array.isArray(u) ? "an array" : typeof u === "string" ? "a string" : `a ${typeof u}`
 
-const problem = (error: ParseResult.ParseError): string => {
-  const issue = ParseResult.ArrayFormatter.formatErrorSync(error)[0]
-  if (issue === undefined) return "Invalid frame"
-  const path = issue.path.map((key) => JSON.stringify(key)).join(".")
-  return path === "" ? issue.message : `${path}: ${issue.message}`
+/** The first problem of a failed validation, worded as Effect 3 worded it (error frames quote it). */
+const problem = (error: Schema.SchemaError): string => {
+  const first = firstProblem(error.issue)
+  const path = first.path.map((key) => JSON.stringify(key)).join(".")
+  return path === "" ? first.message : `${path}: ${first.message}`
 }
 
 type Check = (u: unknown) => boolean
+
+/** Whether a node carries checks or an encoding, which the compiled validator does not interpret. */
+const isPlain = (ast: SchemaAST.AST): boolean => ast.checks === undefined && ast.encoding === undefined
 
 /**
  * A cheap validator derived from a frame schema's AST, valid only for values produced by `JSON.parse`: such values
@@ -276,22 +293,25 @@ type Check = (u: unknown) => boolean
  * its input object unchanged. Returns `undefined` for shapes it does not cover; those take the Schema path. The
  * Schema stays the single source of truth: this only skips work whose outcome is already known.
  */
-const compileParsed = (ast: AST.AST): Check | undefined => {
+const compileParsed = (node: SchemaAST.AST): Check | undefined => {
+  // An optional field's node is a copy of the field schema's node: compile the schema it was made from.
+  const ast = required.get(node) ?? node
   if (ast === Json.ast) return () => true
   // Every number `parseJson` yields is finite (it refuses numbers that overflow).
   if (ast === Finite.ast) return (u) => typeof u === "number"
+  if (!isPlain(ast)) return undefined
   switch (ast._tag) {
-    case "StringKeyword":
+    case "String":
       return (u) => typeof u === "string"
-    case "NumberKeyword":
+    case "Number":
       return (u) => typeof u === "number"
-    case "BooleanKeyword":
+    case "Boolean":
       return (u) => typeof u === "boolean"
     case "Literal": {
       const literal = ast.literal
       return (u) => u === literal
     }
-    case "TypeLiteral": {
+    case "Objects": {
       const open = ast.indexSignatures.length === 1 && ast.indexSignatures[0]!.type === Json.ast &&
         isExtraKey(ast.indexSignatures[0]!.parameter)
       if (!open) return undefined
@@ -299,7 +319,7 @@ const compileParsed = (ast: AST.AST): Check | undefined => {
       for (const ps of ast.propertySignatures) {
         const check = compileParsed(ps.type)
         if (check === undefined || typeof ps.name !== "string") return undefined
-        fields.push([ps.name, ps.isOptional, check])
+        fields.push([ps.name, SchemaAST.isOptional(ps.type), check])
       }
       return (u) => {
         if (typeof u !== "object" || u === null || Array.isArray(u)) return false
@@ -329,17 +349,20 @@ const parsedChecks: { readonly [K in Type]?: Check } = Object.fromEntries(
  * @since 0.1.0
  * @category decoding
  */
-export const decodeUnknown = (u: unknown): Either.Either<Frame, FrameError> => {
-  if (!isObject(u)) return Either.left(FrameError.badRequest(`Expected a JSON object, got ${describe(u)}`))
+export const decodeUnknown = (u: unknown): Result.Result<Frame, FrameError> => {
+  if (!isObject(u)) return Result.fail(FrameError.badRequest(`Expected a JSON object, got ${describe(u)}`))
   const type = u.type
-  if (type === undefined) return Either.left(FrameError.badRequest("Missing message type"))
-  if (typeof type !== "string") return Either.left(FrameError.badRequest("Message type must be a string"))
-  if (!isType(type)) return Either.left(FrameError.badRequest(`Unknown message type ${JSON.stringify(type)}`, type))
+  if (type === undefined) return Result.fail(FrameError.badRequest("Missing message type"))
+  if (typeof type !== "string") return Result.fail(FrameError.badRequest("Message type must be a string"))
+  if (!isType(type)) return Result.fail(FrameError.badRequest(`Unknown message type ${JSON.stringify(type)}`, type))
   try {
-    return Either.mapLeft(validators[type](u), (e) => FrameError.badRequest(`Invalid ${type} frame: ${problem(e)}`, type))
+    return Result.mapError(
+      validators[type](u),
+      (e) => FrameError.badRequest(`Invalid ${type} frame: ${problem(e)}`, type)
+    )
   } catch {
     // Only a pathological nesting depth gets here (the validator recurses): refuse it like any bad frame.
-    return Either.left(FrameError.badRequest(`Invalid ${type} frame: nested too deeply`, type))
+    return Result.fail(FrameError.badRequest(`Invalid ${type} frame: nested too deeply`, type))
   }
 }
 
@@ -373,15 +396,15 @@ const mayOverflow = (text: string): boolean => {
  * @since 0.1.0
  * @category decoding
  */
-export const parseJson = (text: string): Either.Either<unknown, FrameError> => {
+export const parseJson = (text: string): Result.Result<unknown, FrameError> => {
   try {
     // The reviver is slow; only text that could spell `__proto__` (directly or through escapes) or hold a number
     // too large for a double pays for it.
     const suspicious = text.includes("__proto__") || text.includes("\\u") || mayOverflow(text)
-    return Either.right(suspicious ? JSON.parse(text, guard) : JSON.parse(text))
+    return Result.succeed(suspicious ? JSON.parse(text, guard) : JSON.parse(text))
   } catch (e) {
-    if (e instanceof Refused) return Either.left(FrameError.badRequest(e.message))
-    return Either.left(FrameError.badRequest(text.trim() === "" ? "Empty frame" : "Invalid JSON"))
+    if (e instanceof Refused) return Result.fail(FrameError.badRequest(e.message))
+    return Result.fail(FrameError.badRequest(text.trim() === "" ? "Empty frame" : "Invalid JSON"))
   }
 }
 
@@ -393,11 +416,11 @@ const utf8 = new TextDecoder("utf-8", { fatal: true })
  * @since 0.1.0
  * @category decoding
  */
-export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameError> => {
+export const textFromBytes = (bytes: Uint8Array): Result.Result<string, FrameError> => {
   try {
-    return Either.right(utf8.decode(bytes))
+    return Result.succeed(utf8.decode(bytes))
   } catch {
-    return Either.left(FrameError.badRequest("Invalid UTF-8"))
+    return Result.fail(FrameError.badRequest("Invalid UTF-8"))
   }
 }
 
@@ -407,9 +430,9 @@ export const textFromBytes = (bytes: Uint8Array): Either.Either<string, FrameErr
  * @since 0.1.0
  * @category decoding
  */
-export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameError> => {
+export const decode = (raw: string | Uint8Array): Result.Result<Frame, FrameError> => {
   const parsed = parse(raw)
-  return Either.isLeft(parsed) ? Either.left(parsed.left) : decodeParsed(parsed.right)
+  return Result.isFailure(parsed) ? Result.fail(parsed.failure) : decodeParsed(parsed.success)
 }
 
 /**
@@ -419,11 +442,11 @@ export const decode = (raw: string | Uint8Array): Either.Either<Frame, FrameErro
  * @since 0.1.0
  * @category decoding
  */
-export const parse = (raw: string | Uint8Array): Either.Either<unknown, FrameError> => {
-  // Plain branches rather than `Either.flatMap`: this runs for every frame a server receives.
+export const parse = (raw: string | Uint8Array): Result.Result<unknown, FrameError> => {
+  // Plain branches rather than `Result.flatMap`: this runs for every frame a server receives.
   if (typeof raw === "string") return parseJson(raw)
   const text = textFromBytes(raw)
-  return Either.isLeft(text) ? Either.left(text.left) : parseJson(text.right)
+  return Result.isFailure(text) ? Result.fail(text.failure) : parseJson(text.success)
 }
 
 /**
@@ -433,15 +456,15 @@ export const parse = (raw: string | Uint8Array): Either.Either<unknown, FrameErr
  * @since 0.1.0
  * @category decoding
  */
-export const decodeParsed = (u: unknown): Either.Either<Frame, FrameError> => {
+export const decodeParsed = (u: unknown): Result.Result<Frame, FrameError> => {
   if (isObject(u) && isType(u.type)) {
     const check = parsedChecks[u.type]
-    if (check !== undefined && check(u)) return Either.right(u as Frame)
+    if (check !== undefined && check(u)) return Result.succeed(u as Frame)
   }
   return decodeUnknown(u)
 }
 
-const validate = Schema.validateEither(Frame, { errors: "first" })
+const validate = Schema.decodeUnknownResult(Schema.toType(Frame), parseOptions)
 
 /**
  * Validates a frame and renders it as wire text. Never throws.
@@ -449,15 +472,15 @@ const validate = Schema.validateEither(Frame, { errors: "first" })
  * @since 0.1.0
  * @category encoding
  */
-export const encode = (frame: Frame): Either.Either<string, FrameError> => {
+export const encode = (frame: Frame): Result.Result<string, FrameError> => {
   try {
-    return Either.match(validate(frame), {
-      onLeft: (e) => Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: ${problem(e)}`)),
-      onRight: (valid) => Either.right(JSON.stringify(valid))
+    return Result.match(validate(frame), {
+      onFailure: (e) => Result.fail(FrameError.badRequest(`Invalid ${String(frame.type)} frame: ${problem(e)}`)),
+      onSuccess: (valid) => Result.succeed(JSON.stringify(valid))
     })
   } catch {
     // Validation and `JSON.stringify` both recurse: a pathological depth is refused, not thrown.
-    return Either.left(FrameError.badRequest(`Invalid ${String(frame.type)} frame: nested too deeply`))
+    return Result.fail(FrameError.badRequest(`Invalid ${String(frame.type)} frame: nested too deeply`))
   }
 }
 

@@ -26,9 +26,9 @@ export type JsonObject = { readonly [key: string]: Json }
  * @since 0.1.0
  * @category schemas
  */
-export const Key: Schema.Schema<string> = Schema.String.pipe(
-  Schema.filter((key) => key !== "__proto__", { message: () => "Forbidden key \"__proto__\"" })
-).annotations({ identifier: "Key" })
+export const Key = Schema.String.check(
+  Schema.makeFilter((key) => key !== "__proto__" || "Forbidden key \"__proto__\"", { identifier: "Key" })
+)
 
 const extraKeyAsts = new WeakSet<object>()
 
@@ -40,12 +40,12 @@ const extraKeyAsts = new WeakSet<object>()
  * @since 0.1.0
  * @category schemas
  */
-export const extraKeys = (declared: Iterable<string>): Schema.Schema<string> => {
+export const extraKeys = (declared: Iterable<string>): Schema.String => {
   const names = new Set(declared)
   names.add("__proto__")
-  const schema = Schema.String.pipe(
-    Schema.filter((key) => !names.has(key), { message: () => "Declared or forbidden key" })
-  ).annotations({ identifier: "ExtraKey" })
+  const schema = Schema.String.check(
+    Schema.makeFilter((key) => !names.has(key) || "Declared or forbidden key", { identifier: "ExtraKey" })
+  )
   extraKeyAsts.add(schema.ast)
   return schema
 }
@@ -63,22 +63,20 @@ export const isExtraKey = (ast: object): boolean => extraKeyAsts.has(ast)
  * @since 0.1.0
  * @category schemas
  */
-export const Json: Schema.Schema<Json> = Schema.Union(
+export const Json: Schema.Codec<Json> = Schema.Union([
   Schema.Null,
   Schema.Boolean,
-  Schema.JsonNumber,
+  Schema.Finite,
   Schema.String,
-  Schema.Array(Schema.suspend((): Schema.Schema<Json> => Json)),
-  Schema.Record({ key: Key, value: Schema.suspend((): Schema.Schema<Json> => Json) })
-).annotations({ identifier: "Json" })
+  Schema.Array(Schema.suspend((): Schema.Codec<Json> => Json)),
+  Schema.Record(Key, Schema.suspend((): Schema.Codec<Json> => Json))
+]).annotate({ identifier: "Json" })
 
 /**
  * @since 0.1.0
  * @category schemas
  */
-export const JsonObject: Schema.Schema<JsonObject> = Schema.Record({ key: Key, value: Json }).annotations({
-  identifier: "JsonObject"
-})
+export const JsonObject: Schema.Codec<JsonObject> = Schema.Record(Key, Json).annotate({ identifier: "JsonObject" })
 
 /**
  * @since 0.1.0

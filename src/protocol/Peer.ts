@@ -23,12 +23,13 @@ export const reservedKeys: ReadonlySet<string> = new Set(["id", "user", "name", 
 const fields = {
   id: Schema.String,
   user: Schema.String,
-  name: Schema.optionalWith(Schema.String, { exact: true }),
-  type: Schema.optionalWith(Schema.String, { exact: true }),
-  online: Schema.optionalWith(Schema.Boolean, { exact: true }),
-  host: Schema.optionalWith(Schema.String, { exact: true })
+  name: Schema.optionalKey(Schema.String),
+  type: Schema.optionalKey(Schema.String),
+  online: Schema.optionalKey(Schema.Boolean),
+  host: Schema.optionalKey(Schema.String)
 }
-export const Peer = Schema.Struct(fields, Schema.Record({ key: extraKeys(Object.keys(fields)), value: Json })).annotations({ identifier: "Peer" })
+export const Peer = Schema.StructWithRest(Schema.Struct(fields), [Schema.Record(extraKeys(Object.keys(fields)), Json)])
+  .annotate({ identifier: "Peer" })
 
 /**
  * @since 0.1.0

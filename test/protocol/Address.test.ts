@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
 import { Address, Peer } from "../../src/protocol/index.js"
+import { fc, prop } from "../support/prop.js"
 
 const part = fc.string({ maxLength: 12 })
 const user = part.filter((s) => !s.includes("|"))
@@ -42,20 +42,20 @@ describe("Address", () => {
     expect(Address.hasSeparator("lobby")).toBe(false)
   })
 
-  it.prop("parse ∘ format is the identity on addresses whose user has no bar", [user, part], ([u, id]) => {
+  prop("parse ∘ format is the identity on addresses whose user has no bar", [user, part], ([u, id]) => {
     expect(Address.parse(Address.format(Address.make(u, id)))).toStrictEqual({ user: u, id })
   }, { fastCheck: { numRuns: 1000 } })
 
-  it.prop("parse ∘ format is the identity on bar-rich ids", [user, barred], ([u, id]) => {
+  prop("parse ∘ format is the identity on bar-rich ids", [user, barred], ([u, id]) => {
     expect(Address.parse(Address.format(Address.make(u, id)))).toStrictEqual({ user: u, id })
   }, { fastCheck: { numRuns: 1000 } })
 
-  it.prop("format ∘ parse is the identity except for a lone trailing bar", [fc.oneof(barred, part)], ([text]) => {
+  prop("format ∘ parse is the identity except for a lone trailing bar", [fc.oneof(barred, part)], ([text]) => {
     const lone = text.indexOf("|") === text.length - 1
     expect(Address.format(Address.parse(text))).toBe(lone ? text.slice(0, -1) : text)
   }, { fastCheck: { numRuns: 1000 } })
 
-  it.prop("parse splits at the first bar", [barred], ([text]) => {
+  prop("parse splits at the first bar", [barred], ([text]) => {
     const { id, user: u } = Address.parse(text)
     expect(u.includes("|")).toBe(false)
     expect(Address.hasSeparator(text) ? `${u}|${id}` : u).toBe(text)

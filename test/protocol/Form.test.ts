@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, FastCheck as fc, Option } from "effect"
+import { Option, Result } from "effect"
 import * as Form from "../../src/protocol/Form.js"
 import { Frame, Json } from "../../src/protocol/index.js"
+import { fc, prop } from "../support/prop.js"
 
 /** The example of wire-survey.md §7.6, with its elided strings filled in. */
 const surveyExample = JSON.parse(`{"type":"form","action":"form","partial":false,"id":"profile","label":"Profile","hint":"Edit your profile",
@@ -27,8 +28,8 @@ const build = (): Form.Form =>
 const wireValue = (u: unknown): unknown => JSON.parse(JSON.stringify(u))
 
 const throughTheWire = (form: Form.Form): Option.Option<Form.Form> => {
-  const text = Either.getOrThrow(Frame.encode(Form.toCommand("profile:edit", form, { to: "bob|b1" })))
-  const frame = Either.getOrThrow(Frame.decode(text))
+  const text = Result.getOrThrow(Frame.encode(Form.toCommand("profile:edit", form, { to: "bob|b1" })))
+  const frame = Result.getOrThrow(Frame.decode(text))
   if (frame.type !== "command") throw new Error(`not a command: ${text}`)
   return Form.fromCommand(frame)
 }
@@ -36,7 +37,7 @@ const throughTheWire = (form: Form.Form): Option.Option<Form.Form> => {
 describe("Form builders", () => {
   it("build exactly the survey's example", () => {
     expect(build()).toStrictEqual(surveyExample)
-    expect(Either.isRight(Form.decode(surveyExample))).toBe(true)
+    expect(Result.isSuccess(Form.decode(surveyExample))).toBe(true)
   })
 
   it("write action and partial, which the C++ reader requires", () => {
@@ -101,11 +102,11 @@ describe("Form readers", () => {
     expect(Option.map(Form.getField(form, "active"), Form.boolValue)).toStrictEqual(Option.some(true))
   })
 
-  it.prop("boolValue reads what boolean writes", [fc.boolean()], ([b]) => {
+  prop("boolValue reads what boolean writes", [fc.boolean()], ([b]) => {
     expect(Form.boolValue(Form.boolean("b", "B", b))).toBe(b)
   })
 
-  it.prop("numberValue reads what number writes", [fc.double({ noNaN: true, noDefaultInfinity: true })], ([n]) => {
+  prop("numberValue reads what number writes", [fc.double({ noNaN: true, noDefaultInfinity: true })], ([n]) => {
     expect(Form.numberValue(Form.number("n", "N", n))).toStrictEqual(Option.some(n + 0))
   })
 
@@ -195,7 +196,7 @@ describe("Form on the wire", () => {
   it("reads a form as a C++ peer serialises it (keys sorted)", () => {
     const cpp =
       "{\"action\":\"form\",\"elements\":[{\"elements\":[{\"id\":\"q\",\"label\":\"Quality\",\"options\":{\"hd\":\"HD\",\"sd\":\"SD\"},\"type\":\"list\",\"values\":[\"hd\"]},{\"id\":\"on\",\"label\":\"On\",\"live\":true,\"type\":\"boolean\",\"values\":[\"true\"]}],\"id\":\"s\",\"label\":\"Stream\",\"type\":\"section\"}],\"partial\":false,\"type\":\"form\"}"
-    const command = Either.getOrThrow(Frame.decode(`{"form":${cpp},"id":"x","node":"media:config","type":"command"}`))
+    const command = Result.getOrThrow(Frame.decode(`{"form":${cpp},"id":"x","node":"media:config","type":"command"}`))
     if (command.type !== "command") throw new Error("not a command")
     const form = Form.fromCommand(command)
     expect(Option.map(form, (f) => Form.entries(f))).toStrictEqual(Option.some([["q", ["hd"]], ["on", ["true"]]]))
@@ -212,7 +213,7 @@ describe("Form on the wire", () => {
       elements: [{ type: "slider", id: "volume", values: ["7"], min: 0, max: 11, required: true }],
       owner: { user: "alice" }
     } as const
-    expect(Form.decode(form)).toStrictEqual(Either.right(form))
+    expect(Form.decode(form)).toStrictEqual(Result.succeed(form))
     expect(throughTheWire(form)).toStrictEqual(Option.some(form))
   })
 
@@ -231,7 +232,7 @@ describe("Form on the wire", () => {
       null
     ]
     for (const form of bad) {
-      expect(Either.isLeft(Form.decode(form))).toBe(true)
+      expect(Result.isFailure(Form.decode(form))).toBe(true)
       expect(Form.fromCommand({ type: "command", node: "a", form })).toStrictEqual(Option.none())
     }
     expect(Form.fromCommand({ type: "command", node: "a" })).toStrictEqual(Option.none())
@@ -239,9 +240,9 @@ describe("Form on the wire", () => {
 
   it.prop("round trips any form through a command frame", [Form.Form], ([form]) => {
     expect(throughTheWire(form)).toStrictEqual(Option.some(wireValue(form)))
-  }, { fastCheck: { numRuns: 300 } })
+  }, { arbitrary: { runs: 300 } })
 
-  it.prop("every built field decodes and is found again", {
+  prop("every built field decodes and is found again", {
     type: fc.constantFrom(...Form.fieldTypes),
     // Not the enclosing section's id, which `getField` would find first.
     id: fc.string({ minLength: 1 }).filter((id) => id !== "s"),

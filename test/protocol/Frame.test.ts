@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Either, FastCheck as fc, Schema } from "effect"
+import { Result, Schema } from "effect"
 import { Frame, FrameError, Json } from "../../src/protocol/index.js"
+import { fc, fromSchema, prop } from "../support/prop.js"
 
 const schemas = {
   auth: Frame.Auth,
@@ -30,24 +31,24 @@ const wireValue = (u: unknown): unknown =>
 const roundTrip = (frame: Frame.Frame) => {
   const text = Frame.unsafeEncode(frame)
   const decoded = Frame.decode(text)
-  if (Either.isLeft(decoded)) throw new Error(`${text} did not decode: ${decoded.left.message}`)
-  expect(decoded.right).toStrictEqual(wireValue(frame))
+  if (Result.isFailure(decoded)) throw new Error(`${text} did not decode: ${decoded.failure.message}`)
+  expect(decoded.success).toStrictEqual(wireValue(frame))
   // the validating encoder writes the same JSON value (key order aside) and it decodes to the same frame
   const encoded = Frame.encode(frame)
-  if (Either.isLeft(encoded)) throw new Error(`${text} did not encode: ${encoded.left.message}`)
-  expect(JSON.parse(encoded.right)).toStrictEqual(wireValue(frame))
-  expect(Frame.decode(encoded.right)).toStrictEqual(Either.right(wireValue(frame)))
+  if (Result.isFailure(encoded)) throw new Error(`${text} did not encode: ${encoded.failure.message}`)
+  expect(JSON.parse(encoded.success)).toStrictEqual(wireValue(frame))
+  expect(Frame.decode(encoded.success)).toStrictEqual(Result.succeed(wireValue(frame)))
   // a binary WebSocket frame carrying the same text decodes the same way
   expect(Frame.decode(new TextEncoder().encode(text))).toStrictEqual(decoded)
 }
 
-const expectBadRequest = (result: Either.Either<unknown, FrameError>, message?: string | RegExp) => {
-  if (Either.isRight(result)) throw new Error(`accepted: ${JSON.stringify(result.right).slice(0, 200)}`)
-  expect(result.left).toBeInstanceOf(FrameError)
-  expect(result.left.status).toBe(400)
-  expect(result.left.message.length).toBeGreaterThan(0)
-  expect(result.left.message).not.toContain("\n")
-  if (message !== undefined) expect(result.left.message).toMatch(message)
+const expectBadRequest = (result: Result.Result<unknown, FrameError>, message?: string | RegExp) => {
+  if (Result.isSuccess(result)) throw new Error(`accepted: ${JSON.stringify(result.success).slice(0, 200)}`)
+  expect(result.failure).toBeInstanceOf(FrameError)
+  expect(result.failure.status).toBe(400)
+  expect(result.failure.message.length).toBeGreaterThan(0)
+  expect(result.failure.message).not.toContain("\n")
+  if (message !== undefined) expect(result.failure.message).toMatch(message)
 }
 
 describe("Frame round trips", () => {
@@ -56,14 +57,14 @@ describe("Frame round trips", () => {
   })
 
   for (const [type, schema] of Object.entries(schemas)) {
-    it.prop(`decode ∘ encode is the identity for ${type}`, [schema as Schema.Schema<Frame.Frame>], ([frame]) => {
+    it.prop(`decode ∘ encode is the identity for ${type}`, [schema as Schema.Codec<Frame.Frame>], ([frame]) => {
       expect(frame.type).toBe(type)
       roundTrip(frame)
-    }, { fastCheck: { numRuns: 300 } })
+    }, { arbitrary: { runs: 300 } })
   }
 
   it.prop("decode ∘ encode is the identity for the union", [Frame.Frame], ([frame]) => roundTrip(frame), {
-    fastCheck: { numRuns: 500 }
+    arbitrary: { runs: 500 }
   })
 
   const known = new Set([
@@ -84,22 +85,23 @@ describe("Frame round trips", () => {
     "message"
   ])
   const extraKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !known.has(k) && k !== "__proto__")
-  const extras = fc.dictionary(extraKey, Arbitrary.make(Json.Json), { minKeys: 1, maxKeys: 5 })
+  const extras = fc.dictionary(extraKey, fromSchema(Json.Json), { minKeys: 1, maxKeys: 5 })
   const routedType = fc.constantFrom("message" as const, "presence" as const, "command" as const, "event" as const)
 
-  it.prop("routed frames keep extra fields", { type: routedType, extra: extras, id: fc.string() }, ({ extra, id, type }) => {
+  const routedFrame = { type: routedType, extra: extras, id: fc.string() }
+  prop("routed frames keep extra fields", routedFrame, ({ extra, id, type }) => {
     const frame = { ...extra, type, id } as Frame.Frame
     const decoded = Frame.decode(JSON.stringify(frame))
-    expect(decoded).toStrictEqual(Either.right(wireValue(frame)))
-    const again = Either.flatMap(decoded, Frame.encode)
-    expect(Either.map(again, (text) => JSON.parse(text))).toStrictEqual(Either.right(wireValue(frame)))
-    for (const key of Object.keys(extra)) expect(Either.getOrThrow(decoded)).toHaveProperty([key])
+    expect(decoded).toStrictEqual(Result.succeed(wireValue(frame)))
+    const again = Result.flatMap(decoded, Frame.encode)
+    expect(Result.map(again, (text) => JSON.parse(text))).toStrictEqual(Result.succeed(wireValue(frame)))
+    for (const key of Object.keys(extra)) expect(Result.getOrThrow(decoded)).toHaveProperty([key])
   }, { fastCheck: { numRuns: 300 } })
 
   it("keeps the extra fields of a recorded frame", () => {
     const text =
       "{\"type\":\"presence\",\"probe\":true,\"data\":{\"user\":\"bob\",\"rooms\":[]},\"capabilities\":{\"video\":true},\"x\":null}"
-    expect(Frame.decode(text)).toStrictEqual(Either.right(JSON.parse(text)))
+    expect(Frame.decode(text)).toStrictEqual(Result.succeed(JSON.parse(text)))
   })
 
   it("refuses on encode what the wire cannot carry", () => {
@@ -112,8 +114,8 @@ describe("Frame round trips", () => {
   it("drops __proto__ keys on encode, so what it writes is readable", () => {
     const data = JSON.parse("{\"__proto__\":{\"polluted\":true},\"ok\":1}") as Json.Json
     const encoded = Frame.encode({ type: "message", data })
-    expect(Either.map(encoded, (text) => text.includes("__proto__"))).toStrictEqual(Either.right(false))
-    expect(Either.flatMap(encoded, Frame.decode)).toStrictEqual(Either.right({ type: "message", data: { ok: 1 } }))
+    expect(Result.map(encoded, (text) => text.includes("__proto__"))).toStrictEqual(Result.succeed(false))
+    expect(Result.flatMap(encoded, Frame.decode)).toStrictEqual(Result.succeed({ type: "message", data: { ok: 1 } }))
   })
 })
 
@@ -180,8 +182,8 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     const deep = "[".repeat(1000) + "]".repeat(1000)
     const text = `{"type":"message","data":${deep}}`
     const decoded = Frame.decode(text)
-    expect(Either.isRight(decoded)).toBe(true)
-    expect(Either.flatMap(decoded, Frame.encode)).toStrictEqual(Either.right(text))
+    expect(Result.isSuccess(decoded)).toBe(true)
+    expect(Result.flatMap(decoded, Frame.encode)).toStrictEqual(Result.succeed(text))
   })
 
   it("never throws on pathological nesting built in memory", () => {
@@ -206,25 +208,25 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     for (const text of texts) {
       const result = Frame.decode(text)
       // whatever the outcome, decoding and re-encoding must not reach the prototype chain
-      Either.map(result, (frame) => Frame.encode(frame))
-      Either.map(result, (frame) => JSON.stringify({ ...frame }))
+      Result.map(result, (frame) => Frame.encode(frame))
+      Result.map(result, (frame) => JSON.stringify({ ...frame }))
     }
     expect(Object.getOwnPropertyNames(Object.prototype).sort()).toStrictEqual(before)
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
     expect(Object.prototype).not.toHaveProperty("polluted")
     // constructor/prototype keys are harmless data and are kept as such
     const kept = Frame.decode(texts[2]!)
-    expect(Either.map(kept, (frame) => Object.hasOwn(frame, "constructor"))).toStrictEqual(Either.right(true))
+    expect(Result.map(kept, (frame) => Object.hasOwn(frame, "constructor"))).toStrictEqual(Result.succeed(true))
   })
 
   const neverThrows = (raw: string | Uint8Array) => {
     const result = Frame.decode(raw)
-    if (Either.isLeft(result)) {
-      expect(result.left.status).toBe(400)
-      expect(result.left.message).not.toBe("")
+    if (Result.isFailure(result)) {
+      expect(result.failure.status).toBe(400)
+      expect(result.failure.message).not.toBe("")
     } else {
-      expect(Frame.isType(result.right.type)).toBe(true)
-      expect(Either.isRight(Frame.encode(result.right))).toBe(true)
+      expect(Frame.isType(result.success.type)).toBe(true)
+      expect(Result.isSuccess(Frame.encode(result.success))).toBe(true)
     }
   }
 
@@ -235,21 +237,23 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     expectBadRequest(Frame.decode("{\"type\":\"message\",\"data\":1E+309}"), "Number out of range")
     expectBadRequest(Frame.decode(`{"type":"message","data":${"9".repeat(400)}}`), "Number out of range")
     expect(Frame.decode("{\"type\":\"message\",\"data\":1e308}")).toStrictEqual(
-      Either.right({ type: "message", data: 1e308 })
+      Result.succeed({ type: "message", data: 1e308 })
     )
-    expect(Frame.decode("{\"type\":\"message\",\"data\":1e-400}")).toStrictEqual(Either.right({ type: "message", data: 0 }))
+    expect(Frame.decode("{\"type\":\"message\",\"data\":1e-400}")).toStrictEqual(
+      Result.succeed({ type: "message", data: 0 })
+    )
     expect(Frame.decode(`{"type":"message","data":"${"9".repeat(400)}e999"}`)).toStrictEqual(
-      Either.right({ type: "message", data: `${"9".repeat(400)}e999` })
+      Result.succeed({ type: "message", data: `${"9".repeat(400)}e999` })
     )
   })
 
-  it.prop("arbitrary strings", [fc.string({ unit: "binary", maxLength: 200 })], ([s]) => neverThrows(s), {
+  prop("arbitrary strings", [fc.string({ unit: "binary", maxLength: 200 })], ([s]) => neverThrows(s), {
     fastCheck: { numRuns: 1000 }
   })
-  it.prop("arbitrary bytes", [fc.uint8Array({ maxLength: 200 })], ([b]) => neverThrows(b), {
+  prop("arbitrary bytes", [fc.uint8Array({ maxLength: 200 })], ([b]) => neverThrows(b), {
     fastCheck: { numRuns: 1000 }
   })
-  it.prop("arbitrary JSON", [fc.json({ maxDepth: 4 })], ([s]) => neverThrows(s), { fastCheck: { numRuns: 1000 } })
+  prop("arbitrary JSON", [fc.json({ maxDepth: 4 })], ([s]) => neverThrows(s), { fastCheck: { numRuns: 1000 } })
 
   const fieldValue = fc.oneof(fc.jsonValue({ maxDepth: 2 }), fc.constantFrom(...Frame.types))
   const frameLike = fc.record({
@@ -259,19 +263,19 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
       fieldValue
     )
   }).map(({ fields, type }) => JSON.stringify({ ...fields, type }))
-  it.prop("arbitrary frame-like objects", [frameLike], ([s]) => neverThrows(s), { fastCheck: { numRuns: 2000 } })
+  prop("arbitrary frame-like objects", [frameLike], ([s]) => neverThrows(s), { fastCheck: { numRuns: 2000 } })
   const mutated = fc.tuple(
-    Arbitrary.make(Frame.Frame),
+    fromSchema(Frame.Frame),
     fc.constantFrom("id", "from", "to", "status", "time", "probe", "node", "data", "user", "room", "peer", "rooms"),
     fc.option(fc.jsonValue({ maxDepth: 2 }))
   ).map(([frame, key, value]) => JSON.stringify(value === null ? frame : { ...frame, [key]: value }))
   // `decode` refuses `__proto__` keys before validating (on purpose), so such texts have nothing to compare.
   const comparable = fc.oneof(mutated, frameLike).filter((text) => !text.includes("__proto__"))
-  it.prop("the parsed-JSON fast path agrees with the schemas", [comparable], ([text]) => {
+  prop("the parsed-JSON fast path agrees with the schemas", [comparable], ([text]) => {
     const slow = Frame.decodeUnknown(JSON.parse(text))
     expect(Frame.decode(text)).toStrictEqual(slow)
   }, { fastCheck: { numRuns: 3000 } })
-  it.prop("arbitrary frame-like objects with mangled bytes", [frameLike, fc.nat(), fc.integer({ min: 0, max: 255 })], (
+  prop("arbitrary frame-like objects with mangled bytes", [frameLike, fc.nat(), fc.integer({ min: 0, max: 255 })], (
     [s, at, byte]
   ) => {
     const bytes = new TextEncoder().encode(s)

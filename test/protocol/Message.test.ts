@@ -1,9 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, FastCheck as fc } from "effect"
+import { Result } from "effect"
 import { Frame, Message } from "../../src/protocol/index.js"
+import { fc, prop } from "../support/prop.js"
 
 const decodeRouted = (text: string): Frame.Routed => {
-  const frame = Either.getOrThrow(Frame.decode(text))
+  const frame = Result.getOrThrow(Frame.decode(text))
   if (!Frame.isRouted(frame)) throw new Error(`not routed: ${text}`)
   return frame
 }
@@ -45,7 +46,7 @@ describe("respond", () => {
   })
 
   const address = fc.tuple(fc.string({ maxLength: 6 }), fc.string({ maxLength: 6 })).map(([u, i]) => `${u}|${i}`)
-  it.prop("keeps the id and everything else, swaps the addresses", {
+  prop("keeps the id and everything else, swaps the addresses", {
     frame: fc.record({
       type: fc.constantFrom("message" as const, "command" as const, "event" as const, "presence" as const),
       id: fc.string(),
@@ -133,11 +134,11 @@ describe("commands", () => {
 
   const path = fc.array(fc.constantFrom("*", "a", "b", "", "**", "a*"), { minLength: 1, maxLength: 5 })
     .map((segments) => segments.join(":"))
-  it.prop("matches agrees with the reference rules", [path, path], ([pattern, node]) => {
+  prop("matches agrees with the reference rules", [path, path], ([pattern, node]) => {
     expect(Message.matches(pattern, node)).toBe(reference(pattern, node))
   }, { fastCheck: { numRuns: 5000 } })
 
-  it.prop("a node matches itself, and trailing * matches every extension", [path, path], ([node, tail]) => {
+  prop("a node matches itself, and trailing * matches every extension", [path, path], ([node, tail]) => {
     const literal = node.replaceAll("*", "x")
     expect(Message.matches(literal, literal)).toBe(true)
     expect(Message.matches(`${literal}:*`, `${literal}:${tail}`)).toBe(true)
@@ -171,7 +172,7 @@ describe("events", () => {
 
   it("are valid wire frames", () => {
     const event = Message.event("shutdown", { subtype: "shutdown", message: "Server shutting down" })
-    expect(Frame.decode(Frame.unsafeEncode(event))).toStrictEqual(Either.right(event))
+    expect(Frame.decode(Frame.unsafeEncode(event))).toStrictEqual(Result.succeed(event))
   })
 })
 

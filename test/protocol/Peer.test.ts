@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Arbitrary, Either, FastCheck as fc, Option, Schema } from "effect"
+import { Option, Result, Schema } from "effect"
 import { Json, Peer } from "../../src/protocol/index.js"
+import { fc } from "../support/prop.js"
 
 describe("Peer", () => {
   it("keeps every application field of a JS server peer, token included", () => {
@@ -46,7 +47,7 @@ describe("Peer", () => {
   })
 
   it.prop("extra fields survive a trip through JSON", {
-    peer: Arbitrary.make(Peer.Peer)
+    peer: Peer.Peer
   }, ({ peer }) => {
     const back = Peer.decode(JSON.parse(JSON.stringify(peer)))
     expect(back).toStrictEqual(Option.some(JSON.parse(JSON.stringify(peer))))
@@ -54,20 +55,20 @@ describe("Peer", () => {
 })
 
 describe("Json", () => {
-  const validate = Schema.validateEither(Json.Json)
+  const validate = Schema.decodeUnknownResult(Schema.toType(Json.Json))
 
   it("admits JSON values only", () => {
     for (const u of [null, true, 0, -1.5, "", [], {}, { a: [1, { b: null }] }]) {
-      expect(validate(u)).toStrictEqual(Either.right(u))
+      expect(validate(u)).toStrictEqual(Result.succeed(u))
     }
     for (const u of [undefined, Number.NaN, Number.POSITIVE_INFINITY, () => 1, [undefined], { a: undefined }]) {
-      expect(Either.isLeft(validate(u))).toBe(true)
+      expect(Result.isFailure(validate(u))).toBe(true)
     }
   })
 
   it("has no __proto__ keys", () => {
     const hostile = JSON.parse("{\"__proto__\":{\"polluted\":true},\"a\":1}") as unknown
-    expect(validate(hostile)).toStrictEqual(Either.right({ a: 1 }))
+    expect(validate(hostile)).toStrictEqual(Result.succeed({ a: 1 }))
     expect(Schema.is(Json.Key)("__proto__")).toBe(false)
     expect(Schema.is(Json.Key)("constructor")).toBe(true)
     expect(({} as Record<string, unknown>).polluted).toBeUndefined()
@@ -80,11 +81,11 @@ describe("Json", () => {
       ? Object.keys(value).flatMap((key) => [key, ...keys(value[key]!)])
       : []
 
-  it.prop("never generates what JSON cannot carry", [Arbitrary.make(Json.Json)], ([value]) => {
+  it.prop("never generates what JSON cannot carry", [Json.Json], ([value]) => {
     expect(typeof JSON.stringify(value)).toBe("string")
     // No key may be `__proto__` (a string value may well be: fast-check likes that string).
     expect(keys(value)).not.toContain("__proto__")
-    expect(validate(JSON.parse(JSON.stringify(value)))).toStrictEqual(Either.right(JSON.parse(JSON.stringify(value))))
+    expect(validate(JSON.parse(JSON.stringify(value)))).toStrictEqual(Result.succeed(JSON.parse(JSON.stringify(value))))
   })
 
   it("isObject is true for objects only", () => {

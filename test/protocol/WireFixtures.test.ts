@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Either, Schema } from "effect"
+import { Result, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { Frame } from "../../src/protocol/index.js"
 
@@ -10,12 +10,12 @@ const Fixtures = Schema.Struct({
     label: Schema.String,
     raw: Schema.String,
     message: Schema.String,
-    frameType: Schema.optionalWith(Schema.String, { exact: true }),
+    frameType: Schema.optionalKey(Schema.String),
     why: Schema.String
   }))
 })
 
-const fixtures = Schema.decodeUnknownSync(Schema.parseJson(Fixtures))(
+const fixtures = Schema.decodeUnknownSync(Schema.fromJsonString(Fixtures))(
   readFileSync(new URL("../fixtures/wire-frames.json", import.meta.url), "utf8")
 )
 
@@ -33,23 +33,23 @@ describe("frames recorded from the JavaScript and C++ peers", () => {
   for (const { label, raw } of fixtures.accepted) {
     it(`decodes ${label}: ${raw.length > 80 ? raw.slice(0, 80) + "…" : raw}`, () => {
       const decoded = Frame.decode(raw)
-      if (Either.isLeft(decoded)) throw new Error(decoded.left.message)
+      if (Result.isFailure(decoded)) throw new Error(decoded.failure.message)
       const wire = JSON.parse(raw) as unknown
-      expect(decoded.right).toStrictEqual(wire)
-      expect(JSON.parse(Frame.unsafeEncode(decoded.right))).toStrictEqual(wire)
-      expect(Either.map(Frame.encode(decoded.right), (text) => JSON.parse(text))).toStrictEqual(Either.right(wire))
+      expect(decoded.success).toStrictEqual(wire)
+      expect(JSON.parse(Frame.unsafeEncode(decoded.success))).toStrictEqual(wire)
+      expect(Result.map(Frame.encode(decoded.success), (text) => JSON.parse(text))).toStrictEqual(Result.succeed(wire))
       // routed frames are forwarded as received: re-encoding gives back the very bytes, key order included
-      if (Frame.isRouted(decoded.right)) expect(Frame.unsafeEncode(decoded.right)).toBe(raw)
+      if (Frame.isRouted(decoded.success)) expect(Frame.unsafeEncode(decoded.success)).toBe(raw)
     })
   }
 
   for (const { frameType, label, message, raw, why } of fixtures.refused) {
     it(`refuses ${label}: ${raw} (${why})`, () => {
       const decoded = Frame.decode(raw)
-      if (Either.isRight(decoded)) throw new Error(`accepted ${raw}`)
-      expect(decoded.left.status).toBe(400)
-      expect(decoded.left.message).toBe(message)
-      expect(decoded.left.frameType).toBe(frameType)
+      if (Result.isSuccess(decoded)) throw new Error(`accepted ${raw}`)
+      expect(decoded.failure.status).toBe(400)
+      expect(decoded.failure.message).toBe(message)
+      expect(decoded.failure.frameType).toBe(frameType)
     })
   }
 })
