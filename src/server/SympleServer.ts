@@ -32,6 +32,7 @@ import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
 import * as Connection from "./Connection.js"
 import * as Delivery from "./Delivery.js"
+import * as OutboundBudget from "./OutboundBudget.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
 import * as Router from "./Router.js"
@@ -175,6 +176,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       authenticatorMayWait: Option.isSome(customAuthenticator) || resolved.authenticate !== undefined,
       events,
       stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
+      outbound: OutboundBudget.make(resolved),
       connections: new Set(),
       startedAt: Date.now(),
       shuttingDown: false
