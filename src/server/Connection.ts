@@ -14,18 +14,20 @@
  * hook has answered.
  *
  * Outbound, a frame is written at once while the peer's mailbox is empty and its socket not backed up (a second
- * frame for the same socket within one tick corks it, so that a burst leaves in one syscall); otherwise it waits in the bounded mailbox, which a writer fiber
- * (started on demand) drains in batches once the socket drains. A peer whose mailbox overflows is closed with 1013.
+ * frame for the same socket within one tick corks it, so that a burst leaves in one syscall); otherwise it waits in
+ * the bounded mailbox, which is written out each time the socket drains. A peer too slow for its frames is closed
+ * with 1013: its mailbox is full, it has more than `maxQueuedBytes` waiting (mailbox and socket), or it is among the
+ * peers with the most waiting when all together have more than `maxOutboundBytes` (see `OutboundBudget`). Its
+ * mailbox is dropped, so that the close frame follows at most what its socket already holds: a peer that reads
+ * again soon enough learns why it was closed, one that never does is dropped at the close handshake's deadline.
  *
  * @since 0.1.0
  */
 import * as Cause from "effect/Cause"
-import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import * as Frame from "../protocol/Frame.js"
@@ -34,6 +36,7 @@ import * as Message from "../protocol/Message.js"
 import * as Peer from "../protocol/Peer.js"
 import type * as Authenticator from "./Authenticator.js"
 import * as Delivery from "./Delivery.js"
+import * as OutboundBudget from "./OutboundBudget.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
 import * as RateLimit from "./RateLimit.js"
@@ -62,7 +65,8 @@ type Outbound = Uint8Array | CloseRequest
 
 /** Inbound frames waiting in the backlog beyond this many pause the socket until it is handled. */
 const pauseAbove = 512
-const writeBatch = 256
+/** Written mailbox slots beyond this many are given back even while frames still wait behind them. */
+const compactAbove = 1024
 
 const textFrame = { binary: false } as const
 
@@ -74,13 +78,19 @@ const ignore = () => {}
  * in it, so that the rest of a tick's writes to a socket leave together. (A microtask rather than `nextTick`: it
  * runs at the same point, after the current callback, and costs about a third less.)
  */
-const corked: Array<Duplex> = []
+const corked: Array<ConnectionImpl> = []
 let ticks = 0
 let tickScheduled = false
 const endTick = () => {
   ticks++
   tickScheduled = false
-  for (const socket of corked) socket.uncork()
+  for (const connection of corked) {
+    try {
+      connection.uncorked()
+    } catch (error) {
+      connection.failed(error)
+    }
+  }
   corked.length = 0
 }
 /** The current tick's number, making sure the tick is ended (and its corked sockets flushed). */
@@ -146,9 +156,12 @@ export interface Connection extends Delivery.Handle, Delivery.Live {
   readonly socket: Duplex
   readonly host: string | undefined
   readonly openedAt: number
-  /** Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the mailbox is full. */
+  /**
+   * Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the peer is too slow:
+   * its mailbox is full, or it has too many bytes waiting.
+   */
   readonly offer: (item: Outbound) => boolean
-  /** Closes the socket right away, bypassing the mailbox. */
+  /** Closes the socket right away; what waits in the mailbox is dropped. */
   readonly kick: (code: number, reason: string) => void
   /** Set once the peer is registered. */
   readonly online: () => Online | undefined
@@ -236,11 +249,14 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: stri
 const owner = Symbol("symple/server/Connection")
 type Owned = { [owner]?: ConnectionImpl }
 
+/** The mailbox: frames from `head` on wait; the slots before it are written. */
+type Mailbox = Array<Outbound | undefined>
+
 /**
  * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
  * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
  */
-class ConnectionImpl implements Connection {
+class ConnectionImpl implements Connection, OutboundBudget.Waiting {
   readonly id = Message.randomId()
   readonly openedAt = Date.now()
   alive = true
@@ -258,11 +274,17 @@ class ConnectionImpl implements Connection {
   current: Online | undefined = undefined
   /** Resumes the connection's fiber, which then ends. */
   finish: (() => void) | undefined = undefined
-  // Outbound: created on the first backlog, as most peers never need one.
-  mailbox: Queue.Queue<Outbound> | undefined = undefined
-  drain: Effect.Effect<void> | undefined = undefined
+  // Outbound: the mailbox is created on the first backlog, as most peers never need one.
+  mailbox: Mailbox | undefined = undefined
+  head = 0
+  /** Frames waiting in the mailbox. */
   queued = 0
-  writing = false
+  /** Bytes waiting in the mailbox. */
+  mailboxBytes = 0
+  /** Bytes waiting for the peer (mailbox and socket), as last reported to the server's budget. */
+  waiting = 0
+  /** Whether the socket's `drain` is listened to (once something has waited). */
+  watching = false
   wroteAt = -1
   corkedAt = -1
   /** The handshake's deadline, then the deadline of the close handshake. */
@@ -294,6 +316,7 @@ class ConnectionImpl implements Connection {
   kick(code: number, reason: string): void {
     if (this.kicked) return
     this.kicked = true
+    this.release()
     this.ws.close(code, reason)
     this.closing()
   }
@@ -361,66 +384,138 @@ class ConnectionImpl implements Connection {
       // The first write of a tick goes straight out; a second one in the same tick corks the socket until the
       // tick ends, so that a burst leaves in one syscall while a lone frame pays no cork.
       const tick = currentTick()
-      if (this.wroteAt !== tick) this.wroteAt = tick
-      else if (this.corkedAt !== tick) {
+      if (this.wroteAt !== tick) {
+        this.wroteAt = tick
+        this.write(item)
+        // The kernel usually takes it all: nothing waits, and the peer's figure stays as it was.
+        if (socket.writableLength !== this.waiting) this.account()
+        return !this.kicked
+      }
+      if (this.corkedAt !== tick) {
         this.corkedAt = tick
         socket.cork()
-        corked.push(socket)
+        corked.push(this)
       }
+      // Counted once the tick ends (`uncorked`): until then the burst has not been offered to the kernel.
       this.write(item)
       return true
     }
-    this.mailbox ??= Effect.runSync(Queue.dropping<Outbound>(this.hub.options.mailboxSize))
-    if (!Queue.unsafeOffer(this.mailbox, item)) {
-      this.hub.stats.slowConsumers++
-      this.kick(1013, "Too many pending messages")
+    return this.enqueue(item)
+  }
+
+  /** The socket is backed up, or frames already wait: this one waits behind them. */
+  enqueue(item: Outbound): boolean {
+    if (this.queued >= this.hub.options.mailboxSize) {
+      this.shed()
       return false
     }
-    this.queued++
-    if (!this.writing) {
-      this.writing = true
-      this.hub.fork(this.drain ??= this.makeDrain())
+    if (this.mailbox === undefined) {
+      this.mailbox = []
+      this.watch()
     }
-    return true
+    this.mailbox.push(item)
+    this.queued++
+    if (item instanceof Uint8Array) this.mailboxBytes += item.length
+    // A socket that reports backpressure will drain (and the mailbox be written then); any other takes more now.
+    if (this.socket.writableNeedDrain) this.account()
+    else this.flush()
+    return !this.kicked
   }
 
   /**
-   * The writer, run only while the mailbox holds something: an idle peer costs no fiber for it, nor the writer's
-   * effects (built on the first backlog).
+   * Writes what waits in the mailbox, in one burst, until the socket holds more than the high-water mark (and has
+   * reported backpressure, so that its `drain` calls this again), then takes the peer's figure anew.
    */
-  makeDrain(): Effect.Effect<void> {
-    const socket = this.socket
-    const waitDrain = Effect.async<void>((resume) => {
-      const done = () => {
-        socket.off("drain", done)
-        socket.off("close", done)
-        resume(Effect.void)
-      }
-      socket.on("drain", done)
-      socket.on("close", done)
-      return Effect.sync(() => {
-        socket.off("drain", done)
-        socket.off("close", done)
-      })
-    })
-    const takeBatch = Effect.suspend(() => Queue.takeUpTo(this.mailbox!, writeBatch))
-    const writeBatchOf: Effect.Effect<void> = Effect.flatMap(takeBatch, (batch) => {
+  flush(): void {
+    const mailbox = this.mailbox
+    if (mailbox !== undefined && this.queued > 0) {
+      const socket = this.socket
+      const limit = this.hub.options.highWaterMark
+      let head = this.head
       socket.cork()
-      for (const item of Chunk.toReadonlyArray(batch)) this.write(item)
+      while (head < mailbox.length && (socket.writableLength <= limit || !socket.writableNeedDrain)) {
+        const item = mailbox[head]!
+        mailbox[head++] = undefined
+        if (item instanceof Uint8Array) this.mailboxBytes -= item.length
+        this.write(item)
+      }
       socket.uncork()
-      this.queued -= Chunk.size(batch)
-      if (this.queued > 0) return loop
-      this.writing = false
-      return Effect.void
-    })
-    // Stop draining while the socket holds too much: the mailbox then fills, and a peer that does not read is
-    // closed with 1013 instead of growing the process without bound.
-    const loop: Effect.Effect<void> = Effect.suspend(() =>
-      socket.writableLength > this.hub.options.highWaterMark && !socket.destroyed
-        ? Effect.zipRight(waitDrain, writeBatchOf)
-        : writeBatchOf
-    )
-    return loop
+      if (head === mailbox.length) {
+        mailbox.length = 0
+        head = 0
+      } else if (head > compactAbove) {
+        mailbox.splice(0, head)
+        head = 0
+      }
+      this.head = head
+      this.queued = mailbox.length - head
+    }
+    this.account()
+  }
+
+  /** The tick's corked writes go to the kernel; what it does not take waits. */
+  uncorked(): void {
+    const socket = this.socket
+    socket.uncork()
+    if (socket.writableLength !== this.waiting) this.account()
+  }
+
+  /** Bytes waiting for the peer: its mailbox, and its socket's buffer once the socket reports backpressure. */
+  measure(): number {
+    const socket = this.socket
+    return this.mailboxBytes + (socket.writableNeedDrain ? socket.writableLength : 0)
+  }
+
+  /** Takes the peer's figure anew; when it grew, a peer over its own budget, or the slowest over the global one, go. */
+  account(): void {
+    if (this.kicked || this.done) return
+    const before = this.waiting
+    const waiting = this.measure()
+    if (waiting === before) return
+    const budget = this.hub.outbound
+    this.waiting = waiting
+    OutboundBudget.update(budget, this, before, waiting)
+    if (waiting < before) return
+    this.watch()
+    if (waiting > budget.perPeer) this.shed()
+    else if (OutboundBudget.isOver(budget)) OutboundBudget.shedSlowest(budget)
+  }
+
+  recount(): void {
+    if (this.kicked || this.done) return
+    const before = this.waiting
+    const waiting = this.measure()
+    if (waiting === before) return
+    this.waiting = waiting
+    OutboundBudget.update(this.hub.outbound, this, before, waiting)
+  }
+
+  /** From the first time something waits, the socket's `drain` writes the mailbox and brings the figure down. */
+  watch(): void {
+    if (this.watching) return
+    this.watching = true
+    const socket: Duplex & Owned = this.socket
+    socket[owner] = this
+    socket.on("drain", onDrain)
+  }
+
+  /** Too slow for its frames: closed with 1013 (`kick` drops what waits, so that the close frame comes next). */
+  shed(): void {
+    if (this.kicked) return
+    this.hub.stats.slowConsumers++
+    this.kick(1013, "Too many pending messages")
+  }
+
+  /** Drops the mailbox, and the peer's bytes from the server's budget. */
+  release(): void {
+    this.mailbox = undefined
+    this.head = 0
+    this.queued = 0
+    this.mailboxBytes = 0
+    if (this.waiting !== 0) {
+      OutboundBudget.update(this.hub.outbound, this, this.waiting, 0)
+      this.waiting = 0
+    }
   }
 
   onMessage(data: RawData, isBinary: boolean): void {
@@ -505,6 +600,7 @@ class ConnectionImpl implements Connection {
     clearTimeout(this.timer)
     const hub = this.hub
     hub.connections.delete(this)
+    this.release()
     const online = this.current
     try {
       if (online !== undefined) {
@@ -556,6 +652,15 @@ function onPong(this: WebSocket & Owned): void {
 }
 function onClose(this: WebSocket & Owned): void {
   this[owner]?.teardown()
+}
+function onDrain(this: Duplex & Owned): void {
+  const connection = this[owner]
+  if (connection === undefined) return
+  try {
+    connection.flush()
+  } catch (error) {
+    connection.failed(error)
+  }
 }
 
 /**

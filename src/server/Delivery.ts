@@ -13,6 +13,7 @@ import * as Message from "../protocol/Message.js"
 import type * as Peer from "../protocol/Peer.js"
 import type * as Authenticator from "./Authenticator.js"
 import type * as JoinPolicy from "./JoinPolicy.js"
+import type * as OutboundBudget from "./OutboundBudget.js"
 import type * as PeerRegistry from "./PeerRegistry.js"
 import type * as Router from "./Router.js"
 import * as Presence from "./Presence.js"
@@ -21,7 +22,8 @@ import * as State from "./State.js"
 
 /**
  * A recipient: a connection's mailbox, or a virtual peer's handler queue. `send` never blocks; a connection whose
- * mailbox is full closes itself (1013). `bytes` is the frame as a complete WebSocket text frame (see `wire`).
+ * mailbox is full, or that has too many bytes waiting, closes itself (1013). `bytes` is the frame as a complete
+ * WebSocket text frame (see `wire`).
  *
  * @since 0.1.0
  * @category models
@@ -58,7 +60,7 @@ export interface Stats {
   delivered: number
   /** Routed frames that reached nobody (unknown address, no shared room, odd `to`). */
   undeliverable: number
-  /** Peers closed because their mailbox overflowed. */
+  /** Peers closed as too slow (1013): their mailbox overflowed, or they had too many bytes waiting. */
   slowConsumers: number
   /** Frames refused with an error frame. */
   refused: number
@@ -90,6 +92,8 @@ export interface Hub {
   readonly joinPolicy: Context.Tag.Service<JoinPolicy.JoinPolicy>
   readonly events: PubSub.PubSub<ServerEvent>
   readonly stats: Stats
+  /** Outbound bytes waiting for peers, against `maxQueuedBytes` and `maxOutboundBytes`. */
+  readonly outbound: OutboundBudget.OutboundBudget
   /** Every accepted socket until its connection ends. */
   readonly connections: Set<Live>
   readonly startedAt: number

@@ -8,6 +8,7 @@ import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import * as Fs from "node:fs"
 import type { AuthHook } from "./Authenticator.js"
 import type { JoinHook } from "./JoinPolicy.js"
 
@@ -38,8 +39,12 @@ export interface ServerOptions {
   readonly maxRoomsPerPeer: number
   /** Longest room name in UTF-8 bytes, for `join` and `auth.rooms`; longer names get error 400. */
   readonly maxRoomNameLength: number
-  /** Open sockets allowed at once, authenticated or not; 0 = unlimited. */
-  readonly maxConnections: number
+  /**
+   * Open sockets allowed at once, authenticated or not; 0 = unlimited. Unset: the process's open-file limit less a
+   * tenth (at least 64) kept for the listener, HTTP requests and the `503` answers themselves; unlimited where the
+   * limit cannot be read.
+   */
+  readonly maxConnections: number | undefined
   /** Largest accepted frame in bytes; larger ones get `error 413` and close 1009. */
   readonly maxMessageSize: number
   /**
@@ -97,7 +102,7 @@ export const defaults: ServerOptions = {
   authorizeJoin: undefined,
   maxRoomsPerPeer: 100,
   maxRoomNameLength: 256,
-  maxConnections: 0,
+  maxConnections: undefined,
   maxMessageSize: 65536,
   maxPayload: 0,
   rateLimit: 100,
@@ -126,6 +131,8 @@ export const defaults: ServerOptions = {
 export interface Resolved extends ServerOptions {
   /** `dynamicRooms` as set, or what it means when unset (see `ServerOptions.dynamicRooms`). */
   readonly dynamicRooms: boolean
+  /** `maxConnections` as set, or what it means when unset (see `ServerOptions.maxConnections`). */
+  readonly maxConnections: number
   readonly authTimeoutMillis: number
   readonly authFailureDelayMillis: number
   readonly headersTimeoutMillis: number
@@ -134,6 +141,32 @@ export interface Resolved extends ServerOptions {
   readonly shutdownTimeoutMillis: number
   readonly hardPayloadLimit: number
 }
+
+/**
+ * The soft limit on open files of this process, where the platform tells (Linux's `/proc/self/limits`).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const openFileLimit = (): number | undefined => {
+  try {
+    const line = Fs.readFileSync("/proc/self/limits", "utf8").split("\n").find((l) => l.startsWith("Max open files"))
+    const soft = line === undefined ? Number.NaN : Number(line.slice("Max open files".length).trim().split(/\s+/)[0])
+    return Number.isFinite(soft) && soft > 0 ? soft : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The connections allowed under an open-file limit: a tenth of it, at least 64, stays free for everything else
+ * (past the limit a process can accept nothing, not even `/health` or the `503` that refuses a connection).
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connectionsWithin = (fileLimit: number | undefined): number =>
+  fileLimit === undefined ? 0 : Math.max(1, fileLimit - Math.max(64, Math.ceil(fileLimit / 10)))
 
 const defined = <A extends object>(options: A): Partial<A> =>
   Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<A>
@@ -148,6 +181,7 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
   return {
     ...merged,
     dynamicRooms: merged.dynamicRooms ?? (!merged.authentication || merged.authorizeJoin !== undefined),
+    maxConnections: merged.maxConnections ?? connectionsWithin(openFileLimit()),
     authTimeoutMillis: millis(merged.authTimeout),
     authFailureDelayMillis: millis(merged.authFailureDelay),
     headersTimeoutMillis: millis(merged.headersTimeout),

@@ -33,6 +33,7 @@ import * as Authenticator from "./Authenticator.js"
 import * as Connection from "./Connection.js"
 import * as Delivery from "./Delivery.js"
 import * as JoinPolicy from "./JoinPolicy.js"
+import * as OutboundBudget from "./OutboundBudget.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
 import * as Router from "./Router.js"
@@ -181,6 +182,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       joinPolicy,
       events,
       stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
+      outbound: OutboundBudget.make(resolved),
       connections: new Set(),
       startedAt: Date.now(),
       shuttingDown: false

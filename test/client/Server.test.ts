@@ -264,6 +264,8 @@ describe("client as a layer", () => {
       expect(users).toEqual(Option.some(["alice", "bob"]))
       // The layer's scope is closed: the server saw Alice leave.
       yield* eventually(server.peerCount, (n) => n === 1, "alice gone")
+      // Bob hears of it through the offline presence, which may still be on its way.
+      yield* eventually(rosterIds(other.client), (ids) => ids.length === 1, "bob's roster without alice")
       expect(yield* rosterIds(other.client)).toEqual([other.peer.id])
     }))
 })

@@ -103,7 +103,9 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
         alice.send({ type: "message", data: { round } })
         yield* Effect.sleep(120)
       }
-      expect(bob.all.filter((f) => f.type === "message")).toHaveLength(6)
+      // Delivered in time on a busy machine too: what counts is that none was refused.
+      yield* expectEffect(Effect.sync(() => bob.all.filter((f) => f.type === "message").length), (n) => n === 6)
+      yield* alice.none((f) => f.type === "error")
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
