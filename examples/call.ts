@@ -20,8 +20,8 @@ const peer = (url: string, user: string) =>
     const channel = yield* Deferred.make<RTCDataChannel>()
     const wire = (dc: RTCDataChannel) => {
       dc.onmessage = (event) => console.log(`${user} got: ${String(event.data)}`)
-      dc.onopen = () => Deferred.unsafeDone(channel, Exit.succeed(dc))
-      if (dc.readyState === "open") Deferred.unsafeDone(channel, Exit.succeed(dc))
+      dc.onopen = () => Deferred.doneUnsafe(channel, Exit.succeed(dc))
+      if (dc.readyState === "open") Deferred.doneUnsafe(channel, Exit.succeed(dc))
     }
     const signaller = Signaller.fromClient(client)
     const session = yield* CallSession.make({
@@ -47,11 +47,11 @@ const program = Effect.gen(function*() {
   // Bob picks up whoever calls.
   yield* bob.session.incomingCall.pipe(
     Stream.runForEach((call) =>
-      Effect.log(`bob: ${call.remote} is calling`).pipe(Effect.zipRight(bob.session.accept()))
+      Effect.log(`bob: ${call.remote} is calling`).pipe(Effect.andThen(bob.session.accept()))
     ),
     Effect.forkScoped
   )
-  yield* Effect.yieldNow()
+  yield* Effect.yieldNow
 
   yield* alice.session.call(yield* bob.address)
   const [toBob, toAlice] = yield* Effect.all([Deferred.await(alice.channel), Deferred.await(bob.channel)])

@@ -75,9 +75,9 @@ export interface CallSessionOptions {
    */
   readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
   /** How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`. Default 30 s. */
-  readonly ringTimeout?: Duration.DurationInput | undefined
+  readonly ringTimeout?: Duration.Input | undefined
   /** Upper bound for each peer-connection operation (create/set descriptions, close). Default 10 s. */
-  readonly operationTimeout?: Duration.DurationInput | undefined
+  readonly operationTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -106,7 +106,7 @@ export interface CallSession {
  * @since 0.1.0
  * @category tags
  */
-export const CallSession: Context.Tag<CallSession, CallSession> = Context.GenericTag<CallSession>(
+export const CallSession: Context.Service<CallSession, CallSession> = Context.Service<CallSession>(
   "symple/call/CallSession"
 )
 
@@ -132,8 +132,8 @@ export const make = (
 ): Effect.Effect<CallSession, never, Signaller | Scope.Scope> =>
   Effect.gen(function*() {
     const signaller = yield* Signaller
-    const ringTimeout = Duration.decode(options.ringTimeout ?? "30 seconds")
-    const operationTimeout = Duration.decode(options.operationTimeout ?? "10 seconds")
+    const ringTimeout = Duration.fromInputUnsafe(options.ringTimeout ?? "30 seconds")
+    const operationTimeout = Duration.fromInputUnsafe(options.operationTimeout ?? "10 seconds")
     const state = yield* SubscriptionRef.make<CallState>(CallStateModule.initial)
     const incoming = yield* PubSub.unbounded<IncomingCall>()
     const inputs = yield* Queue.unbounded<Envelope>()
@@ -142,12 +142,12 @@ export const make = (
 
     // Peer-connection callbacks run outside any fiber; the queue is unbounded, so offering never blocks.
     const post = (input: Input) => {
-      Queue.unsafeOffer(inputs, { input })
+      Queue.offerUnsafe(inputs, { input })
     }
 
     const sendNow = (frame: Frame.Message) =>
       signaller.send(frame).pipe(
-        Effect.catchAll((e) => Effect.logDebug("call signal not sent", e)),
+        Effect.catch((e) => Effect.logDebug("call signal not sent", e)),
         Effect.annotateLogs({ module: "CallSession", to: String(frame.to), subtype: String(frame.subtype) })
       )
     // Signals leave in order through one sender, so that a transport waiting to reconnect never stalls the state
@@ -158,7 +158,10 @@ export const make = (
 
     const operation = <A>(callId: number, name: string, run: () => Promise<A>) =>
       Effect.tryPromise(run).pipe(
-        Effect.timeoutFail({ duration: operationTimeout, onTimeout: () => new Error(`${name} timed out`) }),
+        Effect.timeoutOrElse({
+          duration: operationTimeout,
+          orElse: () => Effect.fail(new Error(`${name} timed out`))
+        }),
         Effect.tapError((e) => Effect.sync(() => post(Input.PeerFailed({ callId, message: `${name}: ${String(e)}` }))))
       )
 
@@ -198,7 +201,7 @@ export const make = (
         onNone: () => Effect.void,
         onSome: ({ detach, pc }) =>
           Effect.sync(detach).pipe(
-            Effect.zipRight(Effect.tryPromise(async () => await pc.close())),
+            Effect.andThen(Effect.tryPromise(async () => await pc.close())),
             Effect.timeout(operationTimeout),
             Effect.ignore
           )
@@ -217,15 +220,15 @@ export const make = (
           const callId = instruction.callId
           return FiberHandle.run(
             ringTimer,
-            Effect.sleep(ringTimeout).pipe(Effect.zipRight(Effect.sync(() => post(Input.RingTimeout({ callId })))))
+            Effect.sleep(ringTimeout).pipe(Effect.andThen(Effect.sync(() => post(Input.RingTimeout({ callId })))))
           ).pipe(Effect.asVoid)
         }
         case "OpenPeer": {
           const { callId, remote, role } = instruction
           return closePeer.pipe(
-            Effect.zipRight(options.peerConnection({ callId, remote, role })),
+            Effect.andThen(options.peerConnection({ callId, remote, role })),
             Effect.flatMap((pc) => Ref.set(peer, Option.some(attach(callId, pc)))),
-            Effect.catchAllCause((cause) =>
+            Effect.catchCause((cause) =>
               Effect.sync(() => post(Input.PeerFailed({ callId, message: `peer connection: ${String(cause)}` })))
             )
           )
@@ -266,15 +269,15 @@ export const make = (
             // One unusable candidate must not end the call; the others may still connect it.
             return Effect.tryPromise(() => pc.addIceCandidate(candidate)).pipe(
               Effect.timeout(operationTimeout),
-              Effect.catchAll((e) => Effect.logDebug("remote candidate refused", e))
+              Effect.catch((e) => Effect.logDebug("remote candidate refused", e))
             )
           })
         }
         case "ClosePeer": {
           const callId = instruction.callId
           return FiberHandle.clear(ringTimer).pipe(
-            Effect.zipRight(closePeer),
-            Effect.zipRight(Effect.sync(() => post(Input.Closed({ callId }))))
+            Effect.andThen(closePeer),
+            Effect.andThen(Effect.sync(() => post(Input.Closed({ callId }))))
           )
         }
       }
@@ -291,21 +294,22 @@ export const make = (
       })
 
     yield* Queue.take(inputs).pipe(Effect.flatMap(step), Effect.forever, Effect.forkScoped)
+    // Started at once, so that a stream that subscribes synchronously (a PubSub) is subscribed before `make` returns
+    // and anyone can call us; the yields give the others (a transport that subscribes asynchronously) a chance too.
     yield* signaller.messages.pipe(
       Stream.runForEach((frame) =>
         Effect.sync(() =>
           Option.map(Call.parse(frame), ({ from, signal }) => post(Input.Remote({ from, signal })))
         )
       ),
-      Effect.forkScoped
+      Effect.forkScoped({ startImmediately: true })
     )
     yield* signaller.offline.pipe(
       Stream.runForEach((address) => Effect.sync(() => post(Input.PeerOffline({ address })))),
-      Effect.forkScoped
+      Effect.forkScoped({ startImmediately: true })
     )
-    // Let the consumers subscribe before anyone can call us.
-    yield* Effect.yieldNow()
-    yield* Effect.yieldNow()
+    yield* Effect.yieldNow
+    yield* Effect.yieldNow
 
     // Registered last, so it runs first on close: a call in progress is hung up while the network is still there.
     yield* Effect.addFinalizer(() =>
@@ -334,7 +338,7 @@ export const make = (
       })
 
     return CallSession.of({
-      state: state.changes,
+      state: SubscriptionRef.changes(state),
       current: SubscriptionRef.get(state),
       incomingCall: Stream.fromPubSub(incoming),
       call: (address) =>
@@ -357,7 +361,7 @@ export const make = (
  * @category layers
  */
 export const layer = (options: CallSessionOptions): Layer.Layer<CallSession, never, Signaller> =>
-  Layer.scoped(CallSession, make(options))
+  Layer.effect(CallSession, make(options))
 
 /**
  * Waits until the session's state satisfies a predicate, and returns that state.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc, Option } from "effect"
+import { Option, Result } from "effect"
 import * as Call from "../../src/protocol/Call.js"
 import * as Frame from "../../src/protocol/Frame.js"
+import { fc, prop } from "../support/prop.js"
 
 const text = fc.string({ minLength: 1, maxLength: 40 })
 const address = fc.tuple(fc.stringMatching(/^[a-z]{1,8}$/), fc.stringMatching(/^[A-Za-z0-9+/]{1,16}$/))
@@ -25,12 +26,12 @@ const signal: fc.Arbitrary<Call.Signal> = fc.oneof(
 /** Sends a frame through JSON and the protocol decoder, as a peer would receive it (with `from` set). */
 const overTheWire = (frame: Frame.Message, from: string): Frame.Message => {
   const decoded = Frame.decode(JSON.stringify({ ...frame, from }))
-  if (decoded._tag === "Left" || decoded.right.type !== "message") throw new Error("not a message frame")
-  return decoded.right
+  if (Result.isFailure(decoded) || decoded.success.type !== "message") throw new Error("not a message frame")
+  return decoded.success
 }
 
 describe("protocol/Call", () => {
-  it.prop("every signal survives the wire and is strict on output", [signal, address, address], ([s, to, from]) => {
+  prop("every signal survives the wire and is strict on output", [signal, address, address], ([s, to, from]) => {
     const frame = Call.message(to, s)
     expect(frame.subtype).toBe(`call:${Call.actionOfSignal(s)}`)
     expect(Call.isStrict(frame)).toBe(true)
@@ -38,7 +39,7 @@ describe("protocol/Call", () => {
     expect(parsed).toEqual(Option.some({ from, signal: s, id: frame.id }))
   })
 
-  it.prop("any data on a call subtype never throws and yields a signal or none", [
+  prop("any data on a call subtype never throws and yields a signal or none", [
     fc.constantFrom(...Call.actions),
     fc.jsonValue(),
     address

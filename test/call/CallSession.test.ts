@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
+import { Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
 import { type MemoryNetwork, makeMemoryNetwork, Signaller } from "../../src/call/Signaller.js"
@@ -17,11 +17,14 @@ const join = (network: MemoryNetwork, user: string, options: Partial<CallSession
     return { signaller, chat, session, address: yield* signaller.address }
   })
 
-type Party = Effect.Effect.Success<ReturnType<typeof join>>
+type Party = Effect.Success<ReturnType<typeof join>>
 
 const waitFor = <T extends CallState["_tag"]>(party: Party, tag: T) =>
   awaitState(party.session, isTag(tag)).pipe(
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`${party.address} never reached ${tag}`) })
+    Effect.timeoutOrElse({
+      duration: "10 seconds",
+      orElse: () => Effect.fail(new Error(`${party.address} never reached ${tag}`))
+    })
   )
 
 /** Accepts the next call that rings, through the incomingCall stream. */
@@ -32,7 +35,7 @@ const answerNextCall = (party: Party) =>
       Stream.runForEach(() => party.session.accept()),
       Effect.forkScoped
     )
-    yield* Effect.yieldNow()
+    yield* Effect.yieldNow
     return fiber
   })
 
@@ -40,7 +43,7 @@ const subtypes = (network: MemoryNetwork) =>
   Effect.map(network.routed, (frames) => frames.map((f) => `${String(f.from).split("|")[0]}:${f.subtype}`))
 
 describe("call/CallSession over an in-memory network", () => {
-  it.scopedLive("two werift peers connect, exchange data both ways and hang up", () =>
+  it.live("two werift peers connect, exchange data both ways and hang up", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -94,7 +97,7 @@ describe("call/CallSession over an in-memory network", () => {
       yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
     }), 30_000)
 
-  it.scopedLive("reject: the caller ends with the callee's reason", () =>
+  it.live("reject: the caller ends with the callee's reason", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -114,7 +117,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect(alice.chat.created).toEqual([])
     }))
 
-  it.scopedLive("busy: a second caller is rejected while the first one rings; strangers cannot end the call", () =>
+  it.live("busy: a second caller is rejected while the first one rings; strangers cannot end the call", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -137,7 +140,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect((yield* network.routed).find((f) => f.subtype === "call:reject")?.data).toEqual({ reason: "busy" })
     }))
 
-  it.scopedLive("ring timeout: an unanswered call ends with hangup {reason: timeout}", () =>
+  it.live("ring timeout: an unanswered call ends with hangup {reason: timeout}", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice", { ringTimeout: "200 millis" })
@@ -154,7 +157,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect(hangup?.data).toEqual({ reason: "timeout" })
     }))
 
-  it.scopedLive("ring timeout on the callee side ends a call nobody picks up", () =>
+  it.live("ring timeout on the callee side ends a call nobody picks up", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -166,14 +169,21 @@ describe("call/CallSession over an in-memory network", () => {
       )
     }))
 
-  it.scopedLive("a call that is accepted but never answered times out in Negotiating", () =>
+  it.live("a call that is accepted but never answered times out in Negotiating", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice", { ringTimeout: "300 millis" })
       // bob is a bare signaller speaking the C++ dialect: call:accept without any data, then silence.
       const bob = yield* network.connect("bob")
       const bobAddress = yield* bob.address
+      // bob answers the init once it has arrived (`call` returns once the init is queued, not sent).
+      const ringing = yield* bob.messages.pipe(
+        Stream.filter((frame) => frame.subtype === "call:init"),
+        Stream.runHead,
+        Effect.forkScoped({ startImmediately: true })
+      )
       yield* alice.session.call(bobAddress)
+      yield* Fiber.join(ringing)
       yield* bob.send({ type: "message", to: alice.address, subtype: "call:accept" })
       yield* waitFor(alice, "Negotiating")
       expect(yield* waitFor(alice, "Ended")).toEqual(
@@ -185,7 +195,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
     }))
 
-  it.scopedLive("interop: a hand-written peer in the C++ dialect (no data, a= candidates, no sdpMLineIndex)", () =>
+  it.live("interop: a hand-written peer in the C++ dialect (no data, a= candidates, no sdpMLineIndex)", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -196,7 +206,7 @@ describe("call/CallSession over an in-memory network", () => {
       const bobReceived = yield* Queue.unbounded<string>()
       pc.ondatachannel = ({ channel }) => {
         channel.onmessage = (event) => {
-          Queue.unsafeOffer(bobReceived, String(event.data))
+          Queue.offerUnsafe(bobReceived, String(event.data))
           channel.send(`echo ${String(event.data)}`)
         }
       }
@@ -222,7 +232,7 @@ describe("call/CallSession over an in-memory network", () => {
         ),
         Effect.forkScoped
       )
-      yield* Effect.yieldNow()
+      yield* Effect.yieldNow
       yield* alice.session.call(bobAddress)
       yield* waitFor(alice, "Active")
       const channel = yield* Deferred.await(alice.chat.open)
@@ -239,7 +249,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect(fromAlice.some((f) => f.subtype === "call:candidate")).toBe(true)
     }), 30_000)
 
-  it.scopedLive("remote offline: an active call ends when the other peer disappears", () =>
+  it.live("remote offline: an active call ends when the other peer disappears", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -255,7 +265,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
     }), 30_000)
 
-  it.scopedLive("glare: both call each other at once, the lower address stays the caller, the call connects", () =>
+  it.live("glare: both call each other at once, the lower address stays the caller, the call connects", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -279,7 +289,7 @@ describe("call/CallSession over an in-memory network", () => {
       yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
     }), 30_000)
 
-  it.scopedLive("a peer connection that cannot be created ends the call with hangup {reason: failed}", () =>
+  it.live("a peer connection that cannot be created ends the call with hangup {reason: failed}", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice", { peerConnection: () => Effect.fail(new Error("no WebRTC here")) })
@@ -296,7 +306,7 @@ describe("call/CallSession over an in-memory network", () => {
       expect((yield* subtypes(network)).filter((s) => s === "alice:call:offer")).toEqual([])
     }))
 
-  it.scopedLive("local actions in the wrong state fail with CallError and change nothing", () =>
+  it.live("local actions in the wrong state fail with CallError and change nothing", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")
@@ -308,10 +318,10 @@ describe("call/CallSession over an in-memory network", () => {
       yield* alice.session.call(bob.address)
       expect((yield* Effect.flip(alice.session.call(bob.address))).reason).toBe("InvalidState")
       const states = yield* alice.session.state.pipe(Stream.take(1), Stream.runCollect)
-      expect(Chunk.toReadonlyArray(states)).toEqual([CallState.OutgoingInit({ callId: 1, remote: bob.address })])
+      expect(states).toEqual([CallState.OutgoingInit({ callId: 1, remote: bob.address })])
     }))
 
-  it.scopedLive("closing a session hangs up its call", () =>
+  it.live("closing a session hangs up its call", () =>
     Effect.gen(function*() {
       const network = yield* makeMemoryNetwork
       const alice = yield* join(network, "alice")

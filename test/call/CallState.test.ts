@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
 import { CallState, Input, Instruction, initial, transition } from "../../src/call/CallState.js"
 import type { Step } from "../../src/call/CallState.js"
 import * as Address from "../../src/protocol/Address.js"
 import * as Call from "../../src/protocol/Call.js"
+import { fc } from "../support/prop.js"
 
 const self = "me|m1"
 const context = { self }

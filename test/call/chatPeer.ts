@@ -26,10 +26,10 @@ export const makeChatPeer = Effect.gen(function*() {
   const created: Array<RTCPeerConnection> = []
   const wire = (channel: RTCDataChannel) => {
     channel.onmessage = (event) => {
-      Queue.unsafeOffer(received, String(event.data))
+      Queue.offerUnsafe(received, String(event.data))
     }
-    if (channel.readyState === "open") Deferred.unsafeDone(open, Exit.succeed(channel))
-    else channel.onopen = () => Deferred.unsafeDone(open, Exit.succeed(channel))
+    if (channel.readyState === "open") Deferred.doneUnsafe(open, Exit.succeed(channel))
+    else channel.onopen = () => Deferred.doneUnsafe(open, Exit.succeed(channel))
   }
   const peerConnection = (call: CallInfo) =>
     Effect.sync(() => {

@@ -20,7 +20,7 @@ const join = (url: string, user: string) =>
     const base = fromClient(client)
     const signaller: Signaller = {
       ...base,
-      send: (frame) => Effect.zipRight(Ref.update(sent, (all) => [...all, frame]), base.send(frame))
+      send: (frame) => Effect.andThen(Ref.update(sent, (all) => [...all, frame]), base.send(frame))
     }
     const chat = yield* makeChatPeer
     const session = yield* makeSession({ peerConnection: chat.peerConnection, ringTimeout: "10 seconds" }).pipe(
@@ -33,15 +33,18 @@ const join = (url: string, user: string) =>
       Stream.runForEach((frame) => Ref.update(received, (all) => [...all, frame])),
       Effect.forkScoped
     )
-    yield* Effect.yieldNow()
+    yield* Effect.yieldNow
     return { client, chat, session, sent, received, address: yield* signaller.address }
   })
 
-type Party = Effect.Effect.Success<ReturnType<typeof join>>
+type Party = Effect.Success<ReturnType<typeof join>>
 
 const waitFor = <T extends CallState["_tag"]>(party: Party, tag: T) =>
   awaitState(party.session, isTag(tag)).pipe(
-    Effect.timeoutFail({ duration: "10 seconds", onTimeout: () => new Error(`${party.address} never reached ${tag}`) })
+    Effect.timeoutOrElse({
+      duration: "10 seconds",
+      orElse: () => Effect.fail(new Error(`${party.address} never reached ${tag}`))
+    })
   )
 
 /** Both clients see each other in their rosters (so that offline presence reaches the other). */
@@ -54,7 +57,7 @@ const awaitRosters = (a: Party, b: Party) =>
   )).pipe(Effect.timeout("5 seconds"))
 
 describe("call/e2e: two SympleClients on the project's server, real WebRTC (werift)", () => {
-  it.scopedLive("call, data both ways, hang up; the server routes ordinary messages only", () =>
+  it.live("call, data both ways, hang up; the server routes ordinary messages only", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
@@ -68,7 +71,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
         }),
         Effect.forkScoped
       )
-      yield* Effect.yieldNow()
+      yield* Effect.yieldNow
       yield* alice.session.call(bob.address)
       yield* Fiber.join(answered)
       yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
@@ -106,7 +109,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       expect((yield* server.stats).refused).toBe(0)
     }), 30_000)
 
-  it.scopedLive("the call ends when the remote client goes offline", () =>
+  it.live("the call ends when the remote client goes offline", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
