@@ -15,16 +15,16 @@ const user = process.argv[3] ?? "example"
 const program = Effect.gen(function*() {
   const client = yield* NodeSympleClient.make({ url, user, rooms: ["lobby"] })
 
-  yield* client.state.pipe(Stream.runForEach((state) => Console.log("state:", state._tag)), Effect.fork)
+  yield* client.state.pipe(Stream.runForEach((state) => Console.log("state:", state._tag)), Effect.forkChild)
   yield* client.roster.changes.pipe(
     Stream.map((peers) => Array.from(HashMap.values(peers), (p) => `${p.user}|${p.id}`).sort().join(", ")),
     Stream.changes,
     Stream.runForEach((line) => Console.log("roster:", line)),
-    Effect.fork
+    Effect.forkChild
   )
   yield* client.messages.pipe(
     Stream.runForEach((m) => Console.log(`${m.from}: ${JSON.stringify(m.data)}`)),
-    Effect.fork
+    Effect.forkChild
   )
   // Answered with status 200 and this data; other command requests get 404.
   yield* client.onCommand("time:*", () => Effect.succeed({ data: { now: Date.now() } }))

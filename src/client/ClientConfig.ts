@@ -35,17 +35,17 @@ export interface ClientOptions {
   /** Default true. */
   readonly reconnection?: boolean | undefined
   /** First reconnection delay; later ones grow exponentially (jittered) up to `reconnectMaxDelay`. Default 3 s. */
-  readonly reconnectDelay?: Duration.DurationInput | undefined
+  readonly reconnectDelay?: Duration.Input | undefined
   /** Default 30 s (never below `reconnectDelay`). */
-  readonly reconnectMaxDelay?: Duration.DurationInput | undefined
+  readonly reconnectMaxDelay?: Duration.Input | undefined
   /** Reconnection attempts after each loss of connection; 0 means unlimited. Default 0. */
   readonly reconnectAttempts?: number | undefined
   /** Replaces the default reconnection policy. It is reset each time the client gets online. */
   readonly reconnectSchedule?: Schedule.Schedule<unknown, ConnectionLost> | undefined
   /** How long opening the WebSocket may take, then how long the server may take to answer `auth`. Default 10 s. */
-  readonly openTimeout?: Duration.DurationInput | undefined
+  readonly openTimeout?: Duration.Input | undefined
   /** Default timeout of `request`, `joinRoom` and `leaveRoom`. Default 10 s. */
-  readonly requestTimeout?: Duration.DurationInput | undefined
+  readonly requestTimeout?: Duration.Input | undefined
   /** Adds application fields to every presence this client sends (the peer's own fields win). */
   readonly createPresence?: ((peer: Peer.Peer) => JsonObject) | undefined
   /** Answer command requests that no `onCommand` route matches with status 404. Default true. */
@@ -104,18 +104,15 @@ export const url = (options: Pick<ClientOptions, "url" | "host" | "port" | "secu
  * @category constructors
  */
 export const reconnectSchedule = (
-  delay: Duration.DurationInput,
-  maxDelay: Duration.DurationInput,
+  delay: Duration.Input,
+  maxDelay: Duration.Input,
   attempts: number
 ): Schedule.Schedule<unknown, ConnectionLost> => {
-  const base = Duration.decode(delay)
-  const cap = Duration.max(base, Duration.decode(maxDelay))
-  const capped = Schedule.exponential(base, 2).pipe(
-    Schedule.union(Schedule.spaced(cap)),
-    Schedule.jittered,
-    Schedule.asVoid
-  )
-  return attempts > 0 ? Schedule.intersect(capped, Schedule.recurs(attempts)) : capped
+  const base = Duration.fromInputUnsafe(delay)
+  const cap = Duration.max(base, Duration.fromInputUnsafe(maxDelay))
+  // `min` keeps the shorter delay (the exponential one, capped); `max` with `recurs` stops after `attempts`.
+  const capped = Schedule.jittered(Schedule.min([Schedule.exponential(base, 2), Schedule.spaced(cap)]))
+  return attempts > 0 ? Schedule.max([capped, Schedule.recurs(attempts)]) : capped
 }
 
 /**
@@ -136,8 +133,8 @@ export const resolve = (options: ClientOptions): ResolvedConfig => ({
     options.reconnectMaxDelay ?? defaults.reconnectMaxDelay,
     Math.max(0, Math.floor(options.reconnectAttempts ?? 0))
   ),
-  openTimeout: Duration.decode(options.openTimeout ?? defaults.openTimeout),
-  requestTimeout: Duration.decode(options.requestTimeout ?? defaults.requestTimeout),
+  openTimeout: Duration.fromInputUnsafe(options.openTimeout ?? defaults.openTimeout),
+  requestTimeout: Duration.fromInputUnsafe(options.requestTimeout ?? defaults.requestTimeout),
   createPresence: options.createPresence,
   answerUnhandledCommands: options.answerUnhandledCommands ?? true
 })

@@ -4,14 +4,14 @@
  *
  * @since 0.1.0
  */
-import * as Socket from "@effect/platform/Socket"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
-import * as Queue from "effect/Queue"
+import * as PubSub from "effect/PubSub"
 import * as Scope from "effect/Scope"
+import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import type * as Frame from "../protocol/Frame.js"
 import type * as Peer from "../protocol/Peer.js"
@@ -132,7 +132,7 @@ export const createClient = (
     }
   }
 
-  let scope: Scope.CloseableScope | undefined
+  let scope: Scope.Closeable | undefined
   let client: SympleClient.SympleClient | undefined
   let starting: Promise<SympleClient.SympleClient> | undefined
   let closed = false
@@ -142,14 +142,18 @@ export const createClient = (
     scope = s
     const c = yield* SympleClient.make(options).pipe(
       Effect.provide(platform.webSocket ?? Socket.layerWebSocketConstructorGlobal),
-      Scope.extend(s)
+      Scope.provide(s)
     )
     client = c
     // Subscribed before anything can arrive, so listeners see every frame and roster change.
-    const frames = yield* Scope.extend(c.subscribe, s)
-    const changes = yield* Scope.extend(c.roster.subscribe, s)
-    const forever = <A>(queue: Queue.Dequeue<A>, f: (a: A) => void) =>
-      Queue.take(queue).pipe(Effect.flatMap((a) => Effect.sync(() => f(a))), Effect.forever, Effect.forkIn(s))
+    const frames = yield* Scope.provide(c.subscribe, s)
+    const changes = yield* Scope.provide(c.roster.subscribe, s)
+    const forever = <A>(subscription: PubSub.Subscription<A>, f: (a: A) => void) =>
+      PubSub.take(subscription).pipe(
+        Effect.flatMap((a) => Effect.sync(() => f(a))),
+        Effect.forever,
+        Effect.forkIn(s)
+      )
     yield* forever(frames, dispatch)
     yield* forever(changes, dispatchChange)
     yield* c.state.pipe(
@@ -170,7 +174,7 @@ export const createClient = (
   const withClient = <A, E>(f: (c: SympleClient.SympleClient) => Effect.Effect<A, E>): Promise<A> =>
     start().then((c) => run(f(c)))
 
-  const routes = new Map<() => void, Scope.CloseableScope>()
+  const routes = new Map<() => void, Scope.Closeable>()
 
   const facade: Client = {
     connect: () => withClient((c) => c.awaitOnline),
@@ -198,7 +202,7 @@ export const createClient = (
       routes.set(remove, routeScope)
       void start().then((c) =>
         Effect.runPromise(
-          c.onCommand(pattern, (command) => Effect.promise(async () => handler(command))).pipe(Scope.extend(routeScope))
+          c.onCommand(pattern, (command) => Effect.promise(async () => handler(command))).pipe(Scope.provide(routeScope))
         )
       )
       return remove

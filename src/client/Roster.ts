@@ -11,7 +11,7 @@ import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
-import type * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -115,8 +115,11 @@ export interface Roster {
   readonly getByHost: (host: string) => Effect.Effect<ReadonlyArray<Peer.Peer>>
   /** Every change, in order. */
   readonly updates: Stream.Stream<Change>
-  /** A subscription to the changes that is live as soon as this effect returns. */
-  readonly subscribe: Effect.Effect<Queue.Dequeue<Change>, never, Scope.Scope>
+  /**
+   * A subscription to the changes that is live as soon as this effect returns; read it with `PubSub.take`,
+   * `PubSub.takeAll` (waits for at least one) or `PubSub.takeUpTo`.
+   */
+  readonly subscribe: Effect.Effect<PubSub.Subscription<Change>, never, Scope.Scope>
   readonly peerConnected: Stream.Stream<Peer.Peer>
   readonly peerDisconnected: Stream.Stream<Peer.Peer>
 }
@@ -161,15 +164,18 @@ export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
     ))
   const updates = Stream.fromPubSub(changesHub)
   const roster: Roster = {
-    changes: ref.changes,
+    changes: SubscriptionRef.changes(ref),
     snapshot: Effect.map(SubscriptionRef.get(ref), (peers) => Array.from(HashMap.values(peers))),
     get: (idOrAddress) => Effect.map(SubscriptionRef.get(ref), (peers) => find(peers, idOrAddress)),
     getByHost: (host) =>
       Effect.map(SubscriptionRef.get(ref), (peers) => Array.from(HashMap.values(peers)).filter((p) => p.host === host)),
     updates,
     subscribe: PubSub.subscribe(changesHub),
-    peerConnected: Stream.filterMap(updates, (c) => c._tag === "Connected" ? Option.some(c.peer) : Option.none()),
-    peerDisconnected: Stream.filterMap(updates, (c) => c._tag === "Disconnected" ? Option.some(c.peer) : Option.none())
+    peerConnected: Stream.filterMap(updates, (c) => c._tag === "Connected" ? Result.succeed(c.peer) : Result.failVoid),
+    peerDisconnected: Stream.filterMap(
+      updates,
+      (c) => c._tag === "Disconnected" ? Result.succeed(c.peer) : Result.failVoid
+    )
   }
   const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear }
   return handle

@@ -2,17 +2,17 @@
  * The Symple client: one WebSocket for the client's whole life, re-opened by a reconnection `Schedule`, with the
  * connection state, the roster and the incoming frames exposed as Streams.
  *
- * Platform-neutral: the WebSocket constructor comes from `Socket.WebSocketConstructor` (the browser's global with
- * `Socket.layerWebSocketConstructorGlobal`, the `ws` package with `NodeSocket.layerWebSocketConstructor`).
+ * Platform-neutral: the WebSocket constructor comes from `Socket.WebSocketConstructor` of `effect/socket/Socket` (the
+ * browser's global with `Socket.layerWebSocketConstructorGlobal`, the `ws` package with
+ * `NodeSympleClient.layerWebSocketConstructor`).
  *
  * @since 0.1.0
  */
-import * as Socket from "@effect/platform/Socket"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberSet from "effect/FiberSet"
@@ -20,8 +20,10 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Queue from "effect/Queue"
+import * as Result from "effect/Result"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Socket from "effect/socket/Socket"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
@@ -51,7 +53,7 @@ export interface Announce {
  */
 export interface RequestOptions {
   /** Defaults to the client's `requestTimeout`. */
-  readonly timeout?: Duration.DurationInput | undefined
+  readonly timeout?: Duration.Input | undefined
   /** Called for each 202 / 406 reply (progress, not final). */
   readonly onProgress?: ((reply: Frame.Routed) => Effect.Effect<void>) | undefined
 }
@@ -105,8 +107,11 @@ export interface SympleClient {
   readonly roster: Roster.Roster
   /** Every valid frame received while online. */
   readonly frames: Stream.Stream<Frame.Frame>
-  /** A subscription to `frames` that is live as soon as this effect returns (no frame is missed after it). */
-  readonly subscribe: Effect.Effect<Queue.Dequeue<Frame.Frame>, never, Scope.Scope>
+  /**
+   * A subscription to `frames` that is live as soon as this effect returns (no frame is missed after it); read it
+   * with `PubSub.take`, `PubSub.takeAll` (waits for at least one) or `PubSub.takeUpTo`.
+   */
+  readonly subscribe: Effect.Effect<PubSub.Subscription<Frame.Frame>, never, Scope.Scope>
   readonly messages: Stream.Stream<Frame.Message>
   /** Commands with a `node`. */
   readonly commands: Stream.Stream<Frame.Command>
@@ -154,7 +159,7 @@ export interface SympleClient {
  * @since 0.1.0
  * @category tags
  */
-export const SympleClient: Context.Tag<SympleClient, SympleClient> = Context.GenericTag<SympleClient>(
+export const SympleClient: Context.Service<SympleClient, SympleClient> = Context.Service<SympleClient>(
   "symple/SympleClient"
 )
 
@@ -218,24 +223,20 @@ export const make = (
     // The raw WebSocket of the current connection is kept so that writes never wait: a frame is either handed to
     // an open socket now or stays queued for the next session (the platform writer would hold it across a
     // reconnection and deliver it before `auth`).
-    let current: globalThis.WebSocket | undefined
-    let lastClose: { readonly code: number; readonly reason: string } | undefined
+    let current: Socket.WebSocketLike | undefined
     const construct = yield* Socket.WebSocketConstructor
+    // Each acquisition of `socket.reader` opens a new WebSocket (and waits until it is open); closing the scope of
+    // that acquisition closes it. `fromWebSocket` asks for binary frames as ArrayBuffers, so they arrive in order
+    // with text frames (a Blob would be read asynchronously).
     const socket = yield* Socket.fromWebSocket(
       Effect.acquireRelease(
         Effect.try({
           try: () => {
             const ws = construct(config.url)
-            // Binary frames then arrive synchronously, in order with text frames (a Blob is read asynchronously).
-            ws.binaryType = "arraybuffer"
             current = ws
-            lastClose = undefined
-            ws.addEventListener("close", (event) => {
-              lastClose = { code: event.code, reason: event.reason }
-            }, { once: true })
             return ws
           },
-          catch: (cause) => new Socket.SocketGenericError({ reason: "Open", cause })
+          catch: (cause) => new Socket.SocketError({ reason: new Socket.SocketOpenError({ kind: "Unknown", cause }) })
         }),
         (ws) =>
           Effect.sync(() => {
@@ -243,7 +244,7 @@ export const make = (
             if (ws.readyState < 2) ws.close(1000)
           })
       ),
-      { openTimeout: config.openTimeout, closeCodeIsError: () => false }
+      { openTimeout: config.openTimeout }
     )
 
     const sendText = (text: string): boolean => {
@@ -305,16 +306,16 @@ export const make = (
         }
         const me = self
         if (me === undefined) return yield* Effect.never
-        const built = Either.try(() => item.build(me))
-        if (Either.isLeft(built)) {
+        const built = Result.try(() => item.build(me))
+        if (Result.isFailure(built)) {
           outstanding.delete(item)
-          yield* Deferred.die(item.done, built.left)
+          yield* Deferred.die(item.done, built.failure)
           continue
         }
         // A refused write means the connection is going down: the frame stays for the next session.
-        if (!sendFrame(built.right)) return yield* Effect.never
+        if (!sendFrame(built.success)) return yield* Effect.never
         outstanding.delete(item)
-        yield* Deferred.succeed(item.done, built.right)
+        yield* Deferred.succeed(item.done, built.success)
       }
     })
 
@@ -350,7 +351,7 @@ export const make = (
     const resolveRoomAcks = (key: string) => {
       const waiters = roomAcks.get(key)
       roomAcks.delete(key)
-      for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.void)
+      for (const deferred of waiters ?? []) Deferred.doneUnsafe(deferred, Exit.void)
     }
 
     const failRoomAck = (key: string, status: number) => {
@@ -358,7 +359,7 @@ export const make = (
       roomAcks.delete(key)
       if (key.startsWith("join:")) desired = desired.filter((r) => `join:${r}` !== key)
       const error = new RequestError({ reason: "Status", id: key, status })
-      for (const deferred of waiters ?? []) Deferred.unsafeDone(deferred, Exit.fail(error))
+      for (const deferred of waiters ?? []) Deferred.doneUnsafe(deferred, Exit.fail(error))
     }
 
     // A server with fixed rooms answers join and leave with "Dynamic rooms disabled" instead of an ack; that error
@@ -386,7 +387,7 @@ export const make = (
         return
       }
       transactions.delete(frame.id)
-      Deferred.unsafeDone(
+      Deferred.doneUnsafe(
         tx.deferred,
         Message.isSuccess(frame.status)
           ? Exit.succeed(frame)
@@ -498,12 +499,22 @@ export const make = (
     // A server that accepts the socket but never answers `auth` must not hold the client forever.
     const handshakeTimer = (session: Session) =>
       Effect.sleep(config.openTimeout).pipe(
-        Effect.zipRight(Effect.sync(() => {
+        Effect.andThen(Effect.sync(() => {
           if (session.online || session.refused !== undefined) return
           session.rejected ??= { status: 408, message: "No welcome in time" }
           current?.close(1000)
         }))
       )
+
+    // Every close fails the reader's pull (a clean one too), with its code: the code is what this returns, and a
+    // failure that is not a close is kept as the cause.
+    const closeOf = (exit: Exit.Exit<never, Socket.SocketError>) => {
+      if (Exit.isSuccess(exit)) return { code: undefined, cause: undefined }
+      const error = Cause.findErrorOption(exit.cause)
+      return Option.isSome(error) && error.value.reason._tag === "SocketCloseError"
+        ? { code: error.value.reason.code, cause: undefined }
+        : { code: undefined, cause: exit.cause }
+    }
 
     const connectOnce = (attempt: number): Effect.Effect<ConnectionLost | AuthRefused> =>
       Effect.scoped(Effect.gen(function*() {
@@ -517,33 +528,24 @@ export const make = (
         }
         yield* Effect.addFinalizer(() => session.online ? leaveOnline : Effect.void)
         yield* SubscriptionRef.set(state, ClientState.Connecting({ attempt }))
-        const inbox = yield* Queue.unbounded<string | Uint8Array | null>()
-        const run = yield* socket.runRaw((data) => {
-          const raw: unknown = data
-          inbox.unsafeOffer(raw instanceof ArrayBuffer ? new Uint8Array(raw) : data)
-        }, {
-          onOpen: Effect.suspend(() => {
-            session.opened = true
-            return SubscriptionRef.set(state, ClientState.Authenticating({ attempt })).pipe(
-              Effect.zipRight(Effect.sync(() => sendFrame(ClientConfig.authFrame(config, desired)))),
-              Effect.zipRight(Effect.forkIn(handshakeTimer(session), sessionScope)),
-              Effect.asVoid
-            )
-          })
-        }).pipe(Effect.exit, Effect.forkScoped)
-        // Frames are handled one at a time, in order, by a single fiber.
-        const processor = yield* Effect.gen(function*() {
+        const exit = yield* Effect.exit(Effect.gen(function*() {
+          // Acquiring the reader opens the socket and waits for it to be open (or fails after `openTimeout`).
+          const reader = yield* socket.reader
+          session.opened = true
+          yield* SubscriptionRef.set(state, ClientState.Authenticating({ attempt }))
+          sendFrame(ClientConfig.authFrame(config, desired))
+          yield* Effect.forkIn(handshakeTimer(session), sessionScope)
+          // Frames are handled one at a time, in order, by this fiber; the pull fails once the socket closes,
+          // after every frame received before the close.
           while (true) {
-            const raw = yield* Queue.take(inbox)
-            if (raw === null) return
-            const frame = Frame.decode(raw)
-            if (Either.isRight(frame)) yield* handle(frame.right, session, sessionScope)
+            const chunk = yield* reader.pull
+            for (const raw of chunk) {
+              const frame = Frame.decode(raw)
+              if (Result.isSuccess(frame)) yield* handle(frame.success, session, sessionScope)
+            }
           }
-        }).pipe(Effect.forkScoped)
-        const exit = yield* Fiber.join(run)
-        yield* Queue.offer(inbox, null)
-        yield* Fiber.join(processor)
-        const code = lastClose?.code
+        }))
+        const { cause, code } = closeOf(exit)
         if (session.refused !== undefined) return new AuthRefused(session.refused)
         if (!session.opened) {
           return new ConnectionLost({
@@ -556,12 +558,7 @@ export const make = (
           return new ConnectionLost({ reason: "Refused", wasOnline: false, status: session.rejected.status, code })
         }
         if (session.shutdown) return new ConnectionLost({ reason: "Shutdown", wasOnline: session.online, code })
-        return new ConnectionLost({
-          reason: "Closed",
-          wasOnline: session.online,
-          code,
-          cause: Exit.isFailure(exit) ? exit.cause : undefined
-        })
+        return new ConnectionLost({ reason: "Closed", wasOnline: session.online, code, cause })
       }))
 
     // --- the life of the client ---------------------------------------------------------------------------------
@@ -572,12 +569,13 @@ export const make = (
         closedWith = error
         yield* Deferred.fail(terminal, error)
         yield* failQueued(error)
-        for (const tx of transactions.values()) Deferred.unsafeDone(tx.deferred, Exit.fail(error))
+        for (const tx of transactions.values()) Deferred.doneUnsafe(tx.deferred, Exit.fail(error))
         transactions.clear()
       })
 
     const loop = Effect.gen(function*() {
-      const driver = yield* Schedule.driver(config.reconnectSchedule)
+      // Effect 4 schedules have no `reset`: a new step starts the backoff over.
+      let next = yield* Schedule.toStepWithSleep(config.reconnectSchedule)
       let attempt = 0
       while (true) {
         attempt += 1
@@ -590,7 +588,7 @@ export const make = (
           return yield* terminate(new ClientClosed({ reason: "AuthRefused", cause: ended }))
         }
         if (ended.wasOnline) {
-          yield* driver.reset
+          next = yield* Schedule.toStepWithSleep(config.reconnectSchedule)
           attempt = 0
         }
         const clean = ended.reason === "Shutdown" ||
@@ -599,8 +597,9 @@ export const make = (
           ClientState.Error({ message: ended.message, status: ended.status, retrying })
         yield* SubscriptionRef.set(state, clean ? ClientState.Closed() : failed(config.reconnection))
         if (!config.reconnection) return yield* terminate(new ClientClosed({ reason: "Disconnected", cause: ended }))
-        const next = yield* Effect.either(driver.next(ended))
-        if (Either.isLeft(next)) {
+        // Sleeps for the schedule's delay; fails (with `Cause.Done`) once the schedule is over.
+        const delay = yield* Effect.result(next(ended))
+        if (Result.isFailure(delay)) {
           yield* SubscriptionRef.set(state, failed(false))
           return yield* terminate(new ClientClosed({ reason: "GaveUp", cause: ended }))
         }
@@ -638,10 +637,10 @@ export const make = (
         transactions.set(id, { deferred, onProgress: opts.onProgress })
         const { status: _status, ...rest } = frame
         return yield* send({ ...rest, id } as Frame.Routed).pipe(
-          Effect.zipRight(Deferred.await(deferred)),
-          Effect.timeoutFail({
+          Effect.andThen(Deferred.await(deferred)),
+          Effect.timeoutOrElse({
             duration: opts.timeout ?? config.requestTimeout,
-            onTimeout: () => new RequestError({ reason: "Timeout", id })
+            orElse: () => Effect.fail(new RequestError({ reason: "Timeout", id }))
           }),
           Effect.ensuring(Effect.sync(() => {
             if (transactions.get(id)?.deferred === deferred) transactions.delete(id)
@@ -661,9 +660,9 @@ export const make = (
         // Offline, the desired rooms are enough: they are applied on the next welcome.
         if (self === undefined || !sendFrame({ type, room })) resolveRoomAcks(key)
         yield* Deferred.await(deferred).pipe(
-          Effect.timeoutFail({
+          Effect.timeoutOrElse({
             duration: config.requestTimeout,
-            onTimeout: () => new RequestError({ reason: "Timeout", id: key })
+            orElse: () => Effect.fail(new RequestError({ reason: "Timeout", id: key }))
           }),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
@@ -708,13 +707,14 @@ export const make = (
       Stream.filter(frames, (f): f is Extract<Frame.Frame, { readonly type: T }> => f.type === type)
 
     const awaitOnline: Effect.Effect<Peer.Peer, ClientClosed | AuthRefused> = Effect.raceFirst(
-      state.changes.pipe(
-        Stream.filterMap((s) => s._tag === "Online" ? Option.some(s.peer) : Option.none()),
+      SubscriptionRef.changes(state).pipe(
+        Stream.filterMap((s) => s._tag === "Online" ? Result.succeed(s.peer) : Result.failVoid),
         Stream.runHead,
-        Effect.flatMap(Effect.orDie)
+        Effect.flatMap((head) => Effect.fromOption(head)),
+        Effect.orDie
       ),
       Deferred.await(terminal).pipe(
-        Effect.catchAll((closed) =>
+        Effect.catch((closed) =>
           Effect.fail<ClientClosed | AuthRefused>(closed.cause instanceof AuthRefused ? closed.cause : closed)
         )
       )
@@ -722,12 +722,12 @@ export const make = (
 
     const client: SympleClient = {
       url: config.url,
-      state: state.changes,
+      state: SubscriptionRef.changes(state),
       currentState: SubscriptionRef.get(state),
       announce: Stream.fromPubSub(announces),
       awaitOnline,
-      peer: Effect.sync(() => Option.fromNullable(self)),
-      rooms: rooms.changes,
+      peer: Effect.sync(() => Option.fromUndefinedOr(self)),
+      rooms: SubscriptionRef.changes(rooms),
       currentRooms: SubscriptionRef.get(rooms),
       desiredRooms: Effect.sync(() => desired),
       roster: roster.roster,
@@ -756,7 +756,7 @@ export const make = (
  */
 export const layer = (
   options: ClientConfig.ClientOptions
-): Layer.Layer<SympleClient, never, Socket.WebSocketConstructor> => Layer.scoped(SympleClient, make(options))
+): Layer.Layer<SympleClient, never, Socket.WebSocketConstructor> => Layer.effect(SympleClient, make(options))
 
 /**
  * A client for browsers (and any runtime with a global `WebSocket`).

@@ -67,7 +67,7 @@ describe("global WebSocket constructor", () => {
     const previous = g.WebSocket
     g.WebSocket = WebSocket
     try {
-      const server = await Effect.runPromise(Scope.extend(Scripted.make(), scope))
+      const server = await Effect.runPromise(Scope.provide(Scripted.make(), scope))
       const client = createClient({ url: server.url, user: "browser" })
       const connecting = client.connect()
       const { conn } = await Effect.runPromise(Scripted.accept(server, "b1"))

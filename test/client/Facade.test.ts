@@ -24,7 +24,7 @@ const facadeFor = (
   )
 
 describe("facade", () => {
-  it.scopedLive("connect, listeners, send, request, onCommand, roster, close", () =>
+  it.live("connect, listeners, send, request, onCommand, roster, close", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* facadeFor(server.url, "alice", { rooms: ["lobby"] })
@@ -72,7 +72,7 @@ describe("facade", () => {
       expect(bob.state()?._tag).toBe("Closed")
     }))
 
-  it.scopedLive("connect rejects with AuthRefused when the server refuses", () =>
+  it.live("connect rejects with AuthRefused when the server refuses", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({
         ...serverOptions,

@@ -2,13 +2,13 @@
  * The README's client examples, run against a real server so that the documentation stays true.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, HashMap, Stream } from "effect"
+import { Effect, Fiber, HashMap, PubSub, Stream } from "effect"
 import { createClient, NodeSympleClient } from "../../src/client/node.js"
 import { Message } from "../../src/protocol/index.js"
 import * as SympleServer from "../../src/server/index.js"
 
 describe("README client examples", () => {
-  it.scopedLive("Effect style: roster as a Stream, command route, request", () =>
+  it.live("Effect style: roster as a Stream, command route, request", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
       const bob = yield* NodeSympleClient.make({ url: server.url, user: "bob", rooms: ["lobby"] })
@@ -21,7 +21,7 @@ describe("README client examples", () => {
         Stream.map((peers) => Array.from(HashMap.values(peers), (peer) => peer.user).sort()),
         Stream.takeUntil((users) => users.length === 2),
         Stream.runCollect,
-        Effect.fork
+        Effect.forkChild
       )
       yield* client.awaitOnline
       const reply = yield* client.request(
@@ -31,11 +31,11 @@ describe("README client examples", () => {
       // --- end ---
       expect(reply.status).toBe(200)
       expect(reply.data).toEqual({ started: "media:video:start" })
-      const users = Array.from(yield* seen.await.pipe(Effect.flatten))
+      const users = Array.from(yield* Fiber.join(seen))
       expect(users.at(-1)).toEqual(["alice", "bob"])
     }))
 
-  it.scopedLive("facade", () =>
+  it.live("facade", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
       const bob = yield* NodeSympleClient.make({ url: server.url, user: "bob", rooms: ["lobby"] })
@@ -64,7 +64,7 @@ describe("README client examples", () => {
       expect(log).toContain("+ bob")
       expect(log).toContain("roster alice,bob")
       expect(log.some((line) => line.includes("404"))).toBe(true)
-      const message = yield* inbox.take.pipe(Effect.repeat({ until: (f) => f.type === "message" }))
+      const message = yield* PubSub.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
       expect(message).toMatchObject({ data: { text: "hello from alice" } })
     }))
 })

@@ -3,12 +3,13 @@
  * to a simple model, and the facade agrees with the Effect API.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, FastCheck as fc, HashMap, Option, Queue } from "effect"
+import { Deferred, Effect, Exit, HashMap, Option, PubSub } from "effect"
 import type * as Facade from "../../src/client/Facade.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import * as Roster from "../../src/client/Roster.js"
 import type * as Peer from "../../src/protocol/Peer.js"
-import { eventually } from "./helpers.js"
+import { fc, prop, propLive } from "../support/prop.js"
+import { drain, eventually } from "./helpers.js"
 import * as Scripted from "./ScriptedServer.js"
 
 type Op =
@@ -70,7 +71,7 @@ const script = (sequence: ReadonlyArray<Op>) => {
 const sortPeers = (peers: ReadonlyArray<Peer.Peer>) => [...peers].sort((a, b) => a.id.localeCompare(b.id))
 
 describe("roster model", () => {
-  it.prop("applying presence matches a simple model, with one event per real change", [ops], ([sequence]) => {
+  prop("applying presence matches a simple model, with one event per real change", [ops], ([sequence]) => {
     const { frames, model, changes } = script(sequence)
     let peers: Roster.Peers = HashMap.empty()
     const seen: Array<string> = []
@@ -105,7 +106,7 @@ describe("roster model", () => {
 })
 
 describe("roster over the wire", () => {
-  it.scopedLive.prop(
+  propLive(
     "the client's roster matches the model and the facade agrees with the Effect API",
     [ops],
     ([sequence]) =>
@@ -126,7 +127,7 @@ describe("roster over the wire", () => {
         facade.on("peerUpdated", record("Updated"))
         facade.on("peerDisconnected", record("Disconnected"))
         facade.on("message", (m: Facade.ClientEvents["message"]) => {
-          if (m.id === "marker") Deferred.unsafeDone(marker, Effect.void)
+          if (m.id === "marker") Deferred.doneUnsafe(marker, Exit.void)
         })
         const connecting = facade.connect()
         const facadeSide = yield* Scripted.accept(server, "self-f")
@@ -140,12 +141,12 @@ describe("roster over the wire", () => {
         const end = { type: "message", id: "marker", from: "x|y" }
         effectSide.conn.send(end)
         facadeSide.conn.send(end)
-        yield* Queue.take(effectInbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
+        yield* PubSub.take(effectInbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
         yield* Deferred.await(marker)
 
         const others = (peers: ReadonlyArray<Peer.Peer>) => sortPeers(peers.filter((p) => !p.id.startsWith("self-")))
         expect(others(yield* client.roster.snapshot)).toEqual(sortPeers(Array.from(model.values())))
-        const seen = Array.from(yield* Queue.takeAll(updates)).map((c) => `${c._tag}:${c.peer.id}`)
+        const seen = Array.from(yield* drain(updates)).map((c) => `${c._tag}:${c.peer.id}`)
         expect(seen).toEqual(changes)
         yield* eventually(Effect.sync(() => facadeEvents.length), (n) => n === changes.length + 1, "facade events")
         expect(facadeEvents).toEqual(["Connected:self-f", ...changes])

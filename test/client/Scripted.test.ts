@@ -3,17 +3,17 @@
  * (shared/reference/wire-transcripts.md).
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Either, Exit, Fiber, Option, Queue, Scope, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, PubSub, Queue, Result, Scope, Stream } from "effect"
 import { AuthRefused, ClientClosed, RequestError } from "../../src/client/ClientError.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import * as Message from "../../src/protocol/Message.js"
-import { eventually, noneWithin, recordStates, rosterIds, waitFor } from "./helpers.js"
+import { drain, eventually, noneWithin, recordStates, rosterIds, waitFor } from "./helpers.js"
 import * as Scripted from "./ScriptedServer.js"
 
 const fast = { reconnectDelay: 20, reconnectMaxDelay: 100, requestTimeout: 2000 } as const
 
 describe("client handshake", () => {
-  it.scopedLive("sends auth like the C++ client, goes online, joins missing rooms, then probes", () =>
+  it.live("sends auth like the C++ client, goes online, joins missing rooms, then probes", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({
@@ -59,7 +59,7 @@ describe("client handshake", () => {
       expect(yield* rosterIds(client)).toEqual(["a1"])
     }))
 
-  it.scopedLive("omits empty name, token and rooms from auth", () =>
+  it.live("omits empty name, token and rooms from auth", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       yield* NodeSympleClient.make({ url: server.url, user: "bob", name: "", token: "", ...fast })
@@ -67,11 +67,11 @@ describe("client handshake", () => {
       expect(yield* conn.next).toEqual({ type: "auth", user: "bob" })
     }))
 
-  it.scopedLive("an auth refusal is announced, ends in Error and is not retried", () =>
+  it.live("an auth refusal is announced, ends in Error and is not retried", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "eve", token: "bad", ...fast })
-      const announced = yield* client.announce.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const announced = yield* client.announce.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
       const conn = yield* server.nextConnection
       yield* conn.nextOf("auth")
       conn.send({ type: "error", status: 401, message: "Bad token" })
@@ -91,7 +91,7 @@ describe("client handshake", () => {
       expect(yield* Effect.promise(() => conn.closed)).toBe(1000)
     }))
 
-  it.scopedLive("a handshake error that is not a refusal is retried", () =>
+  it.live("a handshake error that is not a refusal is retried", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "carl", ...fast })
@@ -106,7 +106,7 @@ describe("client handshake", () => {
 })
 
 describe("client against a JavaScript-server transcript", () => {
-  it.scopedLive("no snapshot and duplicated presence: the roster holds each peer once, events fire once", () =>
+  it.live("no snapshot and duplicated presence: the roster holds each peer once, events fire once", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", rooms: ["r1", "r2"], ...fast })
@@ -151,12 +151,12 @@ describe("client against a JavaScript-server transcript", () => {
       // A marker frame: once it is seen, every earlier frame was handled.
       const frames = yield* client.subscribe
       conn.send({ type: "message", id: "marker", from: "bob|x" })
-      yield* Queue.take(frames)
-      const tags = Array.from(yield* Queue.takeAll(changes)).map((c) => `${c._tag}:${c.peer.user}`)
+      yield* PubSub.take(frames)
+      const tags = Array.from(yield* drain(changes)).map((c) => `${c._tag}:${c.peer.user}`)
       expect(tags).toEqual(["Connected:alice", "Connected:bob", "Disconnected:bob"])
     }))
 
-  it.scopedLive("the shutdown notice without name is a clean close: Closed, then a reconnection", () =>
+  it.live("the shutdown notice without name is a clean close: Closed, then a reconnection", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -172,10 +172,10 @@ describe("client against a JavaScript-server transcript", () => {
       expect(tags.slice(0, 3)).toEqual(["Online", "Closed", "Connecting"])
       expect(tags).not.toContain("Error")
       // An event without name is dropped, as the C++ client does.
-      expect(Array.from(yield* Queue.takeAll(events)).filter((f) => f.type === "event")).toEqual([])
+      expect(Array.from(yield* drain(events)).filter((f) => f.type === "event")).toEqual([])
     }))
 
-  it.scopedLive("an error frame without status keeps the client online with its roster", () =>
+  it.live("an error frame without status keeps the client online with its roster", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "frank", ...fast })
@@ -183,7 +183,7 @@ describe("client against a JavaScript-server transcript", () => {
       yield* waitFor(client, "Online")
       conn.send(Scripted.presence("gina", "g1", true))
       yield* eventually(rosterIds(client), (ids) => ids.length === 2, "gina online")
-      const errors = yield* client.errors.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const errors = yield* client.errors.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
       yield* Effect.sleep("20 millis")
       // JS-14: join refused with a status-less error.
       conn.send({ type: "error", message: "Dynamic rooms disabled" })
@@ -194,7 +194,7 @@ describe("client against a JavaScript-server transcript", () => {
 })
 
 describe("client frames", () => {
-  it.scopedLive("binary frames carrying JSON are read like text, in order; junk and type-less frames are dropped", () =>
+  it.live("binary frames carrying JSON are read like text, in order; junk and type-less frames are dropped", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -207,8 +207,8 @@ describe("client frames", () => {
       conn.send({ type: "event", id: "y", from: "b|1" })
       conn.socket.send(Buffer.from(JSON.stringify({ type: "message", id: "bin", from: "b|1" })), { binary: true })
       conn.send({ type: "message", id: "text", from: "b|1" })
-      const first = yield* Queue.take(inbox)
-      const second = yield* Queue.take(inbox)
+      const first = yield* PubSub.take(inbox)
+      const second = yield* PubSub.take(inbox)
       expect([first, second].map((f) => f.type === "message" && f.id)).toEqual(["bin", "text"])
       // The command without node was not answered with 404 either.
       expect(yield* noneWithin(conn.nextOf("command"), 100)).toBe(true)
@@ -216,7 +216,7 @@ describe("client frames", () => {
 })
 
 describe("client presence", () => {
-  it.scopedLive("answers a probe to the prober's full address, without probe, with createPresence fields", () =>
+  it.live("answers a probe to the prober's full address, without probe, with createPresence fields", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       yield* NodeSympleClient.make({
@@ -234,7 +234,7 @@ describe("client presence", () => {
       expect(answer.data).toMatchObject({ id: "b1", user: "bob", online: true, agent: "tester" })
     }))
 
-  it.scopedLive("sendPresence sets from, data and to", () =>
+  it.live("sendPresence sets from, data and to", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "bob", ...fast })
@@ -248,7 +248,7 @@ describe("client presence", () => {
 })
 
 describe("client sending", () => {
-  it.scopedLive("frames sent while reconnecting are delivered after the next welcome, in order", () =>
+  it.live("frames sent while reconnecting are delivered after the next welcome, in order", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -257,12 +257,12 @@ describe("client sending", () => {
       first.conn.socket.terminate()
       yield* waitFor(client, "Error")
       const sending = yield* Effect.forEach(["one", "two", "three"], (text) =>
-        Effect.fork(client.send(Message.message({ data: { text } }))), { concurrency: 1 })
+        Effect.forkChild(client.send(Message.message({ data: { text } }))), { concurrency: 1 })
       const second = yield* server.nextConnection
       const auth = yield* second.next
       expect(auth.type).toBe("auth")
       // Nothing is written before the welcome.
-      expect(yield* noneWithin(second.received.pipe(Queue.take), 100)).toBe(true)
+      expect(yield* noneWithin(Queue.take(second.received), 100)).toBe(true)
       second.send(Scripted.welcome(auth, "a2"))
       yield* second.nextOf("presence")
       const got = [yield* second.next, yield* second.next, yield* second.next]
@@ -271,7 +271,7 @@ describe("client sending", () => {
       for (const fiber of sending) yield* Fiber.join(fiber)
     }))
 
-  it.scopedLive("frames waiting when the client gives up fail with ClientClosed", () =>
+  it.live("frames waiting when the client gives up fail with ClientClosed", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", reconnectAttempts: 2, ...fast })
@@ -279,17 +279,17 @@ describe("client sending", () => {
       yield* waitFor(client, "Online")
       yield* server.kill
       yield* waitFor(client, "Error")
-      const pending = yield* Effect.fork(Effect.either(client.send(Message.message({ data: 1 }))))
+      const pending = yield* Effect.forkChild(Effect.result(client.send(Message.message({ data: 1 }))))
       const result = yield* Fiber.join(pending)
-      assert(Either.isLeft(result))
-      expect(result.left).toBeInstanceOf(ClientClosed)
-      expect(result.left.reason).toBe("GaveUp")
+      assert(Result.isFailure(result))
+      expect(result.failure).toBeInstanceOf(ClientClosed)
+      expect(result.failure.reason).toBe("GaveUp")
       const state = yield* client.currentState
       assert(state._tag === "Error")
       expect(state.retrying).toBe(false)
     }))
 
-  it.scopedLive("send sets from and a fresh id, events get a time, respond swaps to and from", () =>
+  it.live("send sets from and a fresh id, events get a time, respond swaps to and from", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -300,7 +300,7 @@ describe("client sending", () => {
       expect(event).toMatchObject({ type: "event", name: "typing", to: "bob|b1", from: "alice|a1" })
       expect(typeof event.id).toBe("string")
       expect(Math.abs((event.time as number) - Date.now() / 1000)).toBeLessThan(60)
-      const incoming = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const incoming = yield* client.messages.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
       yield* Effect.sleep("20 millis")
       conn.send({ type: "message", id: "m1", from: "bob|b1", to: "alice|a1", data: { text: "hi" } })
       const [message] = Array.from(yield* Fiber.join(incoming))
@@ -315,7 +315,7 @@ describe("client sending", () => {
       })
     }))
 
-  it.scopedLive("close() sends the close frame, closes the socket and fails later sends", () =>
+  it.live("close() sends the close frame, closes the socket and fails later sends", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -333,7 +333,7 @@ describe("client sending", () => {
 })
 
 describe("client transactions and commands", () => {
-  it.scopedLive("request: 202 is progress, 200 resolves, another status or silence fails", () =>
+  it.live("request: 202 is progress, 200 resolves, another status or silence fails", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -341,7 +341,7 @@ describe("client transactions and commands", () => {
       yield* conn.nextOf("presence")
 
       const progress = yield* Deferred.make<number>()
-      const ok = yield* Effect.fork(client.request(Message.command("media:video:start", { to: "bob|b1" }), {
+      const ok = yield* Effect.forkChild(client.request(Message.command("media:video:start", { to: "bob|b1" }), {
         onProgress: (reply) => Deferred.succeed(progress, reply.status ?? 0).pipe(Effect.asVoid)
       }))
       const req = yield* conn.nextOf("command")
@@ -352,7 +352,7 @@ describe("client transactions and commands", () => {
       const reply = yield* Fiber.join(ok)
       expect(reply.data).toEqual({ started: true })
 
-      const refused = yield* Effect.fork(Effect.flip(client.request(Message.command("x", { to: "bob|b1" }))))
+      const refused = yield* Effect.forkChild(Effect.flip(client.request(Message.command("x", { to: "bob|b1" }))))
       const req2 = yield* conn.nextOf("command")
       conn.send({ ...req2, from: "bob|b1", status: 404 })
       const error = yield* Fiber.join(refused)
@@ -365,7 +365,7 @@ describe("client transactions and commands", () => {
       expect(silent.reason).toBe("Timeout")
     }))
 
-  it.scopedLive("unhandled command requests get 404; routes match wildcards and answer", () =>
+  it.live("unhandled command requests get 404; routes match wildcards and answer", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
@@ -393,11 +393,11 @@ describe("client transactions and commands", () => {
 })
 
 describe("client reconnection", () => {
-  it.scopedLive("keeps trying after failed attempts until the server is back", () =>
+  it.live("keeps trying after failed attempts until the server is back", () =>
     Effect.gen(function*() {
       // Find a free port, then leave it closed.
       const probe = yield* Scope.make()
-      const port = (yield* Scripted.make().pipe(Scope.extend(probe))).port
+      const port = (yield* Scripted.make().pipe(Scope.provide(probe))).port
       yield* Scope.close(probe, Exit.void)
       const client = yield* NodeSympleClient.make({ url: `ws://127.0.0.1:${port}`, user: "alice", ...fast })
       const states = yield* recordStates(client)
@@ -417,7 +417,7 @@ describe("client reconnection", () => {
       expect(attempts.slice(0, 3)).toEqual([1, 2, 3])
     }))
 
-  it.scopedLive("a server that never answers auth is left after openTimeout and retried", () =>
+  it.live("a server that never answers auth is left after openTimeout and retried", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast, openTimeout: 300 })
@@ -429,14 +429,14 @@ describe("client reconnection", () => {
       expect(online._tag === "Online" && online.peer.id).toBe("a2")
     }))
 
-  it.scopedLive("welcome.rooms is authoritative across reconnections; desired rooms are re-joined (scenario 46)", () =>
+  it.live("welcome.rooms is authoritative across reconnections; desired rooms are re-joined (scenario 46)", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
       const first = yield* Scripted.accept(server, "a1", ["alpha"])
       yield* waitFor(client, "Online")
       yield* first.conn.nextOf("presence")
-      const joining = yield* Effect.fork(client.joinRoom("desired"))
+      const joining = yield* Effect.forkChild(client.joinRoom("desired"))
       expect(yield* first.conn.next).toEqual({ type: "join", room: "desired" })
       first.conn.send({ type: "join:ok", room: "desired" })
       yield* Fiber.join(joining)
@@ -455,12 +455,12 @@ describe("client reconnection", () => {
 })
 
 describe("client command routes", () => {
-  it.scopedLive("a failing handler answers 500; a closed route scope removes the route; 404s can be turned off", () =>
+  it.live("a failing handler answers 500; a closed route scope removes the route; 404s can be turned off", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
       const routeScope = yield* Scope.make()
-      yield* client.onCommand("job:*", () => Effect.fail("boom")).pipe(Scope.extend(routeScope))
+      yield* client.onCommand("job:*", () => Effect.fail("boom")).pipe(Scope.provide(routeScope))
       const { conn } = yield* Scripted.accept(server, "a1")
       yield* conn.nextOf("presence")
       conn.send({ type: "command", id: "c1", node: "job:run", from: "bob|b1" })
@@ -474,7 +474,7 @@ describe("client command routes", () => {
       yield* other.conn.nextOf("presence")
       const commands = yield* quiet.subscribe
       other.conn.send({ type: "command", id: "c3", node: "job:run", from: "bob|b1" })
-      const got = yield* Queue.take(commands)
+      const got = yield* PubSub.take(commands)
       expect(got).toMatchObject({ type: "command", id: "c3" })
       expect(yield* noneWithin(other.conn.next, 100)).toBe(true)
     }))

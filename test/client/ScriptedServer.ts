@@ -35,13 +35,13 @@ export const make = (options: { readonly port?: number } = {}): Effect.Effect<Sc
     const connections = yield* Queue.unbounded<Connection>()
     const all: Array<Connection> = []
     const wss = yield* Effect.acquireRelease(
-      Effect.async<WebSocketServer>((resume) => {
+      Effect.callback<WebSocketServer>((resume) => {
         const server: WebSocketServer = new WebSocketServer(
           { port: options.port ?? 0, host: "127.0.0.1" },
           (): void => resume(Effect.succeed(server))
         )
       }),
-      (server) => Effect.async<void>((resume) => {
+      (server) => Effect.callback<void>((resume) => {
         for (const client of server.clients) client.terminate()
         server.close(() => resume(Effect.void))
       })
@@ -59,19 +59,19 @@ export const make = (options: { readonly port?: number } = {}): Effect.Effect<Sc
         nextOf: (type) =>
           Queue.take(received).pipe(
             Effect.repeat({ until: (f) => f.type === type }),
-            Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`no ${type} frame`) }),
+            Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.fail(new Error(`no ${type} frame`)) }),
             Effect.orDie
           )
       }
       socket.on("message", (data) => {
         try {
-          Queue.unsafeOffer(received, JSON.parse(String(data)) as JsonObject)
+          Queue.offerUnsafe(received, JSON.parse(String(data)) as JsonObject)
         } catch {
           // not JSON: not something a client sends
         }
       })
       all.push(conn)
-      Queue.unsafeOffer(connections, conn)
+      Queue.offerUnsafe(connections, conn)
     })
     const address = wss.address()
     const port = typeof address === "object" && address !== null ? address.port : 0
@@ -81,10 +81,10 @@ export const make = (options: { readonly port?: number } = {}): Effect.Effect<Sc
       connections,
       all,
       nextConnection: Queue.take(connections).pipe(
-        Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error("no connection") }),
+        Effect.timeoutOrElse({ duration: "5 seconds", orElse: () => Effect.fail(new Error("no connection")) }),
         Effect.orDie
       ),
-      kill: Effect.async<void>((resume) => {
+      kill: Effect.callback<void>((resume) => {
         for (const client of wss.clients) client.terminate()
         wss.close(() => resume(Effect.void))
       })

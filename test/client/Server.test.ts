@@ -2,7 +2,7 @@
  * The client against the project's own server on port 0.
  */
 import { assert, describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, HashMap, Option, Queue, Scope, Stream } from "effect"
+import { Effect, Exit, Fiber, HashMap, Option, PubSub, Queue, Scope, Stream } from "effect"
 import type { ClientOptions } from "../../src/client/ClientConfig.js"
 import { AuthRefused, RequestError } from "../../src/client/ClientError.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
@@ -23,7 +23,7 @@ const connect = (url: string, options: Omit<ClientOptions, "url">) =>
   })
 
 describe("client against the Symple server", () => {
-  it.scopedLive("connects, fills the roster from the snapshot, sees presence both ways", () =>
+  it.live("connects, fills the roster from the snapshot, sees presence both ways", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", name: "Alice", rooms: ["lobby"] })
@@ -35,7 +35,7 @@ describe("client against the Symple server", () => {
       yield* eventually(rosterIds(bob.client), (ids) => ids.length === 2, "bob's roster")
       expect(yield* rosterIds(bob.client)).toEqual([alice.peer.id, bob.peer.id].sort())
       // Alice learns about Bob from his online presence.
-      const connected = yield* Queue.take(aliceChanges)
+      const connected = yield* PubSub.take(aliceChanges)
       assert(connected._tag === "Connected")
       expect(connected.peer).toMatchObject({ id: bob.peer.id, user: "bob", online: true, peerType: "bot" })
       // Bob's probe answer reaches Alice's full address; her roster stays the same (idempotent).
@@ -44,14 +44,14 @@ describe("client against the Symple server", () => {
       expect(yield* rosterIds(alice.client)).toEqual([alice.peer.id, bob.peer.id].sort())
       // Bob leaves: Alice sees him go.
       yield* bob.client.close
-      const gone = yield* Queue.take(aliceChanges)
+      const gone = yield* PubSub.take(aliceChanges)
       assert(gone._tag === "Disconnected")
       expect(gone.peer.id).toBe(bob.peer.id)
       expect(yield* rosterIds(alice.client)).toEqual([alice.peer.id])
       expect(yield* server.peerCount).toBe(1)
     }))
 
-  it.scopedLive("direct message, respond, request success and timeout", () =>
+  it.live("direct message, respond, request success and timeout", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
@@ -66,7 +66,7 @@ describe("client against the Symple server", () => {
       )
       yield* Effect.sleep("20 millis")
       const sent = yield* alice.client.send(Message.message({ to: bobAddress, subtype: "chat", data: { text: "hi" } }))
-      const got = yield* Queue.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
+      const got = yield* PubSub.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
       expect(got).toEqual({ ...sent, from: `alice|${alice.peer.id}` })
       const reply = yield* alice.client.request(Message.message({ to: bobAddress, subtype: "ping" }))
       expect(reply).toMatchObject({ status: 200, data: { pong: true }, from: bobAddress })
@@ -77,7 +77,7 @@ describe("client against the Symple server", () => {
       expect(silent.reason).toBe("Timeout")
     }))
 
-  it.scopedLive("commands are routed by wildcard; unhandled requests get 404; events carry a time", () =>
+  it.live("commands are routed by wildcard; unhandled requests get 404; events carry a time", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
@@ -93,14 +93,14 @@ describe("client against the Symple server", () => {
 
       const events = yield* bob.client.subscribe
       yield* alice.client.send({ type: "event", name: "typing", to: bobAddress })
-      const event = yield* Queue.take(events).pipe(Effect.repeat({ until: (f) => f.type === "event" }))
+      const event = yield* PubSub.take(events).pipe(Effect.repeat({ until: (f) => f.type === "event" }))
       assert(event.type === "event")
       expect(event.name).toBe("typing")
       expect(typeof event.time).toBe("number")
       expect(Math.abs((event.time ?? 0) - Date.now() / 1000)).toBeLessThan(60)
     }))
 
-  it.scopedLive("rooms: join, route to the room, leave", () =>
+  it.live("rooms: join, route to the room, leave", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* connect(server.url, { user: "alice" })
@@ -110,21 +110,21 @@ describe("client against the Symple server", () => {
       const bobChanges = yield* bob.client.roster.subscribe
       yield* bob.client.joinRoom("team")
       // join:ok is followed by a snapshot of the room: Bob now knows Alice.
-      const change = yield* Queue.take(bobChanges)
+      const change = yield* PubSub.take(bobChanges)
       expect(change._tag === "Connected" && change.peer.id).toBe(alice.peer.id)
       const inbox = yield* bob.client.subscribe
       yield* alice.client.send(Message.message({ to: ["team"], data: "to the team" }))
-      const got = yield* Queue.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
+      const got = yield* PubSub.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
       expect(got).toMatchObject({ data: "to the team", from: `alice|${alice.peer.id}` })
       yield* alice.client.leaveRoom("team")
       expect(yield* alice.client.currentRooms).not.toContain("team")
       expect(yield* alice.client.desiredRooms).not.toContain("team")
       yield* alice.client.send(Message.message({ to: ["team"], data: "after leaving" }))
-      expect(yield* noneWithin(Queue.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" })), 150))
+      expect(yield* noneWithin(PubSub.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" })), 150))
         .toBe(true)
     }))
 
-  it.scopedLive("with dynamic rooms disabled, joinRoom fails at once with the server's 400, not by timeout", () =>
+  it.live("with dynamic rooms disabled, joinRoom fails at once with the server's 400, not by timeout", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ ...serverOptions, dynamicRooms: false })
       const alice = yield* NodeSympleClient.make({ url: server.url, ...fast, requestTimeout: 60_000, user: "alice" })
@@ -138,7 +138,7 @@ describe("client against the Symple server", () => {
       expect((yield* alice.currentState)._tag).toBe("Online")
     }))
 
-  it.scopedLive("a join the server refuses for that room (403, 400) fails that join only, with the server's status", () =>
+  it.live("a join the server refuses for that room (403, 400) fails that join only, with the server's status", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ ...serverOptions, maxRoomNameLength: 8 })
       yield* connect(server.url, { user: "carol" })
@@ -148,22 +148,22 @@ describe("client against the Symple server", () => {
         mallory.joinRoom("carol").pipe(Effect.flip),
         mallory.joinRoom("far-too-long"),
         mallory.joinRoom("team")
-      ], { concurrency: "unbounded", mode: "either" }).pipe(Effect.timeout("5 seconds"))
+      ], { concurrency: "unbounded", mode: "result" }).pipe(Effect.timeout("5 seconds"))
       const [personal, long, team] = both
-      assert(personal._tag === "Right" && personal.right instanceof RequestError)
-      expect(personal.right).toMatchObject({ reason: "Status", status: 403, id: "join:carol" })
-      assert(long._tag === "Left")
-      expect(long.left).toMatchObject({ reason: "Status", status: 400, id: "join:far-too-long" })
-      expect(team._tag).toBe("Right")
+      assert(personal._tag === "Success" && personal.success instanceof RequestError)
+      expect(personal.success).toMatchObject({ reason: "Status", status: 403, id: "join:carol" })
+      assert(long._tag === "Failure")
+      expect(long.failure).toMatchObject({ reason: "Status", status: 400, id: "join:far-too-long" })
+      expect(team._tag).toBe("Success")
       expect(yield* mallory.currentRooms).toEqual(expect.arrayContaining(["mallory", "team"]))
       expect(yield* mallory.desiredRooms).not.toContain("carol")
       expect((yield* mallory.currentState)._tag).toBe("Online")
     }))
 
-  it.scopedLive("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt", () =>
+  it.live("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
-      const server = yield* SympleServer.make(serverOptions).pipe(Scope.extend(first))
+      const server = yield* SympleServer.make(serverOptions).pipe(Scope.provide(first))
       const port = server.port
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
@@ -174,7 +174,7 @@ describe("client against the Symple server", () => {
       yield* eventually(alice.client.currentState, (s) => s._tag !== "Online", "alice offline")
       // While the server is down the roster is empty and a message waits.
       expect(yield* rosterIds(alice.client)).toEqual([])
-      const waiting = yield* Effect.fork(alice.client.send(Message.message({ to: ["lobby"], data: "queued" })))
+      const waiting = yield* Effect.forkChild(alice.client.send(Message.message({ to: ["lobby"], data: "queued" })))
       const restarted = yield* SympleServer.make({ ...serverOptions, port })
       expect(restarted.port).toBe(port)
       // A virtual peer in the lobby sees the queued message whichever client gets back first.
@@ -198,7 +198,7 @@ describe("client against the Symple server", () => {
       expect(tags.indexOf("Closed")).toBeLessThan(tags.lastIndexOf("Online"))
     }))
 
-  it.scopedLive("an auth refusal is not retried", () =>
+  it.live("an auth refusal is not retried", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({
         ...serverOptions,
@@ -209,7 +209,7 @@ describe("client against the Symple server", () => {
       const connections = yield* server.events.pipe(
         Stream.filter((e) => e._tag === "PeerConnected"),
         Stream.runCount,
-        Effect.fork
+        Effect.forkChild
       )
       const eve = yield* NodeSympleClient.make({ url: server.url, user: "eve", token: "bad", ...fast })
       const refused = yield* Effect.flip(eve.awaitOnline)
@@ -225,12 +225,12 @@ describe("client against the Symple server", () => {
       yield* Fiber.interrupt(connections)
     }))
 
-  it.scopedLive("close() sends the close frame: the server drops the session at once", () =>
+  it.live("close() sends the close frame: the server drops the session at once", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
-      const gone = yield* bob.client.roster.peerDisconnected.pipe(Stream.take(1), Stream.runCollect, Effect.fork)
+      const gone = yield* bob.client.roster.peerDisconnected.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
       yield* Effect.sleep("20 millis")
       yield* alice.client.close
       const [peer] = Array.from(yield* Fiber.join(gone))
@@ -242,7 +242,7 @@ describe("client against the Symple server", () => {
 })
 
 describe("client as a layer", () => {
-  it.scopedLive("NodeSympleClient.layer provides the SympleClient service; the roster is a Stream", () =>
+  it.live("NodeSympleClient.layer provides the SympleClient service; the roster is a Stream", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make(serverOptions)
       const other = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })

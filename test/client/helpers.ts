@@ -1,4 +1,4 @@
-import { Duration, Effect, Option, Schedule, Stream } from "effect"
+import { Duration, Effect, Option, PubSub, Schedule, Stream } from "effect"
 import type { ClientState } from "../../src/client/ClientState.js"
 import type * as SympleClient from "../../src/client/SympleClient.js"
 
@@ -6,13 +6,13 @@ import type * as SympleClient from "../../src/client/SympleClient.js"
 export const waitFor = (
   client: SympleClient.SympleClient,
   tag: ClientState["_tag"],
-  timeout: Duration.DurationInput = "5 seconds"
+  timeout: Duration.Input = "5 seconds"
 ) =>
   client.state.pipe(
     Stream.filter((s) => s._tag === tag),
     Stream.runHead,
-    Effect.flatMap(Effect.orDie),
-    Effect.timeoutFail({ duration: timeout, onTimeout: () => new Error(`state ${tag} not reached`) }),
+    Effect.flatMap((head) => Effect.fromOption(head)),
+    Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(new Error(`state ${tag} not reached`)) }),
     Effect.orDie
   )
 
@@ -21,7 +21,10 @@ export const eventually = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) 
   effect.pipe(
     Effect.flatMap((a) => predicate(a) ? Effect.succeed(a) : Effect.fail("not yet" as const)),
     Effect.retry(Schedule.spaced("10 millis")),
-    Effect.timeoutFail({ duration: "5 seconds", onTimeout: () => new Error(`timed out waiting for ${what}`) }),
+    Effect.timeoutOrElse({
+      duration: "5 seconds",
+      orElse: () => Effect.fail(new Error(`timed out waiting for ${what}`))
+    }),
     Effect.orDie
   )
 
@@ -39,3 +42,7 @@ export const rosterIds = (client: SympleClient.SympleClient) =>
 
 export const noneWithin = <A, E>(effect: Effect.Effect<A, E>, millis: number) =>
   effect.pipe(Effect.timeout(Duration.millis(millis)), Effect.option, Effect.map(Option.isNone))
+
+/** Everything a subscription holds now, without waiting (Effect 4's `PubSub.takeAll` waits for at least one). */
+export const drain = <A>(subscription: PubSub.Subscription<A>) =>
+  PubSub.takeUpTo(subscription, Number.POSITIVE_INFINITY)
