@@ -393,6 +393,28 @@ describe("client transactions and commands", () => {
 })
 
 describe("client reconnection", () => {
+  it.live("the schedule starts over after every session that got online (reconnectAttempts counts per loss)", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", reconnectAttempts: 1, ...fast })
+      const first = yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      // Each loss uses the one allowed attempt; it succeeds, so the next loss has one again.
+      first.conn.socket.terminate()
+      const second = yield* Scripted.accept(server, "a2")
+      yield* eventually(client.peer, (p) => Option.isSome(p) && p.value.id === "a2", "second session")
+      second.conn.socket.terminate()
+      yield* Scripted.accept(server, "a3")
+      yield* eventually(client.peer, (p) => Option.isSome(p) && p.value.id === "a3", "third session")
+      // Offline with the attempt spent on a failure: the client gives up.
+      yield* server.kill
+      const gaveUp = yield* waitFor(client, "Error")
+      yield* eventually(client.currentState, (s) => s._tag === "Error" && !s.retrying, "gave up")
+      expect(gaveUp._tag).toBe("Error")
+      const error = yield* Effect.flip(client.send(Message.message()))
+      expect(error.reason).toBe("GaveUp")
+    }))
+
   it.live("keeps trying after failed attempts until the server is back", () =>
     Effect.gen(function*() {
       // Find a free port, then leave it closed.
