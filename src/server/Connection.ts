@@ -134,15 +134,24 @@ interface Online {
 /** Beyond this many distinct destinations per snapshot, a peer's route cache starts over. */
 const maxCachedRoutes = 64
 
-/** A cache key for the usual `to` values: an address or room name, none (own rooms), or one room in an array. */
-const routeKey = (to: unknown): string | undefined =>
-  typeof to === "string"
-    ? to
-    : to === undefined
-    ? "\u0000"
+/**
+ * A cache key for the usual `to` values, naming the target rather than the text: a room or user name is itself
+ * (it has no `|`); an address is `|@` and its id, since routing ignores the user part (otherwise varying that part
+ * would miss the cache on every frame); none (own rooms) is `|*`; one room in an array is `|[` and the room. Only a
+ * name lacks the `|`, and the character after it tells the other kinds apart, so no two kinds share a key.
+ */
+const routeKey = (to: unknown): string | undefined => {
+  if (typeof to === "string") {
+    // The id is what follows the first `|`, as `Address.parse` reads it.
+    const bar = to.indexOf("|")
+    return bar === -1 ? to : `|@${to.slice(bar + 1)}`
+  }
+  return to === undefined
+    ? "|*"
     : Array.isArray(to) && to.length === 1 && typeof to[0] === "string"
-    ? `\u0000${to[0]}`
+    ? `|[${to[0]}`
     : undefined
+}
 
 /**
  * A socket accepted by the server: its state, its outbound path, and the transitions of its life.
