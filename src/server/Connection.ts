@@ -908,8 +908,8 @@ const join = (hub: Delivery.Hub, connection: Connection, online: Online, room: s
   const refusal = joinRefusal(hub, online, room)
   if (refusal !== undefined) return answer(hub, connection, refusal.status, refusal.message)
   // Rejoining one's own personal room, or a room one is in, needs nobody's permission.
-  const state = PeerRegistry.unsafeSnapshot(hub.registry)
-  if (room === online.peer.user || State.session(state, online.id)?.rooms.includes(room) === true) {
+  const me = State.session(PeerRegistry.unsafeSnapshot(hub.registry), online.id)
+  if (room === online.peer.user || (me !== undefined && State.inRoom(me, room))) {
     return joined(hub, connection, online, room)
   }
   const decision = hub.joinPolicy.authorizeJoin(online.peer, room)
@@ -951,7 +951,7 @@ const joinRefusal = (
 ): { readonly status: number; readonly message: string } | undefined => {
   const state = PeerRegistry.unsafeSnapshot(hub.registry)
   const me = State.session(state, online.id)
-  if (me === undefined || me.rooms.includes(room)) return undefined
+  if (me === undefined || State.inRoom(me, room)) return undefined
   const options = hub.options
   if (Buffer.byteLength(room) > options.maxRoomNameLength) {
     return { status: 400, message: joinRefused(room, `name over ${options.maxRoomNameLength} bytes`) }

@@ -260,6 +260,8 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         ws.on("error", ignore)
         ws.send(Delivery.encode(Message.error(503, "Server at capacity")))
         ws.close(1013, "Server at capacity")
+        // Without waiting for the peer's close frame: at capacity, every descriptor freed early counts.
+        socket.end()
         return
       }
       try {

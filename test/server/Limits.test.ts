@@ -98,13 +98,15 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       const server = yield* startServer({ ...mode, rateLimit: 2, rateSeconds: 0.1 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      const delivered = Effect.sync(() => bob.all.filter((f) => f.type === "message").length)
       for (let round = 0; round < 3; round++) {
         alice.send({ type: "message", data: { round } })
         alice.send({ type: "message", data: { round } })
+        // Each round is handled before the refill time starts, even on a busy machine (where frames sent apart
+        // can otherwise reach the server together).
+        yield* expectEffect(delivered, (n) => n === 2 * (round + 1))
         yield* Effect.sleep(120)
       }
-      // Delivered in time on a busy machine too: what counts is that none was refused.
-      yield* expectEffect(Effect.sync(() => bob.all.filter((f) => f.type === "message").length), (n) => n === 6)
       yield* alice.none((f) => f.type === "error")
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
