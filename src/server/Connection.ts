@@ -174,14 +174,18 @@ type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
 /**
  * The text to forward for a routed frame received as `text`, when it can be forwarded without rendering it again:
  * as it came when it already names the sender in `from`, or with `from` added at the end (where rendering the
- * frame would put it) when it has none. `undefined` when `from` names someone else: the frame is rendered again.
+ * frame would put it) when it has none. `undefined` when `from` names someone else, or when the text repeats a
+ * top-level key: `JSON.parse` kept the last one, but a parser that keeps the first would read another frame (a
+ * forged `from` ahead of the true one, a second `type`). Those are rendered again, with one of each key.
  *
  * Recipients parse the same text the server validated, so they read the same frame; only insignificant
  * whitespace and number spellings (`1.0`) can differ from a fresh rendering.
  */
 const forwardText = (online: Online, frame: Frame.Routed, text: string): string | undefined => {
-  if (!("from" in frame)) return text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
-  return frame.from === online.address ? text : undefined
+  const named = "from" in frame
+  if (named && frame.from !== online.address) return undefined
+  if (Json.hasRepeatedKey(text, frame)) return undefined
+  return named ? text : text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
 }
 
 /**
