@@ -188,11 +188,27 @@ const forwardText = (online: Online, frame: Frame.Routed, text: string): string 
   return named ? text : text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
 }
 
+/** A frame rendered again; `undefined` when it is nested too deeply for `JSON.stringify`, which recurses. */
+const render = (frame: Frame.Routed): string | undefined => {
+  try {
+    return Frame.unsafeEncode(frame)
+  } catch (error) {
+    if (error instanceof RangeError) return undefined
+    throw error
+  }
+}
+
 /**
  * Routes a decoded frame from an online peer (`text` is what it was decoded from, if it came as text). Returns
  * `false` for frames that are not routed (membership changes, close, anything unexpected).
  */
-const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: string | undefined): boolean => {
+const route = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  frame: Frame.Frame,
+  text: string | undefined
+): boolean => {
   switch (frame.type) {
     case "message":
     case "presence":
@@ -211,6 +227,12 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: stri
       const routed = frame as Writable
       routed.from = online.address
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
+      // Rendered before routing: whether a frame is refused must not tell its sender whether anyone would get it.
+      const out = forward ?? render(frame)
+      if (out === undefined) {
+        badRequest(hub, connection, "Frame cannot be forwarded: nested too deeply")
+        return true
+      }
       const key = routeKey(frame.to)
       let target = key === undefined ? undefined : online.routes?.get(key)
       if (target === undefined) {
@@ -221,10 +243,7 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: stri
         }
       }
       if (Router.isEmpty(target)) hub.stats.undeliverable++
-      else {
-        const bytes = forward === undefined ? Delivery.wire(frame) : Delivery.wireText(forward)
-        Delivery.deliver(hub.stats, target, bytes, frame)
-      }
+      else Delivery.deliver(hub.stats, target, Delivery.wireText(out), frame)
       return true
     }
     default:
@@ -433,7 +452,7 @@ class ConnectionImpl implements Connection {
    */
   failed(error: unknown): void {
     this.ending = true
-    Effect.runFork(Effect.logError("Symple connection failed", error))
+    Effect.runFork(Effect.logError("Symple connection failed", Cause.die(error)))
     this.ws.terminate()
   }
 
@@ -501,7 +520,7 @@ class ConnectionImpl implements Connection {
         if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
       }
     } catch (error) {
-      Effect.runFork(Effect.logError("Symple connection teardown failed", error))
+      Effect.runFork(Effect.logError("Symple connection teardown failed", Cause.die(error)))
     } finally {
       // The fiber ends whatever happened: the server's shutdown waits for it.
       const finish = this.finish
@@ -683,7 +702,7 @@ const handleFrame = (hub: Delivery.Hub, connection: Connection, online: Online, 
   const decoded = Frame.decode(item)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const frame = decoded.right
-  if (route(hub, online, frame, typeof item === "string" ? item : undefined)) return undefined
+  if (route(hub, connection, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":
     case "leave": {

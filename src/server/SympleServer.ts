@@ -259,7 +259,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       } catch (error) {
         // A bug here must cost one connection, not the process.
         ws.terminate()
-        Effect.runFork(Effect.logError("Symple connection setup failed", error))
+        Effect.runFork(Effect.logError("Symple connection setup failed", Cause.die(error)))
       }
     }
     server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {

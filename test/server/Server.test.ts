@@ -1,8 +1,8 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { describe, expect, it } from "@effect/vitest"
+import { describe, expect, it, vi } from "@effect/vitest"
 import { Chunk, ConfigProvider, Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
 import * as SympleServer from "../../src/server/index.js"
-import { connect, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
+import { connect, eventually, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
 import type { Frame } from "../../src/protocol/index.js"
 
 describe("server", () => {
@@ -18,8 +18,20 @@ describe("server", () => {
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
+      const logged = yield* Effect.acquireRelease(
+        Effect.sync(() => vi.spyOn(console, "log").mockImplementation(() => {})),
+        (spy) => Effect.sync(() => spy.mockRestore())
+      )
       alice.send({ type: "message", to: "boom", data: {} })
       expect((yield* alice.closed).code).toBe(1006)
+      // The defect is logged with its message and stack, not as `{}`.
+      const line = yield* eventually(Effect.suspend(() => {
+        const found = logged.mock.calls.map((args) => args.join(" ")).find((l) => l.includes("connection failed"))
+        return found === undefined ? Effect.fail(new Error("not logged")) : Effect.succeed(found)
+      }))
+      expect(line).toContain("router bug")
+      expect(line).toMatch(/\n\s+at /)
+      logged.mockRestore()
       yield* bob.next(isPresenceOf(alice, false))
       bob.send({ type: "message", to: carol.address, data: { still: "here" } })
       expect((yield* carol.next(isMessage())).data).toEqual({ still: "here" })
