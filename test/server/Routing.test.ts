@@ -67,10 +67,37 @@ describe.each(modes)("routing ($label)", (mode) => {
         data: { id: "FORGED_ID", user: "FORGED_USER", name: "X", type: "Y", online: false, agent: "x" }
       })
       const got = yield* bob.next(isType("presence"))
-      expect(got.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true, agent: "x" })
+      const record = { id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true, host: "127.0.0.1" }
+      expect(got.data).toEqual({ ...record, agent: "x" })
       alice.send({ type: "presence", data: "not an object" })
       const second = yield* bob.next(isType("presence"))
-      expect(second.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true })
+      expect(second.data).toEqual(record)
+    }).pipe(Effect.scoped))
+
+  it.live("18b. presence data.host is the server's record: set by the server or a hook, removed when it has none", () =>
+    Effect.gen(function*() {
+      const hosts: Record<string, string | undefined> = { alice: undefined, bob: "gateway.example" }
+      const authenticator = SympleServer.Authenticator.Authenticator.of({
+        authenticate: (auth, connecting) => {
+          const peer = SympleServer.Authenticator.peerFromAuth(auth, { ...connecting, host: hosts[auth.user] })
+          return Effect.succeed({ peer, rooms: [auth.user, "shared"] })
+        }
+      })
+      const server = yield* startServer(mode).pipe(
+        Effect.provideService(SympleServer.Authenticator.Authenticator, authenticator)
+      )
+      const alice = yield* peer(server, "alice")
+      const bob = yield* peer(server, "bob")
+      const carol = yield* peer(server, "carol")
+      expect(alice.welcome.peer).not.toHaveProperty("host")
+      expect(bob.welcome.peer?.host).toBe("gateway.example")
+      yield* settle(alice, bob, carol)
+      alice.send({ type: "presence", data: { host: "10.0.0.1", mood: "a" } })
+      const fromAlice = yield* carol.next((f) => f.type === "presence" && f.data?.mood === "a")
+      expect(fromAlice.data).not.toHaveProperty("host")
+      bob.send({ type: "presence", data: { host: "10.0.0.1", mood: "b" } })
+      const fromBob = yield* carol.next((f) => f.type === "presence" && f.data?.mood === "b")
+      expect(fromBob.data?.host).toBe("gateway.example")
     }).pipe(Effect.scoped))
 
   it.live("20. probe is forwarded; answers to the full address or the bare id reach the prober", () =>
