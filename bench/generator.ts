@@ -216,6 +216,19 @@ const runConnect = async (input: Input, spec: ConnectSpec): Promise<Outcome> => 
   }
 }
 
+/**
+ * A peer's rooms for a ping-pong case: `roomsPerPeer - 2` rooms of its own (its personal room makes one more), then
+ * the pair's room, last, where a scan of the rooms finds it latest. Own rooms have names of one length, alike up to
+ * the end, which is what makes comparing two names cost the most.
+ */
+const pairRooms = (spec: PingPongSpec, user: string, pair: number): Array<string> => {
+  const own = Math.max(0, (spec.roomsPerPeer ?? 2) - 2)
+  const name = (k: number) => `alike-room-names-until-the-end-${user}-${String(k).padStart(4, "0")}`
+  const rooms = Array.from({ length: own }, (_, k) => name(k))
+  rooms.push(`pair${pair}`)
+  return rooms
+}
+
 const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> => {
   const hist = new Histogram()
   let measuring = false
@@ -223,12 +236,15 @@ const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> =
   let deliveries = 0
   const sentAt = new Float64Array(spec.pairs)
   const seqs = new Uint32Array(spec.pairs)
-  const as = await pool(spec.pairs, spec.connectConcurrency, (i) => connect(input.url, { user: `a${i}`, rooms: [`pair${i}`] }))
-  const bs = await pool(spec.pairs, spec.connectConcurrency, (i) => connect(input.url, { user: `b${i}`, rooms: [`pair${i}`] }))
+  const peer = (user: string, i: number) => connect(input.url, { user, rooms: pairRooms(spec, user, i) })
+  const as = await pool(spec.pairs, spec.connectConcurrency, (i) => peer(`a${i}`, i))
+  const bs = await pool(spec.pairs, spec.connectConcurrency, (i) => peer(`b${i}`, i))
   await settle([...as, ...bs])
+  // With `varyTo`, every message names its target with a user part of its own: routing must go by the id.
+  const to = (client: Client, seq: number) => (spec.varyTo === true ? `x${seq}|${client.id}` : client.address)
   const ping = (i: number) => {
     sentAt[i] = performance.now()
-    as[i]!.ws.send(`{"type":"message","to":"${bs[i]!.address}","data":{"bq":${seqs[i]},"text":"ping"}}`)
+    as[i]!.ws.send(`{"type":"message","to":"${to(bs[i]!, seqs[i]!)}","data":{"bq":${seqs[i]},"text":"ping"}}`)
   }
   for (let i = 0; i < spec.pairs; i++) {
     const a = as[i]!
@@ -237,7 +253,7 @@ const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> =
       const seq = readSeq(buf)
       if (seq < 0) return
       if (measuring) deliveries++
-      b.ws.send(`{"type":"message","to":"${a.address}","data":{"bq":${seq},"text":"pong"}}`)
+      b.ws.send(`{"type":"message","to":"${to(a, seq)}","data":{"bq":${seq},"text":"pong"}}`)
     }
     a.onData = (buf) => {
       const seq = readSeq(buf)
@@ -254,13 +270,17 @@ const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> =
   for (let i = 0; i < spec.pairs; i++) ping(i)
   await sleep(spec.warmupMs)
   measuring = true
+  const seqsBefore = seqs.slice()
   const measure = measureWindow(input.pid)
   await sleep(spec.measureMs)
   measuring = false
   const m = measure()
   running = false
+  // A message the server dropped stops its pair: the case fails instead of measuring the pairs left.
+  const stalled = seqs.filter((seq, i) => seq === seqsBefore[i]).length
   closeAll([...as, ...bs])
   return {
+    ...(stalled > 0 ? { ok: false, error: `${stalled} of ${spec.pairs} pairs made no round trip while measured` } : {}),
     metrics: {
       msgsPerSec: round(deliveries / (m.wallMs / 1000), 0),
       p50Ms: ms(hist.quantile(0.5)),
@@ -268,7 +288,14 @@ const runPingPong = async (input: Input, spec: PingPongSpec): Promise<Outcome> =
       cpuPerDeliveryUs: round((m.cpuMs * 1000) / deliveries, 2),
       serverCpuUtil: round(m.cpuMs / m.wallMs, 2)
     },
-    counts: { deliveries, roundTrips: hist.count, maxMs: ms(hist.max), ...m.load }
+    counts: {
+      deliveries,
+      roundTrips: hist.count,
+      stalled,
+      maxMs: ms(hist.max),
+      ...(spec.roomsPerPeer === undefined ? {} : { roomsPerPeer: spec.roomsPerPeer }),
+      ...m.load
+    }
   }
 }
 

@@ -3,6 +3,7 @@
  *
  *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--measure ms] [--cpu-prof]
  *     [--servers ours,baseline]   (two of: ours, baseline, baseline-coalesce)
+ *     [--rooms n]   (rooms per peer in the `rooms-*` cases, which are then named `rooms-<n>`)
  *
  * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
  * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
@@ -222,6 +223,10 @@ const main = async (): Promise<void> => {
   mkdirSync(profDir, { recursive: true })
   await acquireLock(15 * 60_000)
   const wanted = (flag("servers") ?? "ours,baseline").split(",").slice(0, 2)
+  // More rooms per peer than our server allows by default raises its limit, so that the case can run at all.
+  const rooms = flag("rooms") === undefined ? undefined : Number(flag("rooms"))
+  if (rooms !== undefined && !(Number.isInteger(rooms) && rooms >= 2)) throw new Error("--rooms takes a number >= 2")
+  const oursEnv: Record<string, string> = rooms === undefined ? {} : { BENCH_MAX_ROOMS: String(rooms) }
   const { built, skipped } = await build({
     generator: "generator.ts",
     baseline: "baseline-server.ts",
@@ -234,7 +239,7 @@ const main = async (): Promise<void> => {
   const kind = (name: string): ServerKind | undefined => {
     switch (name) {
       case "ours":
-        return built["ours"] === undefined ? undefined : { label: "ours", file: built["ours"], env: {} }
+        return built["ours"] === undefined ? undefined : { label: "ours", file: built["ours"], env: oursEnv }
       case "baseline":
         return { label: "baseline", file: baseline, env: {} }
       case "baseline-coalesce":
@@ -255,6 +260,10 @@ const main = async (): Promise<void> => {
   const measureMs = flag("measure")
   const cases = specs(mode).filter((s) => only === undefined || only.includes(s.name)).map((s): Spec =>
     measureMs !== undefined && "measureMs" in s ? { ...s, measureMs: Number(measureMs) } : s
+  ).map((s): Spec =>
+    rooms !== undefined && s.kind === "pingpong" && s.roomsPerPeer !== undefined
+      ? { ...s, roomsPerPeer: rooms, name: `rooms-${rooms}` }
+      : s
   )
   const machine = {
     date: new Date().toISOString(),

@@ -26,6 +26,16 @@ export interface ConnectSpec extends Common {
 export interface PingPongSpec extends Common, Timed {
   readonly kind: "pingpong"
   readonly pairs: number
+  /**
+   * Rooms each peer is in, its personal room and the pair's room included; the others are its own, with names
+   * alike up to the end. Unset: 2 (personal and pair).
+   */
+  readonly roomsPerPeer?: number | undefined
+  /**
+   * Address each message with a new user part (`x<n>|id`): routing goes by the id and ignores the user part, so a
+   * server must not do the routing work again for every such message.
+   */
+  readonly varyTo?: boolean | undefined
 }
 
 export interface FanoutSpec extends Common, Timed {
@@ -53,6 +63,7 @@ export const specs = (mode: Mode): ReadonlyArray<Spec> => {
     return [
       { kind: "connect", name: "connect-50", connections: 50, limitMs: t.limitMs, connectConcurrency: 20 },
       { kind: "pingpong", name: "pingpong-5", pairs: 5, ...t },
+      { kind: "pingpong", name: "rooms-100", pairs: 2, roomsPerPeer: 100, varyTo: true, ...t },
       { kind: "fanout", name: "fanout-2x10", rooms: 2, members: 10, window: 2, ...t },
       { kind: "fanout", name: "fanout-open-2x10@500", rooms: 2, members: 10, window: 0, rate: 500, ...t },
       { kind: "fanout", name: "fanout-1x20", rooms: 1, members: 20, window: 2, ...t },
@@ -66,6 +77,7 @@ export const specs = (mode: Mode): ReadonlyArray<Spec> => {
     { kind: "connect", name: "connect-1000", connections: 1_000, limitMs: t.limitMs, connectConcurrency: 50 },
     { kind: "connect", name: "connect-5000", connections: 5_000, limitMs: t.limitMs, connectConcurrency: 50 },
     { kind: "pingpong", name: "pingpong-100", pairs: 100, ...t },
+    { kind: "pingpong", name: "rooms-100", pairs: 50, roomsPerPeer: 100, varyTo: true, ...t },
     { kind: "fanout", name: "fanout-10x100", rooms: 10, members: 100, window: 16, ...t },
     { kind: "fanout", name: "fanout-open-10x100@20k", rooms: 10, members: 100, window: 0, rate: 20_000, ...t },
     { kind: "fanout", name: "fanout-1x500", rooms: 1, members: 500, window: 16, ...t },

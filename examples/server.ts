@@ -2,7 +2,8 @@
  * The example Symple server: `npm start` (or `PORT=4600 HOST=0.0.0.0 npm start`).
  *
  * Binds 127.0.0.1:4500 unless HOST / PORT say otherwise (SYMPLE_* variables tune the rest, see ServerConfig),
- * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001.
+ * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001. `npm start` execs
+ * node in place of npm's shell, so a signal sent to npm alone (as Docker and systemd send it) reaches this process.
  */
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"

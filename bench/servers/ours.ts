@@ -3,7 +3,8 @@
  * limit is disabled (`rateLimit: 0`), because the benchmark sends far more than the default 100 frames per 10 s
  * per peer. `BENCH_RATE_LIMIT=<n>` keeps the limiter running instead, to measure what it costs: a bucket of n
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
- * same work per frame as with the defaults. Loopback only unless HOST says otherwise.
+ * same work per frame as with the defaults. `BENCH_MAX_ROOMS=<n>` raises the rooms a peer may be in (the runner
+ * sets it for `--rooms n`). Loopback only unless HOST says otherwise.
  *
  * Usage: node ours.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
  * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
@@ -21,7 +22,14 @@ const host = process.env["HOST"] ?? "127.0.0.1"
 const program = Effect.gen(function*() {
   const raised = Number(process.env["BENCH_RATE_LIMIT"] ?? "0")
   const rateLimit = Number.isFinite(raised) && raised > 0 ? raised : 0
-  const server = yield* SympleServer.make({ port, host, rateLimit, rateSeconds: Math.max(1, rateLimit / 10) })
+  const maxRooms = Number(process.env["BENCH_MAX_ROOMS"] ?? "0")
+  const server = yield* SympleServer.make({
+    port,
+    host,
+    rateLimit,
+    rateSeconds: Math.max(1, rateLimit / 10),
+    ...(Number.isInteger(maxRooms) && maxRooms > 0 ? { maxRoomsPerPeer: maxRooms } : {})
+  })
   process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid, rateLimit })}\n`)
   return yield* Effect.never
 }).pipe(Effect.scoped)

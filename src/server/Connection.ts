@@ -134,15 +134,24 @@ interface Online {
 /** Beyond this many distinct destinations per snapshot, a peer's route cache starts over. */
 const maxCachedRoutes = 64
 
-/** A cache key for the usual `to` values: an address or room name, none (own rooms), or one room in an array. */
-const routeKey = (to: unknown): string | undefined =>
-  typeof to === "string"
-    ? to
-    : to === undefined
-    ? "\u0000"
+/**
+ * A cache key for the usual `to` values, naming the target rather than the text: a room or user name is itself
+ * (it has no `|`); an address is `|@` and its id, since routing ignores the user part (otherwise varying that part
+ * would miss the cache on every frame); none (own rooms) is `|*`; one room in an array is `|[` and the room. Only a
+ * name lacks the `|`, and the character after it tells the other kinds apart, so no two kinds share a key.
+ */
+const routeKey = (to: unknown): string | undefined => {
+  if (typeof to === "string") {
+    // The id is what follows the first `|`, as `Address.parse` reads it.
+    const bar = to.indexOf("|")
+    return bar === -1 ? to : `|@${to.slice(bar + 1)}`
+  }
+  return to === undefined
+    ? "|*"
     : Array.isArray(to) && to.length === 1 && typeof to[0] === "string"
-    ? `\u0000${to[0]}`
+    ? `|[${to[0]}`
     : undefined
+}
 
 /**
  * A socket accepted by the server: its state, its outbound path, and the transitions of its life.
@@ -191,21 +200,41 @@ type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
 /**
  * The text to forward for a routed frame received as `text`, when it can be forwarded without rendering it again:
  * as it came when it already names the sender in `from`, or with `from` added at the end (where rendering the
- * frame would put it) when it has none. `undefined` when `from` names someone else: the frame is rendered again.
+ * frame would put it) when it has none. `undefined` when `from` names someone else, or when the text repeats a
+ * top-level key: `JSON.parse` kept the last one, but a parser that keeps the first would read another frame (a
+ * forged `from` ahead of the true one, a second `type`). Those are rendered again, with one of each key.
  *
  * Recipients parse the same text the server validated, so they read the same frame; only insignificant
  * whitespace and number spellings (`1.0`) can differ from a fresh rendering.
  */
 const forwardText = (online: Online, frame: Frame.Routed, text: string): string | undefined => {
-  if (!("from" in frame)) return text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
-  return frame.from === online.address ? text : undefined
+  const named = "from" in frame
+  if (named && frame.from !== online.address) return undefined
+  if (Json.hasRepeatedKey(text, frame)) return undefined
+  return named ? text : text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
+}
+
+/** A frame rendered again; `undefined` when it is nested too deeply for `JSON.stringify`, which recurses. */
+const render = (frame: Frame.Routed): string | undefined => {
+  try {
+    return Frame.unsafeEncode(frame)
+  } catch (error) {
+    if (error instanceof RangeError) return undefined
+    throw error
+  }
 }
 
 /**
  * Routes a decoded frame from an online peer (`text` is what it was decoded from, if it came as text). Returns
  * `false` for frames that are not routed (membership changes, close, anything unexpected).
  */
-const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: string | undefined): boolean => {
+const route = (
+  hub: Delivery.Hub,
+  connection: Connection,
+  online: Online,
+  frame: Frame.Frame,
+  text: string | undefined
+): boolean => {
   switch (frame.type) {
     case "message":
     case "presence":
@@ -224,6 +253,12 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: stri
       const routed = frame as Writable
       routed.from = online.address
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
+      // Rendered before routing: whether a frame is refused must not tell its sender whether anyone would get it.
+      const out = forward ?? render(frame)
+      if (out === undefined) {
+        badRequest(hub, connection, "Frame cannot be forwarded: nested too deeply")
+        return true
+      }
       const key = routeKey(frame.to)
       let target = key === undefined ? undefined : online.routes?.get(key)
       if (target === undefined) {
@@ -234,10 +269,7 @@ const route = (hub: Delivery.Hub, online: Online, frame: Frame.Frame, text: stri
         }
       }
       if (Router.isEmpty(target)) hub.stats.undeliverable++
-      else {
-        const bytes = forward === undefined ? Delivery.wire(frame) : Delivery.wireText(forward)
-        Delivery.deliver(hub.stats, target, bytes, frame)
-      }
+      else Delivery.deliver(hub.stats, target, Delivery.wireText(out), frame)
       return true
     }
     default:
@@ -543,7 +575,7 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
    */
   failed(error: unknown): void {
     this.ending = true
-    Effect.runFork(Effect.logError("Symple connection failed", error))
+    Effect.runFork(Effect.logError("Symple connection failed", Cause.die(error)))
     this.ws.terminate()
   }
 
@@ -612,7 +644,7 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
         if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
       }
     } catch (error) {
-      Effect.runFork(Effect.logError("Symple connection teardown failed", error))
+      Effect.runFork(Effect.logError("Symple connection teardown failed", Cause.die(error)))
     } finally {
       // The fiber ends whatever happened: the server's shutdown waits for it.
       const finish = this.finish
@@ -868,7 +900,7 @@ const handleFrame = (
   const decoded = Frame.decode(item)
   if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
   const frame = decoded.right
-  if (route(hub, online, frame, typeof item === "string" ? item : undefined)) return undefined
+  if (route(hub, connection, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":
     case "leave": {
@@ -899,8 +931,8 @@ const join = (hub: Delivery.Hub, connection: Connection, online: Online, room: s
   const refusal = joinRefusal(hub, online, room)
   if (refusal !== undefined) return answer(hub, connection, refusal.status, refusal.message)
   // Rejoining one's own personal room, or a room one is in, needs nobody's permission.
-  const state = PeerRegistry.unsafeSnapshot(hub.registry)
-  if (room === online.peer.user || State.session(state, online.id)?.rooms.includes(room) === true) {
+  const me = State.session(PeerRegistry.unsafeSnapshot(hub.registry), online.id)
+  if (room === online.peer.user || (me !== undefined && State.inRoom(me, room))) {
     return joined(hub, connection, online, room)
   }
   const decision = hub.joinPolicy.authorizeJoin(online.peer, room)
@@ -942,7 +974,7 @@ const joinRefusal = (
 ): { readonly status: number; readonly message: string } | undefined => {
   const state = PeerRegistry.unsafeSnapshot(hub.registry)
   const me = State.session(state, online.id)
-  if (me === undefined || me.rooms.includes(room)) return undefined
+  if (me === undefined || State.inRoom(me, room)) return undefined
   const options = hub.options
   if (Buffer.byteLength(room) > options.maxRoomNameLength) {
     return { status: 400, message: joinRefused(room, `name over ${options.maxRoomNameLength} bytes`) }

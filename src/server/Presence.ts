@@ -29,8 +29,9 @@ export const offline = (peer: Peer.Peer): Frame.Presence => ({
 })
 
 /**
- * A client's presence `data` with the identity fields taken from the server's record and `online` forced on:
- * nobody can announce someone else, or themselves offline. Other keys are kept.
+ * A client's presence `data` with the fields the server owns taken from its record of the peer: `id`, `user`,
+ * `name`, `type` and `host` (the last two removed when the record has none), and `online` forced on. Nobody can
+ * announce someone else, themselves offline, or another address. Other keys are kept.
  *
  * @since 0.1.0
  * @category combinators
@@ -42,6 +43,8 @@ export const sanitizeData = (data: Json | undefined, peer: Peer.Peer): { readonl
   out.name = peer.name ?? peer.user
   if (peer.type === undefined) delete out.type
   else out.type = peer.type
+  if (peer.host === undefined) delete out.host
+  else out.host = peer.host
   out.online = true
   return out
 }

@@ -87,7 +87,7 @@ const named = <H>(state: State.State<H>, sender: State.Session<H>, name: string)
   const room = State.members(state, name)
   const live = name === sender.member.id ? undefined : State.session(state, name)
   const byId = live !== undefined && State.shareRoom(sender, live) ? live.member : undefined
-  if (sender.rooms.includes(name)) {
+  if (State.inRoom(sender, name)) {
     if (byId === undefined) return room.length < 2 ? nobody : { members: room, exclude: sender.member.id }
     return distinct([room, [byId]], sender.member.id)
   }
@@ -113,7 +113,7 @@ export const resolve = <H>(state: State.State<H>, sender: State.Session<H>, to: 
   }
   if (Array.isArray(to)) {
     const rooms = new Set<string>()
-    for (const room of to) if (typeof room === "string" && sender.rooms.includes(room)) rooms.add(room)
+    for (const room of to) if (typeof room === "string" && State.inRoom(sender, room)) rooms.add(room)
     return fromOwnRooms(state, sender, rooms)
   }
   return nobody
@@ -148,8 +148,9 @@ export const resolveInjected = <H>(state: State.State<H>, to: unknown): Route<H>
 }
 
 /**
- * The routing policy as a service, so that it can be replaced. `resolve` must be a pure function of its arguments:
- * the server reuses a sender's routes for as long as the state stays the same.
+ * The routing policy as a service, so that it can be replaced. `resolve` must be a pure function of its arguments,
+ * and a `"user|id"` address must route by its id alone (as the protocol says): the server reuses a sender's routes
+ * for as long as the state stays the same, keyed by target, so `"x|id"` and `"y|id"` share one resolved route.
  *
  * @since 0.1.0
  * @category tags

@@ -77,9 +77,12 @@ export interface ServerOptions {
   readonly authFailureDelay: Duration.DurationInput
   /** Frames a connection may send before it is authenticated; one more gets error 429 and close 1008. */
   readonly preAuthFrames: number
-  /** Time allowed to receive the HTTP headers of a request or upgrade (Node's `headersTimeout`). */
+  /**
+   * Time allowed to receive the HTTP headers of a request or upgrade (Node's `headersTimeout`), at most
+   * `requestTimeout`; 0 = no limit. A connection that takes longer gets 408 and is closed.
+   */
   readonly headersTimeout: Duration.DurationInput
-  /** Time allowed to receive a whole HTTP request (Node's `requestTimeout`). */
+  /** Time allowed to receive a whole HTTP request (Node's `requestTimeout`); 0 = no limit. */
   readonly requestTimeout: Duration.DurationInput
   /** Bytes buffered in a peer's socket above which its writer stops draining the mailbox until the socket drains. */
   readonly highWaterMark: number

@@ -3,7 +3,10 @@
  * transitions below. Routing reads a snapshot of it without locking.
  *
  * A room maps to an array of its members (join order). Each member carries an opaque handle `H` (the
- * connection's mailbox in the server, anything in tests) so that fan-out needs no further lookup.
+ * connection's mailbox in the server, anything in tests) so that fan-out needs no further lookup. A session keeps
+ * its rooms twice, in join order and as a set: routing asks "is this session in room r?" for every frame, and a
+ * peer chooses how many rooms it is in, so that question must not cost more with every room (the set), while
+ * snapshots and presence go out in join order (the array).
  *
  * @since 0.1.0
  */
@@ -30,6 +33,8 @@ export interface Session<H> {
   readonly peer: Peer.Peer
   /** Rooms in join order; the personal room first unless it was left. */
   readonly rooms: ReadonlyArray<string>
+  /** The same rooms as a set, for membership tests. Never mutated: a transition that changes it builds a new one. */
+  readonly roomSet: ReadonlySet<string>
   readonly virtual: boolean
 }
 
@@ -79,14 +84,23 @@ export const sessionsOfUser = <H>(state: State<H>, user: string): ReadonlyArray<
 export const size = <H>(state: State<H>): number => HashMap.size(state.sessions)
 
 /**
- * Whether two sessions are together in at least one room.
+ * Whether a session is in a room, at the cost of one set lookup.
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const inRoom = <H>(session: Session<H>, room: string): boolean => session.roomSet.has(room)
+
+/**
+ * Whether two sessions are together in at least one room. Costs at most one set lookup per room of the session
+ * with fewer rooms: both peers choose their rooms, so the cost of a direct frame must not grow with the product.
  *
  * @since 0.1.0
  * @category getters
  */
 export const shareRoom = <H>(a: Session<H>, b: Session<H>): boolean => {
-  const [small, large] = a.rooms.length <= b.rooms.length ? [a.rooms, b.rooms] : [b.rooms, a.rooms]
-  for (const room of small) if (large.includes(room)) return true
+  const [small, large] = a.rooms.length <= b.rooms.length ? [a, b] : [b, a]
+  for (const room of small.rooms) if (large.roomSet.has(room)) return true
   return false
 }
 
@@ -123,10 +137,17 @@ const removeMember = <H>(state: State<H>, room: string, id: string): State<H> =>
   }
 }
 
-const uniqueRooms = (rooms: Iterable<string>): ReadonlyArray<string> => {
+/** The distinct non-empty rooms in first-seen order, and the same as a set. */
+const uniqueRooms = (rooms: Iterable<string>): readonly [ReadonlyArray<string>, ReadonlySet<string>] => {
   const out: Array<string> = []
-  for (const room of rooms) if (room !== "" && !out.includes(room)) out.push(room)
-  return out
+  const seen = new Set<string>()
+  for (const room of rooms) {
+    if (room !== "" && !seen.has(room)) {
+      seen.add(room)
+      out.push(room)
+    }
+  }
+  return [out, seen]
 }
 
 /**
@@ -144,10 +165,10 @@ export const connect = <H>(
   virtual = false
 ): State<H> => {
   if (HashMap.has(state.sessions, member.id)) return state
-  const joined = uniqueRooms(rooms)
+  const [joined, roomSet] = uniqueRooms(rooms)
   let next: State<H> = {
     ...state,
-    sessions: HashMap.set(state.sessions, member.id, { member, peer, rooms: joined, virtual }),
+    sessions: HashMap.set(state.sessions, member.id, { member, peer, rooms: joined, roomSet, virtual }),
     users: HashMap.set(state.users, member.user, [...sessionsOfUser(state, member.user), member.id])
   }
   for (const room of joined) next = addMember(next, room, member)
@@ -181,9 +202,13 @@ export const disconnect = <H>(state: State<H>, id: string): State<H> => {
  */
 export const join = <H>(state: State<H>, id: string, room: string): State<H> => {
   const current = session(state, id)
-  if (current === undefined || room === "" || current.rooms.includes(room)) return state
+  if (current === undefined || room === "" || current.roomSet.has(room)) return state
   const next = addMember(state, room, current.member)
-  return { ...next, sessions: HashMap.set(next.sessions, id, { ...current, rooms: [...current.rooms, room] }) }
+  const roomSet = new Set(current.roomSet).add(room)
+  return {
+    ...next,
+    sessions: HashMap.set(next.sessions, id, { ...current, rooms: [...current.rooms, room], roomSet })
+  }
 }
 
 /**
@@ -192,11 +217,13 @@ export const join = <H>(state: State<H>, id: string, room: string): State<H> => 
  */
 export const leave = <H>(state: State<H>, id: string, room: string): State<H> => {
   const current = session(state, id)
-  if (current === undefined || !current.rooms.includes(room)) return state
+  if (current === undefined || !current.roomSet.has(room)) return state
   const next = removeMember(state, room, id)
+  const roomSet = new Set(current.roomSet)
+  roomSet.delete(room)
   return {
     ...next,
-    sessions: HashMap.set(next.sessions, id, { ...current, rooms: current.rooms.filter((r) => r !== room) })
+    sessions: HashMap.set(next.sessions, id, { ...current, rooms: current.rooms.filter((r) => r !== room), roomSet })
   }
 }
 

@@ -148,6 +148,25 @@ const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string
 
 const virtualHandlerQueue = 1024
 
+/** Node takes whole milliseconds; an infinite timeout is none at all (0). */
+const wholeMillis = (millis: number): number => Number.isFinite(millis) ? Math.ceil(millis) : 0
+
+/**
+ * Node's HTTP timeouts from the options; they also bound how long an upgrade request may take to arrive. Node
+ * checks them on a timer (`connectionsCheckingInterval`, 30 s by default), so a timeout fires up to one period
+ * late: the period here is the shortest timeout, kept between 50 ms and 1 s. Node refuses a `headersTimeout`
+ * above `requestTimeout` (the headers are part of the request): it is capped to it.
+ */
+const httpOptions = (resolved: ServerConfig.Resolved): Http.ServerOptions => {
+  const requestTimeout = wholeMillis(resolved.requestTimeoutMillis)
+  const headers = wholeMillis(resolved.headersTimeoutMillis)
+  const headersTimeout = requestTimeout > 0 && headers > requestTimeout ? requestTimeout : headers
+  const shortest = Math.min(...[headersTimeout, requestTimeout].filter((timeout) => timeout > 0))
+  return Number.isFinite(shortest)
+    ? { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, shortest)) }
+    : { headersTimeout, requestTimeout }
+}
+
 const ignore = () => {}
 
 /**
@@ -204,7 +223,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       ? base
       : HttpRouter.concat(base, resolved.routes)
     const handler = yield* NodeHttpServer.makeHandler(app)
-    const server = Http.createServer(handler)
+    const server = Http.createServer(httpOptions(resolved), handler)
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: resolved.hardPayloadLimit,
@@ -260,6 +279,8 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         ws.on("error", ignore)
         ws.send(Delivery.encode(Message.error(503, "Server at capacity")))
         ws.close(1013, "Server at capacity")
+        // Without waiting for the peer's close frame: at capacity, every descriptor freed early counts.
+        socket.end()
         return
       }
       try {
@@ -267,7 +288,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       } catch (error) {
         // A bug here must cost one connection, not the process.
         ws.terminate()
-        Effect.runFork(Effect.logError("Symple connection setup failed", error))
+        Effect.runFork(Effect.logError("Symple connection setup failed", Cause.die(error)))
       }
     }
     server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {

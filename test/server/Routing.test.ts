@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import * as SympleServer from "../../src/server/index.js"
 import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServer } from "./support.js"
 
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
@@ -66,10 +67,37 @@ describe.each(modes)("routing ($label)", (mode) => {
         data: { id: "FORGED_ID", user: "FORGED_USER", name: "X", type: "Y", online: false, agent: "x" }
       })
       const got = yield* bob.next(isType("presence"))
-      expect(got.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true, agent: "x" })
+      const record = { id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true, host: "127.0.0.1" }
+      expect(got.data).toEqual({ ...record, agent: "x" })
       alice.send({ type: "presence", data: "not an object" })
       const second = yield* bob.next(isType("presence"))
-      expect(second.data).toEqual({ id: alice.id, user: "alice", name: "Alice", type: "Peer", online: true })
+      expect(second.data).toEqual(record)
+    }).pipe(Effect.scoped))
+
+  it.live("18b. presence data.host is the server's record: set by the server or a hook, removed when it has none", () =>
+    Effect.gen(function*() {
+      const hosts: Record<string, string | undefined> = { alice: undefined, bob: "gateway.example" }
+      const authenticator = SympleServer.Authenticator.Authenticator.of({
+        authenticate: (auth, connecting) => {
+          const peer = SympleServer.Authenticator.peerFromAuth(auth, { ...connecting, host: hosts[auth.user] })
+          return Effect.succeed({ peer, rooms: [auth.user, "shared"] })
+        }
+      })
+      const server = yield* startServer(mode).pipe(
+        Effect.provideService(SympleServer.Authenticator.Authenticator, authenticator)
+      )
+      const alice = yield* peer(server, "alice")
+      const bob = yield* peer(server, "bob")
+      const carol = yield* peer(server, "carol")
+      expect(alice.welcome.peer).not.toHaveProperty("host")
+      expect(bob.welcome.peer?.host).toBe("gateway.example")
+      yield* settle(alice, bob, carol)
+      alice.send({ type: "presence", data: { host: "10.0.0.1", mood: "a" } })
+      const fromAlice = yield* carol.next((f) => f.type === "presence" && f.data?.mood === "a")
+      expect(fromAlice.data).not.toHaveProperty("host")
+      bob.send({ type: "presence", data: { host: "10.0.0.1", mood: "b" } })
+      const fromBob = yield* carol.next((f) => f.type === "presence" && f.data?.mood === "b")
+      expect(fromBob.data?.host).toBe("gateway.example")
     }).pipe(Effect.scoped))
 
   it.live("20. probe is forwarded; answers to the full address or the bare id reach the prober", () =>
@@ -226,5 +254,63 @@ describe.each(modes)("routing ($label)", (mode) => {
       alice.send({ type: "message", to: `nobody|${bob.id}`, data: { text: "wrong user" } })
       yield* bob.next(isMessage(text("wrong user")))
       expect(alice.isClosed()).toBe(false)
+    }).pipe(Effect.scoped))
+})
+
+describe("route cache", () => {
+  /** The protocol's router, recording every `to` it resolves. */
+  const countingRouter = (resolved: Array<unknown>) =>
+    SympleServer.Router.Router.of({
+      resolve: (state, sender, to) => {
+        resolved.push(to)
+        return SympleServer.Router.resolve(state, sender, to)
+      }
+    })
+
+  it.live("an address is cached by its id: x|id, y|id and z|id are resolved once, and all delivered", () =>
+    Effect.gen(function*() {
+      const resolved: Array<unknown> = []
+      const server = yield* startServer().pipe(
+        Effect.provideService(SympleServer.Router.Router, countingRouter(resolved))
+      )
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
+      yield* settle(alice, bob, carol)
+      resolved.length = 0
+      for (const user of ["x", "y", "z", "bob", ""]) {
+        alice.send({ type: "message", to: `${user}|${bob.id}`, data: { text: user } })
+      }
+      alice.send({ type: "message", to: `x|${carol.id}`, data: { text: "carol" } })
+      for (const user of ["x", "y", "z", "bob", ""]) {
+        expect(yield* bob.next(isMessage())).toMatchObject({ from: alice.address, data: { text: user } })
+      }
+      expect(yield* carol.next(isMessage())).toMatchObject({ from: alice.address, data: { text: "carol" } })
+      expect(resolved).toEqual([`x|${bob.id}`, `x|${carol.id}`])
+    }).pipe(Effect.scoped))
+
+  it.live("a room name never hits the cached route of another kind of `to`", () =>
+    Effect.gen(function*() {
+      const resolved: Array<unknown> = []
+      const server = yield* startServer().pipe(
+        Effect.provideService(SympleServer.Router.Router, countingRouter(resolved))
+      )
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+      yield* settle(alice, bob)
+      resolved.length = 0
+      // Each pair: a `to` that reaches bob, then a room name (of a room nobody is in) once keyed alike.
+      alice.send({ type: "message", data: { text: "everyone" } })
+      alice.send({ type: "message", to: "\u0000", data: { text: "room \\0" } })
+      alice.send({ type: "message", to: ["lobby"], data: { text: "lobby" } })
+      alice.send({ type: "message", to: "\u0000lobby", data: { text: "room \\0lobby" } })
+      alice.send({ type: "message", to: `bob|${bob.id}`, data: { text: "bob" } })
+      alice.send({ type: "message", to: bob.id, data: { text: "bob by id" } })
+      yield* bob.next(isMessage(text("everyone")))
+      yield* bob.next(isMessage(text("lobby")))
+      yield* bob.next(isMessage(text("bob")))
+      yield* bob.next(isMessage(text("bob by id")))
+      yield* bob.none(isMessage())
+      expect(resolved).toHaveLength(6)
     }).pipe(Effect.scoped))
 })

@@ -1,8 +1,9 @@
 import { HttpRouter, HttpServerResponse } from "@effect/platform"
-import { describe, expect, it } from "@effect/vitest"
-import { Chunk, ConfigProvider, Deferred, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { Chunk, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import * as Net from "node:net"
 import * as SympleServer from "../../src/server/index.js"
-import { connect, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
+import { connect, eventually, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
 import type { Frame } from "../../src/protocol/index.js"
 
 describe("server", () => {
@@ -18,8 +19,20 @@ describe("server", () => {
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
+      const logged = yield* Effect.acquireRelease(
+        Effect.sync(() => vi.spyOn(console, "log").mockImplementation(() => {})),
+        (spy) => Effect.sync(() => spy.mockRestore())
+      )
       alice.send({ type: "message", to: "boom", data: {} })
       expect((yield* alice.closed).code).toBe(1006)
+      // The defect is logged with its message and stack, not as `{}`.
+      const line = yield* eventually(Effect.suspend(() => {
+        const found = logged.mock.calls.map((args) => args.join(" ")).find((l) => l.includes("connection failed"))
+        return found === undefined ? Effect.fail(new Error("not logged")) : Effect.succeed(found)
+      }))
+      expect(line).toContain("router bug")
+      expect(line).toMatch(/\n\s+at /)
+      logged.mockRestore()
       yield* bob.next(isPresenceOf(alice, false))
       bob.send({ type: "message", to: carol.address, data: { still: "here" } })
       expect((yield* carol.next(isMessage())).data).toEqual({ still: "here" })
@@ -107,6 +120,41 @@ describe("server", () => {
       expect(yield* get("/hello")).toEqual({ status: 200, body: "hi there" })
       expect((yield* get("/nope")).status).toBe(404)
       yield* peer(server, "bob")
+    }).pipe(Effect.scoped))
+
+  it.live("51b. HTTP timeouts: a half-sent upgrade is cut off after headersTimeout; WebSockets outlive them", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ headersTimeout: 300, requestTimeout: 600 })
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      const started = Date.now()
+      const closed = yield* Effect.async<number, Error>((resume) => {
+        const socket = Net.connect(server.port, "127.0.0.1")
+        socket.on("error", () => {})
+        // Read (and drop) the 408 that comes first: a socket that is not read never sees the end.
+        socket.resume()
+        socket.on("close", () => resume(Effect.succeed(Date.now() - started)))
+        // The headers of an upgrade, without the blank line that ends them.
+        socket.write("GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n")
+        const timer = setTimeout(() => {
+          socket.destroy()
+          resume(Effect.fail(new Error("the half-sent request was not cut off within 3 s")))
+        }, 3000)
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          socket.destroy()
+        })
+      })
+      expect(closed).toBeGreaterThanOrEqual(250)
+      expect(closed).toBeLessThan(3000)
+      // The upgraded sockets are no HTTP requests any more: requestTimeout has long passed for them.
+      yield* Effect.sleep(Math.max(0, 800 - (Date.now() - started)))
+      alice.send({ type: "message", to: bob.address, data: { after: "timeouts" } })
+      expect((yield* bob.next(isMessage())).data).toEqual({ after: "timeouts" })
+      expect(alice.isClosed() || bob.isClosed()).toBe(false)
+      // Node refuses a headersTimeout above requestTimeout, and infinite ones: the server starts all the same.
+      yield* startServer({ headersTimeout: "20 seconds", requestTimeout: "10 seconds" })
+      yield* startServer({ headersTimeout: Duration.infinity, requestTimeout: Duration.infinity })
     }).pipe(Effect.scoped))
 
   it.live("server API: broadcast, sendTo, sendToUser, getPeer, peersInRoom", () =>

@@ -2,6 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc, HashMap } from "effect"
 import * as Router from "../../src/server/Router.js"
 import * as State from "../../src/server/State.js"
+import { meter, meteredSession } from "./meter.js"
 
 type Op =
   | { readonly op: "connect"; readonly id: number; readonly user: number; readonly rooms: ReadonlyArray<number> }
@@ -57,6 +58,9 @@ const checkInvariants = (state: State.State<string>) => {
   }
   for (const [id, session] of state.sessions) {
     expect(new Set(session.rooms).size).toBe(session.rooms.length)
+    // The set is the array's rooms, no more and no fewer.
+    expect(session.roomSet).toEqual(new Set(session.rooms))
+    for (const room of session.rooms) expect(State.inRoom(session, room)).toBe(true)
     for (const room of session.rooms) {
       expect(State.members(state, room).filter((m) => m.id === id)).toHaveLength(1)
     }
@@ -87,10 +91,32 @@ describe("State", () => {
   const history = fc.array(opArb, { maxLength: 30 })
   it.prop("transitions never mutate the state they were given", [history, opArb], ([ops, last]) => {
     const state = ops.reduce(apply, State.empty<string>())
-    const before = JSON.stringify([[...state.sessions], [...state.rooms], [...state.users]])
+    // Sets render as `{}` in JSON: their contents are rendered separately.
+    const render = () =>
+      JSON.stringify([
+        [...state.sessions],
+        [...state.sessions].map(([id, session]) => [id, [...session.roomSet]]),
+        [...state.rooms],
+        [...state.users]
+      ])
+    const before = render()
     apply(state, last)
-    expect(JSON.stringify([[...state.sessions], [...state.rooms], [...state.users]])).toBe(before)
+    expect(render()).toBe(before)
   }, { fastCheck: { numRuns: 200 } })
+
+  it.prop("shareRoom: true exactly when the sessions have a room in common, either way round", [
+    fc.array(opArb, { maxLength: 60 }),
+    ids,
+    ids
+  ], ([ops, aIx, bIx]) => {
+    const state = ops.reduce(apply, State.empty<string>())
+    const a = State.session(state, idName(aIx))
+    const b = State.session(state, idName(bIx))
+    if (a === undefined || b === undefined) return
+    const expected = a.rooms.some((room) => b.rooms.includes(room))
+    expect(State.shareRoom(a, b)).toBe(expected)
+    expect(State.shareRoom(b, a)).toBe(expected)
+  }, { fastCheck: { numRuns: 300 } })
 
   const toArb = fc.oneof(
     fc.constant(undefined),
@@ -128,4 +154,60 @@ describe("State", () => {
       }
     }
   }, { fastCheck: { numRuns: 500 } })
+})
+
+/** Room names as an attacker picks them: long, alike up to the end, so that comparing two costs the most. */
+const longRoom = (owner: string, i: number) => `${"a-long-room-name-".repeat(8)}${owner}-${i}`
+
+const manyRooms = (owner: string, n: number) => Array.from({ length: n }, (_, i) => longRoom(owner, i))
+
+const sessionIn = (id: string, rooms: ReadonlyArray<string>): State.Session<string> =>
+  State.session(State.connect(State.empty<string>(), { id, user: id, handle: id }, { id, user: id }, rooms), id)!
+
+describe("State.shareRoom cost", () => {
+  it("two sessions with 3,000 rooms each and none in common: at most two reads per room of one of them", () => {
+    const a = sessionIn("a", manyRooms("a", 3000))
+    const b = sessionIn("b", manyRooms("b", 3000))
+    const m = meter(2 * 3000)
+    expect(State.shareRoom(meteredSession(a, m), meteredSession(b, m))).toBe(false)
+    expect(m.count).toBeLessThanOrEqual(2 * 3000)
+  })
+
+  it("the room in common comes last: still found, at the same cost", () => {
+    const a = sessionIn("a", [...manyRooms("a", 3000), "together"])
+    const b = sessionIn("b", [...manyRooms("b", 3000), "together"])
+    const m = meter(2 * 3001)
+    expect(State.shareRoom(meteredSession(a, m), meteredSession(b, m))).toBe(true)
+  })
+
+  it("a session with 3,000 rooms against one with 2: the cost follows the smaller, either way round", () => {
+    const big = sessionIn("big", [...manyRooms("big", 3000), "together"])
+    const small = sessionIn("small", ["elsewhere", "together"])
+    const apart = sessionIn("apart", ["elsewhere", "nowhere"])
+    const pairs = [[big, small, true], [small, big, true], [big, apart, false], [apart, big, false]] as const
+    for (const [x, y, expected] of pairs) {
+      const m = meter(2 * 2)
+      expect(State.shareRoom(meteredSession(x, m), meteredSession(y, m))).toBe(expected)
+    }
+  })
+
+  it("join and leave keep the set in step with the array, and build a new set", () => {
+    const state = State.connect(State.empty<string>(), { id: "a", user: "a", handle: "a" }, { id: "a", user: "a" }, [
+      "a",
+      "one",
+      "",
+      "one",
+      "two"
+    ])
+    const before = State.session(state, "a")!
+    expect(before.rooms).toEqual(["a", "one", "two"])
+    expect(before.roomSet).toEqual(new Set(["a", "one", "two"]))
+    const joined = State.session(State.join(state, "a", "three"), "a")!
+    expect(joined.roomSet).toEqual(new Set(["a", "one", "two", "three"]))
+    expect(joined.roomSet).not.toBe(before.roomSet)
+    const left = State.session(State.leave(state, "a", "one"), "a")!
+    expect(left.rooms).toEqual(["a", "two"])
+    expect(left.roomSet).toEqual(new Set(["a", "two"]))
+    expect(before.roomSet).toEqual(new Set(["a", "one", "two"]))
+  })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { firstWins } from "../protocol/jsonText.js"
 import { isMessage, peer, settle, startServer } from "./support.js"
 
 // Outbound frames are framed by the server itself (one buffer per frame, shared by all recipients): every payload
@@ -63,5 +64,52 @@ describe("forwarded text", () => {
       a.sendRaw(`{"type":"presence","from":${JSON.stringify(a.address)},"data":{"online":false,"mood":"ok"}}`)
       const presence = yield* b.next((f) => f.type === "presence" && f.data?.mood === "ok")
       expect(presence.data).toMatchObject({ id: a.id, user: "a", online: true, mood: "ok" })
+    }).pipe(Effect.scoped))
+})
+
+describe("repeated keys", () => {
+  it.live("a routed frame that repeats a top-level key reaches recipients with one of each key", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const a = yield* peer(server, "a", { rooms: ["r"] })
+      const b = yield* peer(server, "b", { rooms: ["r"] })
+      const c = yield* peer(server, "c", { rooms: ["r"] })
+      yield* settle(a, b, c)
+      const texts: Array<string> = []
+      b.ws.on("message", (data) => texts.push(String(data)))
+      const next = (n: number) =>
+        Effect.map(b.next((f) => f.data?.n === n), () => texts.find((t) => t.includes(`"n":${n}`))!)
+      const from = JSON.stringify(a.address)
+      const spoofs = [
+        // A forged from first, the true one last (where JSON.parse looks).
+        `{"type":"message","from":"c|${c.id}","data":{"n":1},"to":["r"],"from":${from}}`,
+        // The forged from spelled with an escape.
+        `{"type":"message","fr\\u006fm":"c|${c.id}","data":{"n":2},"to":["r"],"from":${from}}`,
+        // Space between a repeated key and its colon.
+        `{"type":"message","from" : "c|${c.id}","data":{"n":3},"to":["r"],"from":${from}}`,
+        // No from at all, but a repeated type: a first-wins parser would read a presence of someone else.
+        `{"type":"presence","data":{"n":4,"id":"${c.id}","user":"c","online":false},"type":"message","to":["r"]}`,
+        // Any other key: to.
+        `{"type":"message","to":"nobody","data":{"n":5},"to":["r"]}`
+      ]
+      for (const [i, text] of spoofs.entries()) {
+        a.sendRaw(text)
+        const got = yield* next(i + 1)
+        expect(got.match(/"from"/g)).toHaveLength(1)
+        expect(got.match(/"type"/g)).toHaveLength(1)
+        expect(got).not.toContain("\\u006f")
+        const frame = firstWins(got)
+        expect(frame).toEqual(JSON.parse(got))
+        expect(frame.from).toBe(a.address)
+        expect(frame.type).toBe("message")
+      }
+
+      // Clean frames keep the verbatim path, nested keys of the same names included.
+      const nested = `{"type":"message","data":{"n":6,"type":"x","from":"y","to":{"to":1}},"to":["r"]}`
+      a.sendRaw(nested)
+      expect(yield* next(6)).toBe(`${nested.slice(0, -1)},"from":${from}}`)
+      const quoted = `{"type":"message","data":{"n":7,"s":"\\"type\\":1,\\"from\\":2"},"from":${from},"to":["r"]}`
+      a.sendRaw(quoted)
+      expect(yield* next(7)).toBe(quoted)
     }).pipe(Effect.scoped))
 })
