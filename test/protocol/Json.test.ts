@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
 import { Json } from "../../src/protocol/index.js"
+import { fc, prop } from "../support/prop.js"
 import { topLevelMembers } from "./jsonText.js"
 
 /** The reference: read every top-level member as written and look for a key seen before. */
@@ -62,11 +62,11 @@ describe("Json.hasRepeatedKey", () => {
     expect(detects(`{"type":"message","data":"${long}","typ\\u0065":"event"}`)).toBe(true)
   })
 
-  it.prop("agrees with a plain reader of the top-level members", [text], ([text]) => {
+  prop("agrees with a plain reader of the top-level members", [text], ([text]) => {
     expect(detects(text)).toBe(repeats(text))
   }, { fastCheck: { numRuns: 2000 } })
 
-  it.prop("never flags what JSON.stringify writes", [fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }))], ([
+  prop("never flags what JSON.stringify writes", [fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 }))], ([
     value
   ]) => {
     expect(detects(JSON.stringify(value))).toBe(false)
