@@ -73,12 +73,17 @@ export const fromClient = (client: SympleClient): Signaller => ({
 })
 
 /**
+ * The `Signaller` of the `SympleClient` in context.
+ *
+ * Built afresh wherever it is provided: Effect 4 reuses a layer value already built by an enclosing `provide`, so
+ * a memoised `layerClient` provided again inside a program that already has one would hand the inner session the
+ * outer client's signaller, whatever `SympleClient` the inner `provide` supplies.
+ *
  * @since 0.1.0
  * @category layers
  */
-export const layerClient: Layer.Layer<Signaller, never, SympleClient> = Layer.effect(
-  Signaller,
-  Effect.map(SympleClient, fromClient)
+export const layerClient: Layer.Layer<Signaller, never, SympleClient> = Layer.fresh(
+  Layer.effect(Signaller, Effect.map(SympleClient, fromClient))
 )
 
 /**
