@@ -80,9 +80,9 @@ export interface Connecting {
  * @since 0.1.0
  * @category tags
  */
-export class Authenticator extends Context.Tag("symple/server/Authenticator")<Authenticator, {
+export class Authenticator extends Context.Service<Authenticator, {
   readonly authenticate: (auth: Frame.Auth, connecting: Connecting) => Effect.Effect<Accepted, AuthError>
-}>() {}
+}>()("symple/Authenticator") {}
 
 const ignoredDataKeys = new Set([...Peer.reservedKeys, "host", "token"])
 
@@ -111,7 +111,7 @@ export const peerFromAuth = (auth: Frame.Auth, connecting: Connecting): Peer.Pee
 const messageOf = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.squash(cause)
   if (typeof failure === "string" && failure !== "") return failure
-  if (failure instanceof Error && !Cause.isInterruptedOnly(cause) && failure.message !== "") return failure.message
+  if (failure instanceof Error && !Cause.hasInterruptsOnly(cause) && failure.message !== "") return failure.message
   if (typeof failure === "object" && failure !== null && "message" in failure && typeof failure.message === "string") {
     return failure.message
   }
@@ -139,7 +139,7 @@ const stringRooms = (rooms: ReadonlyArray<unknown> | undefined): ReadonlyArray<s
 export const make = (options: {
   readonly authentication: boolean
   readonly authenticate?: AuthHook | undefined
-}): Context.Tag.Service<Authenticator> => {
+}): Context.Service.Shape<typeof Authenticator> => {
   const hook = options.authenticate
   const accept = (peer: Peer.Peer, rooms: ReadonlyArray<string>): Accepted => ({
     peer,
@@ -157,7 +157,7 @@ export const make = (options: {
           : Effect.succeed(accept(peer, stringRooms(auth.rooms)))
       }
       return Effect.suspend(() => hook(peer, auth)).pipe(
-        Effect.catchAllCause((cause) => Effect.fail(new AuthError({ message: messageOf(cause) }))),
+        Effect.catchCause((cause) => Effect.fail(new AuthError({ message: messageOf(cause) }))),
         Effect.flatMap((decision) => {
           if (decision.allowed !== true) {
             return Effect.fail(new AuthError({ message: decision.message ?? "Authentication failed" }))

@@ -8,7 +8,7 @@
  *
  * Frames are handled where they arrive, in the socket listener: the handshake, membership changes, and routed
  * frames (decode, route on the registry's latest snapshot, encode once, hand to recipients). Waking a fiber costs
- * more than handling a frame, so the connection's fiber sleeps through its life: one bare `Effect.async`, which is
+ * more than handling a frame, so the connection's fiber sleeps through its life: one bare `Effect.callback`, which is
  * also the cheapest fiber to start and to keep. Only an authentication hook that runs effects is waited for, in a
  * fiber of its own; what arrives meanwhile waits in the connection's backlog and is handled, in order, once the
  * hook has answered.
@@ -25,9 +25,10 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
+import * as PubSub from "effect/PubSub"
+import * as Result from "effect/Result"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import * as Frame from "../protocol/Frame.js"
@@ -640,7 +641,7 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
         if (removed !== undefined && !hub.shuttingDown) {
           Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
         }
-        hub.events.unsafeOffer(Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
+        PubSub.publishUnsafe(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
         if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
       }
     } catch (error) {
@@ -759,8 +760,8 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
     return refuse(hub, connection, 429, "Too many frames before authentication", 1008)
   }
   const parsed = Frame.parse(item)
-  if (Either.isLeft(parsed)) return badRequest(hub, connection, parsed.left.message)
-  const value = parsed.right
+  if (Result.isFailure(parsed)) return badRequest(hub, connection, parsed.failure.message)
+  const value = parsed.success
   if (!Json.isObject(value)) {
     const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
     return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
@@ -768,18 +769,18 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
   if (value.type !== "auth") return refuse(hub, connection, 401, "Not authenticated", 1008)
   if (typeof value.user !== "string" || value.user === "") return authFailure(hub, connection, "Missing user field")
   const decoded = Frame.decodeParsed(value)
-  if (Either.isLeft(decoded)) return badRequest(hub, connection, authProblem(value, decoded.left.message))
-  const auth = decoded.right as Frame.Auth
+  if (Result.isFailure(decoded)) return badRequest(hub, connection, authProblem(value, decoded.failure.message))
+  const auth = decoded.success as Frame.Auth
   const rooms = authRoomsProblem(hub.options, auth)
   if (rooms !== undefined) return badRequest(hub, connection, rooms)
   const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
   // The built-in check answers at once (a plain success or failure): no fiber and no effect steps for it.
   if (isExit(attempt)) {
     if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value)
-    const failure = Cause.failureOption(attempt.cause)
+    const failure = Cause.findErrorOption(attempt.cause)
     if (Option.isSome(failure)) return authFailure(hub, connection, failure.value.message)
   }
-  const authenticate = Effect.either(attempt)
+  const authenticate = Effect.result(attempt)
   // A hook that hangs must not outlive the handshake's deadline.
   const decision = hub.authenticatorMayWait
     ? Effect.timeoutOption(authenticate, Math.max(0, connection.openedAt + hub.options.authTimeoutMillis - Date.now()))
@@ -790,8 +791,8 @@ const handshake = (hub: Delivery.Hub, connection: Connection, item: string | Uin
       if (connection.ended()) return Effect.succeed(undefined)
       if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
       const outcome = decision.value
-      if (Either.isLeft(outcome)) return delayedAuthFailure(hub, connection, outcome.left.message)
-      return Effect.sync(() => register(hub, connection, outcome.right))
+      if (Result.isFailure(outcome)) return delayedAuthFailure(hub, connection, outcome.failure.message)
+      return Effect.sync(() => register(hub, connection, outcome.success))
     })
   }
 }
@@ -804,7 +805,7 @@ const authProblem = (value: Json.JsonObject, message: string): string => {
   if (!Object.hasOwn(value, "token")) return message
   if (typeof value.token !== "string") return "Invalid auth frame: \"token\": Expected string"
   const redacted = Frame.decodeParsed({ ...value, token: "" })
-  return Either.isLeft(redacted) ? redacted.left.message : "Invalid auth frame"
+  return Result.isFailure(redacted) ? redacted.failure.message : "Invalid auth frame"
 }
 
 /** `auth.rooms` within the room limits (hook-granted rooms are the application's own business). */
@@ -874,7 +875,8 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Authentic
     Delivery.deliverEncoded(hub.stats, found, presence.bytes, presence.frame)
   }
   // The events hub is unbounded: offering never waits.
-  hub.events.unsafeOffer(
+  PubSub.publishUnsafe(
+    hub.events,
     Delivery.ServerEvent.PeerConnected({ peer, rooms: State.session(joined, id)?.rooms ?? [], virtual: false })
   )
   return undefined
@@ -898,8 +900,8 @@ const handleFrame = (
   hub.stats.received++
   if (!online.admission.admit()) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
   const decoded = Frame.decode(item)
-  if (Either.isLeft(decoded)) return badRequest(hub, connection, decoded.left.message)
-  const frame = decoded.right
+  if (Result.isFailure(decoded)) return badRequest(hub, connection, decoded.failure.message)
+  const frame = decoded.success
   if (route(hub, connection, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":
@@ -997,9 +999,9 @@ const joinRefusal = (
  */
 export const run = (connection: Connection): Effect.Effect<void> =>
   connection instanceof ConnectionImpl
-    ? Effect.async<void>((resume) => {
+    ? Effect.callback<void>((resume) => {
       if (connection.done) return resume(Effect.void)
       connection.finish = () => resume(Effect.void)
       return Effect.sync(() => connection.interrupted())
     })
-    : Effect.dieMessage("Connection.run: not a connection made by accept")
+    : Effect.die(new Error("Connection.run: not a connection made by accept"))

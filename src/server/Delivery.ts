@@ -85,11 +85,11 @@ export interface Live {
 export interface Hub {
   readonly options: ServerConfig.Resolved
   readonly registry: PeerRegistry.PeerRegistry<Handle>
-  readonly router: Context.Tag.Service<Router.Router>
-  readonly authenticator: Context.Tag.Service<Authenticator.Authenticator>
+  readonly router: Context.Service.Shape<typeof Router.Router>
+  readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
   /** Whether authentication runs user code (a hook or a custom service) that could take its time. */
   readonly authenticatorMayWait: boolean
-  readonly joinPolicy: Context.Tag.Service<JoinPolicy.JoinPolicy>
+  readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
   readonly events: PubSub.PubSub<ServerEvent>
   readonly stats: Stats
   /** Outbound bytes waiting for peers, against `maxQueuedBytes` and `maxOutboundBytes`. */

@@ -25,10 +25,10 @@ export type JoinHook = (peer: Peer.Peer, room: string) => boolean | Effect.Effec
  * @since 0.1.0
  * @category tags
  */
-export class JoinPolicy extends Context.Tag("symple/server/JoinPolicy")<JoinPolicy, {
+export class JoinPolicy extends Context.Service<JoinPolicy, {
   /** Never fails: `false` refuses the join (error 403 naming the room). */
   readonly authorizeJoin: (peer: Peer.Peer, room: string) => Effect.Effect<boolean>
-}>() {}
+}>()("symple/JoinPolicy") {}
 
 const allowed = Effect.succeed(true)
 const refused = Effect.succeed(false)
@@ -39,7 +39,7 @@ const refused = Effect.succeed(false)
  * @since 0.1.0
  * @category constructors
  */
-export const make = (hook?: JoinHook | undefined): Context.Tag.Service<JoinPolicy> =>
+export const make = (hook?: JoinHook | undefined): Context.Service.Shape<typeof JoinPolicy> =>
   JoinPolicy.of({
     authorizeJoin: hook === undefined ? () => allowed : (peer, room) => {
       // A hook that answers at once gets an answer that is already complete, which the server applies without a
@@ -52,7 +52,7 @@ export const make = (hook?: JoinHook | undefined): Context.Tag.Service<JoinPolic
       }
       if (typeof answer === "boolean") return answer ? allowed : refused
       if (Exit.isExit(answer)) return Exit.isSuccess(answer) && answer.value === true ? allowed : refused
-      return Effect.catchAllCause(Effect.map(answer, (ok) => ok === true), () => refused)
+      return Effect.catchCause(Effect.map(answer, (ok) => ok === true), () => refused)
     }
   })
 

@@ -155,9 +155,9 @@ export const resolveInjected = <H>(state: State.State<H>, to: unknown): Route<H>
  * @since 0.1.0
  * @category tags
  */
-export class Router extends Context.Tag("symple/server/Router")<Router, {
+export class Router extends Context.Service<Router, {
   readonly resolve: <H>(state: State.State<H>, sender: State.Session<H>, to: unknown) => Route<H>
-}>() {}
+}>()("symple/Router") {}
 
 /**
  * The protocol's routing table.

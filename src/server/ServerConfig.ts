@@ -3,10 +3,11 @@
  *
  * @since 0.1.0
  */
-import type * as HttpRouter from "@effect/platform/HttpRouter"
 import * as Config from "effect/Config"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import type * as HttpRouter from "effect/http/HttpRouter"
+import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
 import type { AuthHook } from "./Authenticator.js"
@@ -56,9 +57,9 @@ export interface ServerOptions {
   readonly rateLimit: number
   readonly rateSeconds: number
   /** Time allowed between the socket opening and a successful `auth`. */
-  readonly authTimeout: Duration.DurationInput
+  readonly authTimeout: Duration.Input
   /** WebSocket ping period used to find dead peers; 0 disables pings. */
-  readonly pingInterval: Duration.DurationInput
+  readonly pingInterval: Duration.Input
   /** Outbound frames queued per peer; a peer whose queue overflows is closed with 1013. */
   readonly mailboxSize: number
   /**
@@ -74,22 +75,26 @@ export interface ServerOptions {
   /** Failed `auth` attempts a connection may make; the last one is followed by close 1008. 0 = unlimited. */
   readonly maxAuthFailures: number
   /** How long the answer to a failed `auth` is held back (later frames wait behind it). */
-  readonly authFailureDelay: Duration.DurationInput
+  readonly authFailureDelay: Duration.Input
   /** Frames a connection may send before it is authenticated; one more gets error 429 and close 1008. */
   readonly preAuthFrames: number
   /**
    * Time allowed to receive the HTTP headers of a request or upgrade (Node's `headersTimeout`), at most
    * `requestTimeout`; 0 = no limit. A connection that takes longer gets 408 and is closed.
    */
-  readonly headersTimeout: Duration.DurationInput
+  readonly headersTimeout: Duration.Input
   /** Time allowed to receive a whole HTTP request (Node's `requestTimeout`); 0 = no limit. */
-  readonly requestTimeout: Duration.DurationInput
+  readonly requestTimeout: Duration.Input
   /** Bytes buffered in a peer's socket above which its writer stops draining the mailbox until the socket drains. */
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
-  readonly shutdownTimeout: Duration.DurationInput
-  /** Extra HTTP routes served on the same port (`/health` is built in). */
-  readonly routes: HttpRouter.HttpRouter<unknown, never> | undefined
+  readonly shutdownTimeout: Duration.Input
+  /**
+   * Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in), as a Layer of
+   * `effect/http/HttpRouter` routes: `HttpRouter.add("GET", "/hello", handler)`, several merged with
+   * `Layer.mergeAll`. Its requirements must be provided (`Layer.provide`) before it is given here.
+   */
+  readonly routes: Layer.Layer<never, never, HttpRouter.HttpRouter> | undefined
 }
 
 /**
@@ -180,7 +185,7 @@ const defined = <A extends object>(options: A): Partial<A> =>
  */
 export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
   const merged: ServerOptions = { ...defaults, ...defined(options) }
-  const millis = (d: Duration.DurationInput) => Duration.toMillis(Duration.decode(d))
+  const millis = (d: Duration.Input) => Duration.toMillis(Duration.fromInputUnsafe(d))
   return {
     ...merged,
     dynamicRooms: merged.dynamicRooms ?? (!merged.authentication || merged.authorizeJoin !== undefined),
@@ -212,26 +217,26 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * @category config
  */
 export const config: Config.Config<Partial<ServerOptions>> = Config.all({
-  host: opt(Config.string("HOST")),
-  port: opt(Config.port("PORT")),
-  authentication: opt(Config.boolean("AUTHENTICATION")),
-  dynamicRooms: opt(Config.boolean("DYNAMIC_ROOMS")),
-  maxConnections: opt(Config.integer("MAX_CONNECTIONS")),
-  maxMessageSize: opt(Config.integer("MAX_MESSAGE_SIZE")),
-  rateLimit: opt(Config.integer("RATE_LIMIT")),
-  rateSeconds: opt(Config.number("RATE_SECONDS")),
-  authTimeout: opt(Config.integer("AUTH_TIMEOUT")),
-  pingInterval: opt(Config.integer("PING_INTERVAL")),
-  mailboxSize: opt(Config.integer("MAILBOX_SIZE")),
-  maxRoomsPerPeer: opt(Config.integer("MAX_ROOMS_PER_PEER")),
-  maxRoomNameLength: opt(Config.integer("MAX_ROOM_NAME_LENGTH")),
-  maxQueuedBytes: opt(Config.integer("MAX_QUEUED_BYTES")),
-  maxOutboundBytes: opt(Config.integer("MAX_OUTBOUND_BYTES")),
-  maxAuthFailures: opt(Config.integer("MAX_AUTH_FAILURES")),
-  authFailureDelay: opt(Config.integer("AUTH_FAILURE_DELAY")),
-  preAuthFrames: opt(Config.integer("PRE_AUTH_FRAMES")),
-  headersTimeout: opt(Config.integer("HEADERS_TIMEOUT")),
-  requestTimeout: opt(Config.integer("REQUEST_TIMEOUT"))
+  host: opt(Config.String("HOST")),
+  port: opt(Config.Port("PORT")),
+  authentication: opt(Config.Boolean("AUTHENTICATION")),
+  dynamicRooms: opt(Config.Boolean("DYNAMIC_ROOMS")),
+  maxConnections: opt(Config.Int("MAX_CONNECTIONS")),
+  maxMessageSize: opt(Config.Int("MAX_MESSAGE_SIZE")),
+  rateLimit: opt(Config.Int("RATE_LIMIT")),
+  rateSeconds: opt(Config.Number("RATE_SECONDS")),
+  authTimeout: opt(Config.Int("AUTH_TIMEOUT")),
+  pingInterval: opt(Config.Int("PING_INTERVAL")),
+  mailboxSize: opt(Config.Int("MAILBOX_SIZE")),
+  maxRoomsPerPeer: opt(Config.Int("MAX_ROOMS_PER_PEER")),
+  maxRoomNameLength: opt(Config.Int("MAX_ROOM_NAME_LENGTH")),
+  maxQueuedBytes: opt(Config.Int("MAX_QUEUED_BYTES")),
+  maxOutboundBytes: opt(Config.Int("MAX_OUTBOUND_BYTES")),
+  maxAuthFailures: opt(Config.Int("MAX_AUTH_FAILURES")),
+  authFailureDelay: opt(Config.Int("AUTH_FAILURE_DELAY")),
+  preAuthFrames: opt(Config.Int("PRE_AUTH_FRAMES")),
+  headersTimeout: opt(Config.Int("HEADERS_TIMEOUT")),
+  requestTimeout: opt(Config.Int("REQUEST_TIMEOUT"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

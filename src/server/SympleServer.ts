@@ -3,17 +3,17 @@
  *
  * @since 0.1.0
  */
-import * as HttpRouter from "@effect/platform/HttpRouter"
-import * as HttpServerResponse from "@effect/platform/HttpServerResponse"
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Cause from "effect/Cause"
-import type * as ConfigError from "effect/ConfigError"
+import type * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -139,7 +139,7 @@ export interface Server {
  * @since 0.1.0
  * @category tags
  */
-export class SympleServer extends Context.Tag("symple/server/SympleServer")<SympleServer, Server>() {}
+export class SympleServer extends Context.Service<SympleServer, Server>()("symple/SympleServer") {}
 
 const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
   const address = socket.remoteAddress
@@ -208,21 +208,21 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     }
 
     const health = Effect.map(PeerRegistry.snapshot(registry), (state) =>
-      HttpServerResponse.unsafeJson({
+      HttpServerResponse.jsonUnsafe({
         status: hub.shuttingDown ? "stopping" : "ok",
         peers: State.size(state),
         rooms: HashMap.size(state.rooms),
         connections: hub.connections.size,
         uptime: Math.round((Date.now() - hub.startedAt) / 1000)
       }))
-    const base = HttpRouter.empty.pipe(
-      HttpRouter.get("/health", health),
-      HttpRouter.get("/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
+    const base = Layer.mergeAll(
+      HttpRouter.add("GET", "/health", health),
+      HttpRouter.add("GET", "/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
     )
-    const app: HttpRouter.HttpRouter<unknown, never> = resolved.routes === undefined
-      ? base
-      : HttpRouter.concat(base, resolved.routes)
-    const handler = yield* NodeHttpServer.makeHandler(app)
+    const app = resolved.routes === undefined ? base : Layer.mergeAll(base, resolved.routes)
+    // The routes are built in the server's scope (a router of its own each time), and requests run in it.
+    const scope = yield* Effect.scope
+    const handler = yield* NodeHttpServer.makeHandler(yield* HttpRouter.toHttpEffect(app), { scope })
     const server = Http.createServer(httpOptions(resolved), handler)
     const wss = new WebSocketServer({
       noServer: true,
@@ -237,7 +237,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
 
     // Released last: stop listening and drop whatever is left.
     yield* Effect.acquireRelease(
-      Effect.async<void, ServerError>((resume) => {
+      Effect.callback<void, ServerError>((resume) => {
         const onError = (cause: Error) =>
           resume(Effect.fail(new ServerError({ reason: "Listen", message: `Cannot listen: ${cause.message}`, cause })))
         server.once("error", onError)
@@ -247,7 +247,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         })
       }),
       () =>
-        Effect.async<void>((resume) => {
+        Effect.callback<void>((resume) => {
           for (const socket of open) socket.terminate()
           server.close(() => resume(Effect.void))
           server.closeAllConnections()
@@ -351,7 +351,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         const member: State.Member<Delivery.Handle> = {
           id: peer.id,
           user: peer.user,
-          handle: { send: (_bytes, frame) => void Queue.unsafeOffer(inbox, frame) }
+          handle: { send: (_bytes, frame) => void Queue.offerUnsafe(inbox, frame) }
         }
         const joined = [peer.user, ...rooms.filter((room) => room !== "" && room !== peer.user)]
         const state = yield* PeerRegistry.connect(registry, member, peer, joined, { virtual: true })
@@ -360,7 +360,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         }
         yield* Queue.take(inbox).pipe(
           Effect.flatMap((frame) =>
-            Effect.catchAllCause(onFrame(frame), (cause) => Effect.logWarning(Cause.pretty(cause)))
+            Effect.catchCause(onFrame(frame), (cause) => Effect.logWarning(Cause.pretty(cause)))
           ),
           Effect.forever,
           FiberMap.run(virtuals, peer.id)
@@ -411,7 +411,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
           })
           return sendToMembers(members, frame)
         }),
-      getPeer: (id) => Effect.map(snapshot, (state) => Option.fromNullable(State.session(state, id)?.peer)),
+      getPeer: (id) => Effect.map(snapshot, (state) => Option.fromNullishOr(State.session(state, id)?.peer)),
       peersInRoom: (room) =>
         Effect.map(snapshot, (state) =>
           State.members(state, room).flatMap((member) => {
@@ -433,7 +433,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
  * @category layers
  */
 export const layer = (options: Partial<ServerOptions> = {}): Layer.Layer<SympleServer, ServerError> =>
-  Layer.scoped(SympleServer, make(options))
+  Layer.effect(SympleServer, make(options))
 
 /**
  * Like `layer`, with `SYMPLE_*` environment variables (see `ServerConfig.config`) overriding `options`.
@@ -443,5 +443,5 @@ export const layer = (options: Partial<ServerOptions> = {}): Layer.Layer<SympleS
  */
 export const layerConfig = (
   options: Partial<ServerOptions> = {}
-): Layer.Layer<SympleServer, ServerError | ConfigError.ConfigError> =>
-  Layer.scoped(SympleServer, Effect.flatMap(ServerConfig.fromEnv(options), make))
+): Layer.Layer<SympleServer, ServerError | Config.ConfigError> =>
+  Layer.effect(SympleServer, Effect.flatMap(ServerConfig.fromEnv(options), make))

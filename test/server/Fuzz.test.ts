@@ -1,6 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FastCheck as fc } from "effect"
+import { Effect } from "effect"
 import * as Frame from "../../src/protocol/Frame.js"
+import { fc } from "../support/prop.js"
 import { type Client, connect, isMessage, peer, startServer } from "./support.js"
 
 type Input = { readonly data: string | Buffer; readonly binary: boolean }

@@ -147,7 +147,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
-      const pong = Effect.async<string>((resume) => {
+      const pong = Effect.callback<string>((resume) => {
         alice.ws.once("pong", (data) => resume(Effect.succeed(data.toString())))
       })
       alice.ws.ping("hello")

@@ -216,7 +216,7 @@ const childServer: Effect.Effect<Child, Error, Scope.Scope> = Effect.acquireRele
     })
     let errors = ""
     child.stderr!.on("data", (chunk: Buffer) => void (errors += chunk.toString()))
-    const nextAnswer = Effect.async<Record<string, unknown>, Error>((resume) => {
+    const nextAnswer = Effect.callback<Record<string, unknown>, Error>((resume) => {
       const take = () => {
         const answer = answers.shift()
         if (answer === undefined) return false
@@ -230,7 +230,7 @@ const childServer: Effect.Effect<Child, Error, Scope.Scope> = Effect.acquireRele
     return Effect.map(nextAnswer, (ready): Child => ({
       port: ready["port"] as number,
       ask: (command) =>
-        Effect.zipRight(Effect.sync(() => child.stdin!.write(`${JSON.stringify(command)}\n`)), nextAnswer)
+        Effect.andThen(Effect.sync(() => child.stdin!.write(`${JSON.stringify(command)}\n`)), nextAnswer)
     }))
   })
 )

@@ -7,7 +7,7 @@ import WebSocket from "ws"
 /** Starts `test/server/fixtures/serve.ts` under `sh -c "ulimit -n <files>; exec node ..."`; killed with the scope. */
 const serveWithFileLimit = (files: number) =>
   Effect.acquireRelease(
-    Effect.async<{ readonly child: ChildProcess.ChildProcess; readonly port: number; readonly max: number }, Error>(
+    Effect.callback<{ readonly child: ChildProcess.ChildProcess; readonly port: number; readonly max: number }, Error>(
       (resume) => {
         const child = ChildProcess.spawn(
           "sh",
@@ -27,7 +27,7 @@ const serveWithFileLimit = (files: number) =>
   )
 
 const health = (port: number) =>
-  Effect.async<number, Error>((resume) => {
+  Effect.callback<number, Error>((resume) => {
     const request = Http.get({ host: "127.0.0.1", port, path: "/health", timeout: 2000 }, (response) => {
       response.resume()
       resume(Effect.succeed(response.statusCode ?? 0))
@@ -47,7 +47,7 @@ describe("process limits", () => {
       const outcomes = yield* Effect.forEach(
         Array.from({ length: clients }),
         () =>
-          Effect.async<string>((resume) => {
+          Effect.callback<string>((resume) => {
             const ws = new WebSocket(`ws://127.0.0.1:${port}/`)
             let refused = false
             ws.on("message", (data) => {

@@ -1,6 +1,6 @@
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { describe, expect, it, vi } from "@effect/vitest"
-import { Chunk, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Net from "node:net"
 import * as SympleServer from "../../src/server/index.js"
 import { connect, eventually, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
@@ -42,7 +42,7 @@ describe("server", () => {
   it.live("44. graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const server = yield* startServer().pipe(Scope.extend(scope))
+      const server = yield* startServer().pipe(Scope.provide(scope))
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       const pending = yield* connect(server.url)
@@ -61,8 +61,8 @@ describe("server", () => {
       expect(alice.pending.filter(isPresenceOf(bob, false))).toEqual([])
       expect(yield* server.peerCount).toBe(0)
       expect(yield* server.connectionCount).toBe(0)
-      const refused = yield* Effect.either(connect(server.url))
-      expect(refused._tag).toBe("Left")
+      const refused = yield* Effect.result(connect(server.url))
+      expect(refused._tag).toBe("Failure")
     }).pipe(Effect.scoped))
 
   it.live("48. virtual peer: in snapshots, routable, its handler gets frames; removal announces offline", () =>
@@ -90,10 +90,10 @@ describe("server", () => {
       yield* server.sendTo(alice.id, { type: "message", from: "media-server|media-server", subtype: "call:accept" })
       const accept = yield* alice.next(isMessage())
       expect(accept).toMatchObject({ subtype: "call:accept", from: "media-server|media-server" })
-      const duplicate = yield* Effect.either(
+      const duplicate = yield* Effect.result(
         server.addVirtualPeer({ id: "media-server", user: "x" }, [], () => Effect.void)
       )
-      expect(duplicate._tag === "Left" && duplicate.left.reason).toBe("DuplicatePeer")
+      expect(duplicate._tag === "Failure" && duplicate.failure.reason).toBe("DuplicatePeer")
       expect(yield* server.removeVirtualPeer("media-server")).toBe(true)
       yield* alice.next(isPresenceOf({ id: "media-server" }, false))
       expect(yield* server.removeVirtualPeer("media-server")).toBe(false)
@@ -102,7 +102,7 @@ describe("server", () => {
 
   it.live("51. plain HTTP on the same port: /health, /, user routes; WebSocket still works", () =>
     Effect.gen(function*() {
-      const routes = HttpRouter.empty.pipe(HttpRouter.get("/hello", HttpServerResponse.text("hi there")))
+      const routes = HttpRouter.add("GET", "/hello", HttpServerResponse.text("hi there"))
       const server = yield* startServer({ routes })
       yield* peer(server, "alice", { rooms: ["lobby"] })
       const base = `http://127.0.0.1:${server.port}`
@@ -128,7 +128,7 @@ describe("server", () => {
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
       const started = Date.now()
-      const closed = yield* Effect.async<number, Error>((resume) => {
+      const closed = yield* Effect.callback<number, Error>((resume) => {
         const socket = Net.connect(server.port, "127.0.0.1")
         socket.on("error", () => {})
         // Read (and drop) the 408 that comes first: a socket that is not read never sees the end.
@@ -202,33 +202,32 @@ describe("server", () => {
   it.live("events: PeerConnected and PeerDisconnected", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
-      const collected = yield* server.events.pipe(Stream.take(2), Stream.runCollect, Effect.fork)
+      const collected = yield* server.events.pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
       yield* Effect.sleep(20)
       const alice = yield* peer(server, "alice")
       alice.ws.close()
-      const events = Chunk.toReadonlyArray(yield* Fiber.join(collected))
+      const events = yield* Fiber.join(collected)
       expect(events.map((e) => e._tag)).toEqual(["PeerConnected", "PeerDisconnected"])
       expect(events[0]!.peer.id).toBe(alice.id)
     }).pipe(Effect.scoped))
 
   it.live("layer and layerConfig: SYMPLE_* environment variables override options", () =>
     Effect.gen(function*() {
-      const env = new Map([["SYMPLE_HOST", "127.0.0.1"], ["SYMPLE_MAX_CONNECTIONS", "1"]])
-      const provider = ConfigProvider.fromMap(env, { pathDelim: "_" })
+      const provider = ConfigProvider.fromEnvRecord({ SYMPLE_HOST: "127.0.0.1", SYMPLE_MAX_CONNECTIONS: "1" })
       const server = yield* SympleServer.SympleServer.pipe(
         Effect.provide(SympleServer.layerConfig({ port: 0, host: "0.0.0.0" })),
-        Effect.withConfigProvider(provider)
+        Effect.provideService(ConfigProvider.ConfigProvider, provider)
       )
       expect(server.host).toBe("127.0.0.1")
       expect(server.port).toBeGreaterThan(0)
-      const options = yield* SympleServer.ServerConfig.config.pipe(Effect.withConfigProvider(provider))
+      const options = yield* SympleServer.ServerConfig.config.pipe(Effect.provideService(ConfigProvider.ConfigProvider, provider))
       expect(options).toEqual({ host: "127.0.0.1", maxConnections: 1 })
     }).pipe(Effect.scoped))
 
   it.live("listening on a taken port fails with ServerError", () =>
     Effect.gen(function*() {
       const first = yield* startServer()
-      const second = yield* Effect.either(startServer({ port: first.port }))
-      expect(second._tag === "Left" && second.left.reason).toBe("Listen")
+      const second = yield* Effect.result(startServer({ port: first.port }))
+      expect(second._tag === "Failure" && second.failure.reason).toBe("Listen")
     }).pipe(Effect.scoped))
 })

@@ -7,7 +7,7 @@ import { peer } from "./support.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
 
-const freePort = Effect.async<number, Error>((resume) => {
+const freePort = Effect.callback<number, Error>((resume) => {
   const probe = Net.createServer()
   probe.once("error", (error) => resume(Effect.fail(error)))
   probe.listen(0, "127.0.0.1", () => {
@@ -18,7 +18,7 @@ const freePort = Effect.async<number, Error>((resume) => {
 
 /** Whether something accepts connections on the port. */
 const listening = (port: number) =>
-  Effect.async<boolean>((resume) => {
+  Effect.callback<boolean>((resume) => {
     const socket = Net.connect(port, "127.0.0.1")
     socket.once("connect", () => {
       socket.destroy()
@@ -107,9 +107,9 @@ describe.skipIf(process.platform === "win32")("npm start", () => {
         npm.kill(signal)
         expect(yield* alice.next((f) => f.type === "event")).toMatchObject({ name: "shutdown" })
         expect(yield* alice.closed).toEqual({ code: 1001, reason: "Server shutting down" })
-        yield* Effect.promise(() => exited).pipe(Effect.timeoutFail({
+        yield* Effect.promise(() => exited).pipe(Effect.timeoutOrElse({
           duration: 10_000,
-          onTimeout: () => new Error("npm did not exit")
+          orElse: () => Effect.fail(new Error("npm did not exit"))
         }))
         expect(yield* listening(port)).toBe(false)
         expect(tree.filter(running)).toEqual([])

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc, HashMap } from "effect"
+import { HashMap } from "effect"
 import * as Router from "../../src/server/Router.js"
 import * as State from "../../src/server/State.js"
+import { fc, prop } from "../support/prop.js"
 import { meter, meteredSession } from "./meter.js"
 
 type Op =
@@ -79,7 +80,7 @@ const isNowhere = (state: State.State<string>, id: string) =>
   [...HashMap.values(state.users)].every((sessions) => !sessions.includes(id))
 
 describe("State", () => {
-  it.prop("any sequence of transitions keeps the invariants", [fc.array(opArb, { maxLength: 60 })], ([ops]) => {
+  prop("any sequence of transitions keeps the invariants", [fc.array(opArb, { maxLength: 60 })], ([ops]) => {
     let state = State.empty<string>()
     for (const op of ops) {
       state = apply(state, op)
@@ -89,7 +90,7 @@ describe("State", () => {
   }, { fastCheck: { numRuns: 300 } })
 
   const history = fc.array(opArb, { maxLength: 30 })
-  it.prop("transitions never mutate the state they were given", [history, opArb], ([ops, last]) => {
+  prop("transitions never mutate the state they were given", [history, opArb], ([ops, last]) => {
     const state = ops.reduce(apply, State.empty<string>())
     // Sets render as `{}` in JSON: their contents are rendered separately.
     const render = () =>
@@ -104,7 +105,7 @@ describe("State", () => {
     expect(render()).toBe(before)
   }, { fastCheck: { numRuns: 200 } })
 
-  it.prop("shareRoom: true exactly when the sessions have a room in common, either way round", [
+  prop("shareRoom: true exactly when the sessions have a room in common, either way round", [
     fc.array(opArb, { maxLength: 60 }),
     ids,
     ids
@@ -128,7 +129,7 @@ describe("State", () => {
     fc.constantFrom(null, 5, {}, "|", "")
   )
 
-  it.prop("routing: distinct recipients, sender only for its own address, everyone shares a room with the sender", [
+  prop("routing: distinct recipients, sender only for its own address, everyone shares a room with the sender", [
     fc.array(opArb, { maxLength: 60 }),
     ids,
     toArb

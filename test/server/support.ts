@@ -67,7 +67,7 @@ export const connect = (
   options: { readonly path?: string; readonly protocols?: ReadonlyArray<string> } = {}
 ): Effect.Effect<Client, Error, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<Client, Error>((resume) => {
+    Effect.callback<Client, Error>((resume) => {
       const protocols = options.protocols === undefined ? [] : [...options.protocols]
       const ws = new WebSocket(url + (options.path ?? "/"), protocols)
       const pending: Array<Received> = []
@@ -92,8 +92,10 @@ export const connect = (
         if (!opened) resume(Effect.fail(error))
       })
       const next: Client["next"] = (predicate = any, timeoutMs = 3000) =>
-        Effect.async<Received, Error>((resumeNext) => {
+        Effect.callback<Received, Error>((resumeNext) => {
+          let settled = false
           const check = () => {
+            if (settled) return false
             const index = pending.findIndex(predicate)
             if (index >= 0) {
               const [frame] = pending.splice(index, 1)
@@ -108,8 +110,12 @@ export const connect = (
             const detail = `no matching frame within ${timeoutMs} ms; pending: ${JSON.stringify(pending)}`
             resumeNext(Effect.fail(new Error(detail)))
           }, timeoutMs)
-          const wake = () => void check()
+          // Effect 4 resumes the fiber within `resumeNext`, that is inside the socket's listener: the check waits for
+          // the end of the current task, so that the frames that arrived with this one are received first (as they
+          // were when the fiber went on in a later task).
+          const wake = () => queueMicrotask(check)
           const cleanup = () => {
+            settled = true
             clearTimeout(timer)
             waiters.delete(wake)
           }
@@ -131,7 +137,7 @@ export const connect = (
               ? Effect.void
               : Effect.fail(new Error(`unexpected frame ${JSON.stringify(found)}`))
           }),
-        closed: Effect.async<Closed, Error>((resumeClosed) => {
+        closed: Effect.callback<Closed, Error>((resumeClosed) => {
           if (closedWith !== undefined) return resumeClosed(Effect.succeed(closedWith))
           const timer = setTimeout(() => resumeClosed(Effect.fail(new Error("socket still open"))), 5000)
           const wake = (c: Closed) => {
@@ -188,9 +194,9 @@ export const eventually = <A>(check: Effect.Effect<A, unknown>, timeoutMs = 2000
   Effect.gen(function*() {
     const deadline = Date.now() + timeoutMs
     while (true) {
-      const result = yield* Effect.either(check)
-      if (result._tag === "Right") return result.right
-      if (Date.now() > deadline) return yield* Effect.fail(result.left)
+      const result = yield* Effect.result(check)
+      if (result._tag === "Success") return result.success
+      if (Date.now() > deadline) return yield* Effect.fail(result.failure)
       yield* Effect.sleep(10)
     }
   })
@@ -209,7 +215,7 @@ export interface RawClient {
 
 export const rawClient = (port: number): Effect.Effect<RawClient, Error, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.async<RawClient, Error>((resume) => {
+    Effect.callback<RawClient, Error>((resume) => {
       const socket = Net.connect(port, "127.0.0.1")
       let buffer = Buffer.alloc(0)
       let upgraded = false
