@@ -1,59 +1,144 @@
 /**
- * Per-peer rate limiting on Effect's token-bucket `RateLimiter`, used to drop rather than wait.
+ * Per-session rate limiting on Effect's token bucket (`effect/persistence/RateLimiter`), used to drop rather than
+ * wait, and answered synchronously where frames arrive.
+ *
+ * A session's bucket lives in a `Store` under the session's key: a `RateLimiterStore` (so Effect's `RateLimiter`
+ * runs on it, see `layerRateLimiter`) that also answers a take synchronously (`takeUnsafe`) and forgets a key when
+ * its session ends (`forget`). The default is a process-wide memory store; another one can be given to `make` or
+ * provided as the `Store` reference.
  *
  * @since 0.1.0
  */
-import * as Cause from "effect/Cause"
+import type * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
-import * as FiberId from "effect/FiberId"
-import * as Option from "effect/Option"
-import * as RateLimiter from "effect/RateLimiter"
-import * as Runtime from "effect/Runtime"
-import * as Scope from "effect/Scope"
+import * as Layer from "effect/Layer"
+import * as RateLimiter from "effect/persistence/RateLimiter"
+import * as internal from "./internal/rateLimitStore.js"
 
 /**
- * Takes `cost` tokens if they are available right now, and reports whether it did. Never waits and never takes a
- * partial amount: a refused attempt leaves the bucket as it was.
+ * One token-bucket take, as `takeUnsafe` needs it (built once per session).
  *
- * `RateLimiter` only knows how to wait; racing it against a zero timeout lets an immediately available permit win
- * and abandons the wait otherwise (a test pins this behaviour).
+ * @since 0.1.0
+ * @category models
+ */
+export interface Take {
+  readonly key: string
+  readonly tokens: number
+  /** The bucket's capacity; a new bucket starts full. */
+  readonly limit: number
+  /** The time one token takes to come back, in milliseconds (`window / limit`). */
+  readonly refillMillis: number
+}
+
+type RateLimiterStore = RateLimiter.RateLimiterStore["Service"]
+
+/**
+ * Where the buckets live. Effect's `RateLimiterStore` contract, plus:
+ *
+ * - `takeUnsafe(take, now)`: the `tokenBucket` step with `allowOverflow: false`, answered at once. Returns the token
+ *   count after taking; a negative count means refused, and a refusal takes nothing.
+ * - `forget(key)`: drops what the store holds for `key`; the key's next take finds a full bucket.
+ *
+ * A store shared between processes (Effect's `layerStoreRedis`) cannot answer a take at once: admitting against it
+ * needs either an asynchronous admission or a local bucket reconciled with the shared one in the background.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Store extends RateLimiterStore {
+  readonly takeUnsafe: (take: Take, now: number) => number
+  readonly forget: (key: string) => Effect.Effect<void>
+}
+
+/**
+ * A store in this process's memory, and how many keys it holds.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MemoryStore extends Store {
+  readonly size: () => number
+}
+
+/**
+ * A new, empty memory store. Same algorithms and answers as Effect's `RateLimiter.layerStoreMemory`, which never
+ * deletes a key: this one forgets a key when asked, so that a session's bucket goes with the session.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const makeStoreMemory: () => MemoryStore = internal.makeMemory
+
+/**
+ * The process-wide memory store: the default of `make` and of the `Store` reference.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const defaultStore: MemoryStore = makeStoreMemory()
+
+/**
+ * The store that sessions' buckets live in; `defaultStore` unless provided.
+ *
+ * @since 0.1.0
+ * @category tags
+ */
+export const Store: Context.Reference<Store> = Context.Reference<Store>("symple-ts/server/RateLimit/Store", {
+  defaultValue: () => defaultStore
+})
+
+/**
+ * Provides a new memory store as the `Store` (a reference, hence `Layer<never>`).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerStoreMemory: Layer.Layer<never> = Layer.sync(Store, makeStoreMemory)
+
+/**
+ * Effect's `RateLimiterStore`, from the current `Store`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRateLimiterStore: Layer.Layer<RateLimiter.RateLimiterStore> = Layer.effect(
+  RateLimiter.RateLimiterStore,
+  Store
+)
+
+/**
+ * Effect's `RateLimiter` on the current `Store`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRateLimiter: Layer.Layer<RateLimiter.RateLimiter> = RateLimiter.layer.pipe(
+  Layer.provide(layerRateLimiterStore)
+)
+
+/**
+ * Takes `tokens` (default 1) from `key`'s token bucket if they are available right now, and reports whether it
+ * did: Effect's `consume` with `algorithm: "token-bucket"` and `onExceeded: "fail"`. Never waits and never takes a
+ * partial amount. Fails only when the store does.
  *
  * @since 0.1.0
  * @category combinators
  */
-export const tryTake = (limiter: RateLimiter.RateLimiter, cost = 1): Effect.Effect<boolean> =>
-  limiter(Effect.void).pipe(RateLimiter.withCost(cost), Effect.timeoutOption(Duration.zero), Effect.map(Option.isSome))
-
-const takers = new WeakMap<RateLimiter.RateLimiter, Effect.Effect<void>>()
-const takeOne = (limiter: RateLimiter.RateLimiter): Effect.Effect<void> => {
-  let take = takers.get(limiter)
-  if (take === undefined) {
-    take = limiter(Effect.void)
-    takers.set(limiter, take)
+export const tryTake = (
+  limiter: RateLimiter.RateLimiter,
+  options: {
+    readonly key: string
+    readonly limit: number
+    readonly window: Duration.Input
+    readonly tokens?: number | undefined
   }
-  return take
-}
-
-/**
- * `tryTake` for synchronous callers (a socket listener), about twenty times cheaper than the Effect version
- * (no racing fibers, no timer). An available permit is taken synchronously by the limiter, so the run completes
- * at once; otherwise the run is left waiting for a permit and is interrupted here before any refill can reach it
- * (a test pins this behaviour).
- *
- * @since 0.1.0
- * @category combinators
- */
-export const unsafeTryTake = (limiter: RateLimiter.RateLimiter, cost = 1): boolean => {
-  const exit = Effect.runSyncExit(cost === 1 ? takeOne(limiter) : limiter(Effect.void).pipe(RateLimiter.withCost(cost)))
-  if (exit._tag === "Success") return true
-  const defect = Cause.dieOption(exit.cause)
-  if (Option.isSome(defect) && Runtime.isAsyncFiberException(defect.value)) {
-    defect.value.fiber.unsafeInterruptAsFork(FiberId.none)
-  }
-  return false
-}
+): Effect.Effect<boolean, RateLimiter.RateLimiterError> =>
+  limiter.consume({ ...options, algorithm: "token-bucket", onExceeded: "fail" }).pipe(
+    Effect.as(true),
+    Effect.catchReason("RateLimiterError", "RateLimitExceeded", () => Effect.succeed(false))
+  )
 
 /**
  * Admits frames one at a time: `admit()` takes a token if there is one. Synchronous, so that frames can be
@@ -64,7 +149,7 @@ export const unsafeTryTake = (limiter: RateLimiter.RateLimiter, cost = 1): boole
  */
 export interface Admission {
   readonly admit: () => boolean
-  /** Stops the bucket's refill (the end of the connection). */
+  /** Forgets the session's bucket (the end of the session); `admit` refuses from then on. */
   readonly release: Effect.Effect<void>
 }
 
@@ -84,36 +169,46 @@ export const unlimited: Admission = { admit: () => true, release: Effect.void }
  */
 export const isUnlimited = (admission: Admission): boolean => admission === unlimited
 
+let sessions = 0
+
 /**
- * A token bucket holding `limit` tokens, refilled at `limit` per `seconds`, starting full. `limit <= 0` admits
- * everything. The limiter (in a scope of its own, closed by `release`) is created on the first frame, so a peer
- * that never sends costs nothing, and a connection needs no scope of its own.
+ * A session's token bucket holding `limit` tokens, refilled at `limit` per `seconds` (one token every
+ * `seconds / limit`, at least 1 ms in all), starting full: what Effect's `RateLimiter.consume` does with
+ * `algorithm: "token-bucket"`, `onExceeded: "fail"`, `window: seconds`, one token per frame. `limit <= 0` admits
+ * everything.
+ *
+ * The bucket is made by the first frame, so a peer that never sends costs nothing, and forgotten by `release`.
+ *
+ * Options: the `store` (default `defaultStore`), the `clock` that dates the takes (default `Date.now`), and the
+ * `key` (default: a new key, unique in this process). Admissions on one store with one key share a bucket.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (limit: number, seconds: number): Admission => {
+export const make = (limit: number, seconds: number, options?: {
+  readonly store?: Store | undefined
+  readonly clock?: Clock.Clock | undefined
+  readonly key?: string | undefined
+}): Admission => {
   if (limit <= 0) return unlimited
-  let limiter: RateLimiter.RateLimiter | undefined
-  let scope: Scope.CloseableScope | undefined
-  let released = false
-  const get = () => {
-    if (limiter === undefined) {
-      const own = scope = Effect.runSync(Scope.make())
-      limiter = Effect.runSync(
-        Scope.extend(
-          RateLimiter.make({ limit, interval: Duration.millis(Math.max(1, seconds * 1000)), algorithm: "token-bucket" }),
-          own
-        )
-      )
-    }
-    return limiter
+  const store = options?.store ?? defaultStore
+  const clock = options?.clock
+  // As `RateLimiter.consume` derives the refill interval from its `window`.
+  const window = Duration.max(Duration.seconds(seconds), Duration.millis(1))
+  const take: Take = {
+    key: options?.key ?? `session:${++sessions}`,
+    tokens: 1,
+    limit,
+    refillMillis: Duration.toMillis(Duration.divideUnsafe(window, limit))
   }
+  let released = false
   return {
-    admit: () => !released && unsafeTryTake(get()),
+    admit: clock === undefined
+      ? () => !released && store.takeUnsafe(take, Date.now()) >= 0
+      : () => !released && store.takeUnsafe(take, clock.currentTimeMillisUnsafe()) >= 0,
     release: Effect.suspend(() => {
       released = true
-      return scope === undefined ? Effect.void : Scope.close(scope, Exit.void)
+      return store.forget(take.key)
     })
   }
 }

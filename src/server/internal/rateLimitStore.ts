@@ -1,0 +1,122 @@
+/**
+ * The in-memory `RateLimiterStore` behind `RateLimit`: Effect's memory store (`effect/persistence/RateLimiter`
+ * `layerStoreMemory`), same algorithms and same answers, plus what a server needs and that store lacks:
+ *
+ * - `forget(key)`: a key's state goes when its session ends. Effect's store never deletes a token bucket or a
+ *   fixed-window counter, so one key per session grows without bound there.
+ * - `takeUnsafe`: the token-bucket step answered synchronously, without a fiber, an options record per call or an
+ *   error value for a refusal (admission happens in the socket listener, for every frame).
+ *
+ * The adaptive methods, which symple-ts does not use, are handed to an Effect memory store of this store's own,
+ * built the first time one is called; `forget` does not reach that state.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as RateLimiter from "effect/persistence/RateLimiter"
+import type { MemoryStore } from "../RateLimit.js"
+
+interface Bucket {
+  tokens: number
+  lastRefill: number
+}
+
+interface Counter {
+  count: number
+  expiresAt: number
+}
+
+/**
+ * The token-bucket step of Effect's memory store: refills by whole intervals (the interval restarts whenever the
+ * bucket is full), then takes `tokens` if that leaves the count at 0 or more, or whatever `allowOverflow` says.
+ * Returns the count after taking (negative when refused).
+ */
+const step = (
+  bucket: Bucket,
+  tokens: number,
+  limit: number,
+  refillMillis: number,
+  now: number,
+  allowOverflow: boolean
+): number => {
+  const tokensToAdd = Math.floor((now - bucket.lastRefill) / refillMillis)
+  if (tokensToAdd > 0) {
+    bucket.tokens = Math.min(limit, bucket.tokens + tokensToAdd)
+    bucket.lastRefill += tokensToAdd * refillMillis
+  }
+  if (bucket.tokens >= limit) bucket.lastRefill = now
+  const next = bucket.tokens - tokens
+  if (allowOverflow || next >= 0) bucket.tokens = next
+  return next
+}
+
+/**
+ * A new, empty memory store.
+ *
+ * @since 0.1.0
+ * @internal
+ */
+export const makeMemory = (): MemoryStore => {
+  const buckets = new Map<string, Bucket>()
+  const counters = new Map<string, Counter>()
+  let adaptive: RateLimiter.RateLimiterStore["Service"] | undefined
+  const adaptiveStore = () =>
+    adaptive ??= Context.get(
+      Effect.runSync(Effect.scoped(Layer.build(Layer.fresh(RateLimiter.layerStoreMemory)))),
+      RateLimiter.RateLimiterStore
+    )
+
+  const bucketOf = (key: string, limit: number, now: number): Bucket => {
+    let bucket = buckets.get(key)
+    if (bucket === undefined) {
+      bucket = { tokens: limit, lastRefill: now }
+      buckets.set(key, bucket)
+    }
+    return bucket
+  }
+
+  return {
+    takeUnsafe: (take, now) =>
+      step(bucketOf(take.key, take.limit, now), take.tokens, take.limit, take.refillMillis, now, false),
+    tokenBucket: (options) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const now = clock.currentTimeMillisUnsafe()
+          const bucket = bucketOf(options.key, options.limit, now)
+          const refillMillis = Duration.toMillis(options.refillRate)
+          const remaining = step(bucket, options.tokens, options.limit, refillMillis, now, options.allowOverflow)
+          return [remaining, Math.max(0, now - bucket.lastRefill)] as const
+        })
+      ),
+    fixedWindow: (options) =>
+      Effect.clockWith((clock) =>
+        Effect.sync(() => {
+          const refillMillis = Duration.toMillis(options.refillRate)
+          const now = clock.currentTimeMillisUnsafe()
+          let counter = counters.get(options.key)
+          if (counter === undefined || counter.expiresAt <= now) {
+            counter = { count: 0, expiresAt: now }
+            counters.set(options.key, counter)
+          }
+          if (options.limit && counter.count + options.tokens > options.limit) {
+            return [counter.count + options.tokens, counter.expiresAt - now] as const
+          }
+          counter.count += options.tokens
+          counter.expiresAt += refillMillis * options.tokens
+          return [counter.count, counter.expiresAt - now] as const
+        })
+      ),
+    adaptiveConsume: (options) => Effect.suspend(() => adaptiveStore().adaptiveConsume(options)),
+    adaptiveFeedback: (options) => Effect.suspend(() => adaptiveStore().adaptiveFeedback(options)),
+    forget: (key) =>
+      Effect.sync(() => {
+        buckets.delete(key)
+        counters.delete(key)
+      }),
+    size: () => buckets.size + counters.size
+  }
+}
