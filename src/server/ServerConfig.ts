@@ -14,6 +14,17 @@ import type { AuthHook } from "./Authenticator.js"
 import type { JoinHook } from "./JoinPolicy.js"
 
 /**
+ * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
+ * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
+ * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
+ * builds the layer with a router of its own, alongside the built-in `GET /health` and `GET /`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Routes = Layer.Layer<never, never, HttpRouter.HttpRouter | HttpRouter.Request<"Error", unknown>>
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -89,12 +100,8 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /**
-   * Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in), as a Layer of
-   * `effect/http/HttpRouter` routes: `HttpRouter.add("GET", "/hello", handler)`, several merged with
-   * `Layer.mergeAll`. Its requirements must be provided (`Layer.provide`) before it is given here.
-   */
-  readonly routes: Layer.Layer<never, never, HttpRouter.HttpRouter> | undefined
+  /** Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in): see `Routes`. */
+  readonly routes: Routes | undefined
 }
 
 /**

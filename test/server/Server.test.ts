@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "@effect/vitest"
-import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Option, Scope, Stream } from "effect"
+import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Net from "node:net"
 import * as SympleServer from "../../src/server/index.js"
@@ -102,7 +102,10 @@ describe("server", () => {
 
   it.live("51. plain HTTP on the same port: /health, /, user routes; WebSocket still works", () =>
     Effect.gen(function*() {
-      const routes = HttpRouter.add("GET", "/hello", HttpServerResponse.text("hi there"))
+      const routes = Layer.mergeAll(
+        HttpRouter.add("GET", "/hello", HttpServerResponse.text("hi there")),
+        HttpRouter.add("GET", "/broken", Effect.fail(new Error("handler failed")))
+      )
       const server = yield* startServer({ routes })
       yield* peer(server, "alice", { rooms: ["lobby"] })
       const base = `http://127.0.0.1:${server.port}`
@@ -119,6 +122,7 @@ describe("server", () => {
       expect((yield* get("/")).status).toBe(426)
       expect(yield* get("/hello")).toEqual({ status: 200, body: "hi there" })
       expect((yield* get("/nope")).status).toBe(404)
+      expect((yield* get("/broken")).status).toBe(500)
       yield* peer(server, "bob")
     }).pipe(Effect.scoped))
 
