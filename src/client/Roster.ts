@@ -12,6 +12,7 @@ import * as HashMap from "effect/HashMap"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
 import * as Result from "effect/Result"
+import * as Semaphore from "effect/Semaphore"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as SubscriptionRef from "effect/SubscriptionRef"
@@ -146,22 +147,22 @@ export interface RosterHandle {
 export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
   const ref = yield* SubscriptionRef.make<Peers>(HashMap.empty())
   const changesHub = yield* PubSub.unbounded<Change>()
-  // The publish happens inside the update so that changes are announced in the order they were applied.
+  // A change is announced once the roster holds it (a fiber woken by the announcement may run before the writer
+  // goes on, and must find the roster up to date); the lock keeps announcements in the order they were applied.
+  const lock = yield* Semaphore.make(1)
   const applyPeer = (peer: Peer.Peer): Effect.Effect<Option.Option<Change>> =>
-    SubscriptionRef.modifyEffect(ref, (peers) => {
-      const [next, change] = apply(peers, peer)
-      const result: readonly [Option.Option<Change>, Peers] = [change, next]
-      return Option.isSome(change)
-        ? Effect.as(PubSub.publish(changesHub, change.value), result)
-        : Effect.succeed(result)
-    })
-  const clear = SubscriptionRef.updateEffect(ref, (peers) =>
-    Effect.as(
-      Effect.forEach(HashMap.values(peers), (peer) => PubSub.publish(changesHub, Change.Disconnected({ peer })), {
-        discard: true
-      }),
-      HashMap.empty<string, Peer.Peer>()
-    ))
+    lock.withPermit(Effect.gen(function*() {
+      const change = yield* SubscriptionRef.modify(ref, (peers) => {
+        const [next, change] = apply(peers, peer)
+        return [change, next] as const
+      })
+      if (Option.isSome(change)) yield* PubSub.publish(changesHub, change.value)
+      return change
+    }))
+  const clear = lock.withPermit(Effect.gen(function*() {
+    const peers = yield* SubscriptionRef.getAndSet(ref, HashMap.empty<string, Peer.Peer>())
+    for (const peer of HashMap.values(peers)) yield* PubSub.publish(changesHub, Change.Disconnected({ peer }))
+  }))
   const updates = Stream.fromPubSub(changesHub)
   const roster: Roster = {
     changes: SubscriptionRef.changes(ref),

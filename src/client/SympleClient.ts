@@ -216,6 +216,7 @@ export const make = (
     let desired: ReadonlyArray<string> = config.rooms
     let self: Peer.Peer | undefined
     let closedWith: ClientClosed | undefined
+    let terminated = false
     let userClosed = false
 
     // --- the socket -------------------------------------------------------------------------------------------
@@ -400,14 +401,16 @@ export const make = (
         const me: Peer.Peer = { ...welcome.peer, online: true }
         self = me
         session.online = true
-        yield* roster.apply(me)
-        yield* SubscriptionRef.set(rooms, welcome.rooms)
-        yield* announce(200, "Welcome")
-        yield* SubscriptionRef.set(state, ClientState.Online({ peer: me }))
+        // The session's own frames go first: the joins of desired rooms the welcome left out, then the presence
+        // probe. Publishing below may run a woken fiber at once (Effect 4), and what it sends must follow them.
         for (const room of desired) {
           if (!welcome.rooms.includes(room)) sendFrame({ type: "join", room })
         }
         sendFrame(presenceFrame(me, { probe: true }))
+        yield* roster.apply(me)
+        yield* SubscriptionRef.set(rooms, welcome.rooms)
+        yield* announce(200, "Welcome")
+        yield* SubscriptionRef.set(state, ClientState.Online({ peer: me }))
         yield* Effect.forkIn(pump, sessionScope)
       })
 
@@ -565,12 +568,22 @@ export const make = (
 
     const terminate = (error: ClientClosed) =>
       Effect.gen(function*() {
-        if (closedWith !== undefined) return
-        closedWith = error
-        yield* Deferred.fail(terminal, error)
-        yield* failQueued(error)
-        for (const tx of transactions.values()) Deferred.doneUnsafe(tx.deferred, Exit.fail(error))
+        if (terminated) return
+        terminated = true
+        closedWith ??= error
+        yield* Deferred.fail(terminal, closedWith)
+        yield* failQueued(closedWith)
+        for (const tx of transactions.values()) Deferred.doneUnsafe(tx.deferred, Exit.fail(closedWith))
         transactions.clear()
+      })
+
+    // The last state of a client that stops: sends fail from the moment the state is published, even in a fiber
+    // that the state change wakes at once.
+    const stop = (error: ClientClosed, last: ClientState) =>
+      Effect.gen(function*() {
+        closedWith ??= error
+        yield* SubscriptionRef.set(state, last)
+        yield* terminate(error)
       })
 
     const loop = Effect.gen(function*() {
@@ -581,11 +594,10 @@ export const make = (
         attempt += 1
         const ended = yield* connectOnce(attempt)
         if (ended._tag === "AuthRefused") {
-          yield* SubscriptionRef.set(
-            state,
+          return yield* stop(
+            new ClientClosed({ reason: "AuthRefused", cause: ended }),
             ClientState.Error({ message: ended.message, status: ended.status, retrying: false })
           )
-          return yield* terminate(new ClientClosed({ reason: "AuthRefused", cause: ended }))
         }
         if (ended.wasOnline) {
           next = yield* Schedule.toStepWithSleep(config.reconnectSchedule)
@@ -595,13 +607,13 @@ export const make = (
           (ended.reason === "Closed" && (ended.code === 1000 || ended.code === 1001))
         const failed = (retrying: boolean) =>
           ClientState.Error({ message: ended.message, status: ended.status, retrying })
-        yield* SubscriptionRef.set(state, clean ? ClientState.Closed() : failed(config.reconnection))
-        if (!config.reconnection) return yield* terminate(new ClientClosed({ reason: "Disconnected", cause: ended }))
+        const lost = clean ? ClientState.Closed() : failed(config.reconnection)
+        if (!config.reconnection) return yield* stop(new ClientClosed({ reason: "Disconnected", cause: ended }), lost)
+        yield* SubscriptionRef.set(state, lost)
         // Sleeps for the schedule's delay; fails (with `Cause.Done`) once the schedule is over.
         const delay = yield* Effect.result(next(ended))
         if (Result.isFailure(delay)) {
-          yield* SubscriptionRef.set(state, failed(false))
-          return yield* terminate(new ClientClosed({ reason: "GaveUp", cause: ended }))
+          return yield* stop(new ClientClosed({ reason: "GaveUp", cause: ended }), failed(false))
         }
       }
     })

@@ -215,6 +215,65 @@ describe("client frames", () => {
     }))
 })
 
+describe("client ordering (a publication may run the fiber it wakes before the publisher goes on)", () => {
+  it.live("a roster change is announced once the roster holds it", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* waitFor(client, "Online")
+      const changes = yield* client.roster.subscribe
+      // The subscriber reads the roster in the same step as it receives the change.
+      const nextSeen = PubSub.take(changes).pipe(
+        Effect.flatMap((change) => Effect.map(rosterIds(client), (ids) => [change._tag, ids] as const)),
+        Effect.forkChild
+      )
+      const connected = yield* nextSeen
+      yield* Effect.sleep("20 millis")
+      conn.send(Scripted.presence("bob", "b1", true))
+      expect(yield* Fiber.join(connected)).toEqual(["Connected", ["a1", "b1"]])
+      const disconnected = yield* nextSeen
+      yield* Effect.sleep("20 millis")
+      conn.send(Scripted.presence("bob", "b1", false))
+      expect(yield* Fiber.join(disconnected)).toEqual(["Disconnected", ["a1"]])
+    }))
+
+  it.live("a fiber woken by Online sends after the session's joins and presence probe", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", rooms: ["extra"], ...fast })
+      const sent = yield* client.awaitOnline.pipe(
+        Effect.andThen(client.send(Message.message({ data: "first" }))),
+        Effect.forkChild
+      )
+      const conn = yield* server.nextConnection
+      const auth = yield* conn.nextOf("auth")
+      conn.send(Scripted.welcome({ ...auth, rooms: [] }, "a1"))
+      yield* Fiber.join(sent)
+      expect(yield* conn.next).toEqual({ type: "join", room: "extra" })
+      expect(yield* conn.next).toMatchObject({ type: "presence", probe: true })
+      expect(yield* conn.next).toMatchObject({ type: "message", data: "first" })
+    }))
+
+  it.live("a fiber woken by the final state finds the client closed", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "eve", token: "bad", ...fast })
+      const afterRefusal = yield* client.state.pipe(
+        Stream.filter((s) => s._tag === "Error"),
+        Stream.runHead,
+        Effect.andThen(Effect.flip(client.send(Message.message()))),
+        Effect.forkChild
+      )
+      const conn = yield* server.nextConnection
+      yield* conn.nextOf("auth")
+      conn.send({ type: "error", status: 403, message: "Forbidden" })
+      const error = yield* Fiber.join(afterRefusal)
+      expect(error).toBeInstanceOf(ClientClosed)
+      expect(error.reason).toBe("AuthRefused")
+    }))
+})
+
 describe("client presence", () => {
   it.live("answers a probe to the prober's full address, without probe, with createPresence fields", () =>
     Effect.gen(function*() {
