@@ -4,9 +4,9 @@
  *
  *   npx tsx examples/auth-server.ts
  */
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, Layer, Stream } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as SympleServer from "../src/server/index.js"
 
 const sessions = new Map([["secret-token", { user: "alice", name: "Alice", rooms: ["staff"] }]])
@@ -21,10 +21,10 @@ const ServerLive = SympleServer.layerConfig({ // SYMPLE_* environment variables 
       ? { allowed: false, message: "Invalid token" }
       : { allowed: true, peer: { user: session.user, name: session.name }, rooms: session.rooms })
   },
-  routes: HttpRouter.empty.pipe(HttpRouter.get("/version", HttpServerResponse.text("1.0.0")))
+  routes: HttpRouter.add("GET", "/version", HttpServerResponse.text("1.0.0")) // more: Layer.mergeAll(route, ...)
 })
 
-const App = Layer.scopedDiscard(Effect.gen(function*() {
+const App = Layer.effectDiscard(Effect.gen(function*() {
   const server = yield* SympleServer.SympleServer
   yield* Effect.log(`Symple listening on ${server.url}`)
   yield* server.events.pipe(Stream.runForEach((e) => Effect.log(`${e._tag}: ${e.peer.user}`)), Effect.forkScoped)

@@ -1,18 +1,18 @@
 // The README's protocol example, kept compiling and running.
-import { Either, Option } from "effect"
+import { Option, Result } from "effect"
 import { Address, Form, Frame, Message } from "../src/protocol/index.js"
 
 const result = Frame.decode('{"type":"message","to":"bob|k3J9","data":{"text":"hi"}}')
-if (Either.isRight(result)) {
-  const frame = result.right                               // Frame.Frame, a union discriminated on `type`
+if (Result.isSuccess(result)) {
+  const frame = result.success                             // Frame.Frame, a union discriminated on `type`
   if (frame.type === "message") console.log(frame.data)    // narrowed to Frame.Message
   Address.parse("bob|k3J9")                                // { user: "bob", id: "k3J9" }
 } else {
-  console.log(result.left.status, result.left.message)     // 400 "Invalid JSON", 'Unknown message type "x"', ...
+  console.log(result.failure.status, result.failure.message) // 400 "Invalid JSON", 'Unknown message type "x"', ...
 }
 Message.matches("media:video:*", "media:video:quality")    // true
 const ev = Message.event("ring")                           // { type: "event", id, name: "ring", time: 1764000000.123 }
-Frame.unsafeEncode(ev)                                     // or Frame.encode(ev): validates, Either<string, FrameError>
+Frame.unsafeEncode(ev)                                     // or Frame.encode(ev): validates, Result<string, FrameError>
 
 // Forms ride in command.form
 const form = Form.make([Form.page("main", "Settings", [Form.section("basic", "Basic", [

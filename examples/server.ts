@@ -5,21 +5,23 @@
  * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001. `npm start` execs
  * node in place of npm's shell, so a signal sent to npm alone (as Docker and systemd send it) reaches this process.
  */
-import { HttpRouter, HttpServerResponse } from "@effect/platform"
 import { NodeRuntime } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
+import { Cause, Config, Effect, Exit, Layer, Runtime } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as SympleServer from "../src/server/index.js"
 
 const Address = Config.all({
-  host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1")),
-  port: Config.port("PORT").pipe(Config.withDefault(4500))
+  host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
+  port: Config.Port("PORT").pipe(Config.withDefault(4500))
 })
 
-const routes = HttpRouter.empty.pipe(
-  HttpRouter.get("/version", HttpServerResponse.unsafeJson({ name: "symple-ts", protocol: "symple/4" }))
+const routes = HttpRouter.add(
+  "GET",
+  "/version",
+  HttpServerResponse.jsonUnsafe({ name: "symple-ts", protocol: "symple/4" })
 )
 
-const ServerLive = Layer.unwrapEffect(
+const ServerLive = Layer.unwrap(
   Effect.map(Address, ({ host, port }) => SympleServer.layerConfig({ host, port, routes }))
 )
 
@@ -28,4 +30,9 @@ const LogAddress = Layer.effectDiscard(
     Effect.log(`Symple server listening on ${server.url} (health: http://${server.host}:${server.port}/health)`))
 )
 
-LogAddress.pipe(Layer.provide(ServerLive), Layer.launch, NodeRuntime.runMain)
+// Effect 4's runMain exits with 130 once a signal has interrupted the program, even after a clean stop: a graceful
+// stop on SIGINT / SIGTERM exits 0 here (a process manager reads anything else as a crash); failures keep their code.
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+LogAddress.pipe(Layer.provide(ServerLive), Layer.launch, NodeRuntime.runMain({ teardown }))
