@@ -35,7 +35,7 @@ export const build = async (
         bundle: true,
         platform: "node",
         format: "esm",
-        target: "node20",
+        target: "node22",
         packages: "external",
         sourcemap: "linked",
         logLevel: "silent"

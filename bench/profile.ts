@@ -1,7 +1,8 @@
 /**
  * Summarises a V8 CPU profile (`node --cpu-prof`, e.g. from `bench/run.ts --cpu-prof`): top functions by self time
- * and by inclusive time, and time per area (src/server, effect, ws, node, GC...). Positions inside an esbuild
- * bundle are mapped back to the original file and line through the bundle's source map.
+ * and by inclusive time, and time per area (src/server, effect, effect/http, effect/socket, ws, node, GC...).
+ * Positions inside an esbuild bundle (or a package's own dist) are mapped back to the original file and line
+ * through its source map.
  *
  *   npx tsx bench/profile.ts <file.cpuprofile> [--top 25] [--timeline] [--from ms] [--to ms]
  *
@@ -115,8 +116,11 @@ const locate = (frame: CallFrame): string => {
 const area = (location: string, name: string): string => {
   if (name === "(garbage collector)") return "GC"
   if (name === "(idle)" || name === "(program)") return name
+  // Effect 4 ships what @effect/platform held (HTTP, sockets) in effect itself: kept apart from the core runtime.
+  const effect = /node_modules\/effect\/(?:dist|src)\/(http|socket)\//.exec(location)
+  if (effect?.[1] !== undefined) return `effect/${effect[1]}`
   if (location.includes("node_modules/effect/")) return "effect"
-  if (location.includes("node_modules/@effect/")) return "@effect/platform*"
+  if (location.includes("node_modules/@effect/")) return "@effect/platform-node*"
   if (location.includes("node_modules/ws/")) return "ws"
   const src = /(?:^|\/)(src\/[a-z]+)\//.exec(location)
   if (src?.[1] !== undefined) return src[1]

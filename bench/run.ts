@@ -233,6 +233,9 @@ const main = async (): Promise<void> => {
     ...(wanted.includes("ours") ? { ours: "servers/ours.ts" } : {})
   })
   for (const [name, reason] of Object.entries(skipped)) process.stdout.write(`(${name} not built: ${reason})\n`)
+  // A run that asked for our server and measured the baseline against itself instead has not measured ours: it
+  // still runs (the noise of the machine is worth seeing), but it fails, so that `smoke` in CI cannot pass that way.
+  const unbuilt = wanted.includes("ours") && built["ours"] === undefined
   const generator = built["generator"]
   const baseline = built["baseline"]
   if (generator === undefined || baseline === undefined) throw new Error("the generator and the baseline must build")
@@ -363,7 +366,8 @@ const main = async (): Promise<void> => {
   writeFileSync(file, JSON.stringify({ machine, results }, null, 2))
   process.stdout.write(`raw results: ${Path.relative(process.cwd(), file)}\n`)
   if (cpuProf) process.stdout.write(`profiles: ${Path.relative(process.cwd(), profDir)}/ (npx tsx bench/profile.ts <file>)\n`)
-  process.exitCode = results.every((r) => r.ok) ? 0 : 1
+  if (unbuilt) process.stdout.write("FAILED: our server (bench/servers/ours.ts) did not build, see above\n")
+  process.exitCode = results.every((r) => r.ok) && !unbuilt ? 0 : 1
 }
 
 main().catch((e: unknown) => {
