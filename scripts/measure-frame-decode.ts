@@ -25,20 +25,7 @@ const routedIndexes = parsed.flatMap((u, i) =>
 const routedRaws = routedIndexes.map((i) => raws[i]!)
 const routedParsed = routedIndexes.map((i) => parsed[i]!)
 
-const schemas = {
-  auth: Frame.Auth,
-  welcome: Frame.Welcome,
-  error: Frame.ErrorFrame,
-  message: Frame.Message,
-  presence: Frame.Presence,
-  command: Frame.Command,
-  event: Frame.Event,
-  join: Frame.Join,
-  "join:ok": Frame.JoinOk,
-  leave: Frame.Leave,
-  "leave:ok": Frame.LeaveOk,
-  close: Frame.Close
-} as const
+const schemas = Frame.schemas
 const options = { errors: "first" } as const
 const byType = Object.fromEntries(
   Object.entries(schemas).map((

@@ -228,7 +228,13 @@ export type Routed = Message | Presence | Command | Event
  */
 export type Type = Frame["type"]
 
-const schemas = {
+/**
+ * Each frame type's schema, by `type`.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const schemas = {
   auth: Auth,
   welcome: Welcome,
   error: ErrorFrame,

@@ -3,20 +3,7 @@ import { Result, Schema } from "effect"
 import { Frame, FrameError, Json } from "../../src/protocol/index.js"
 import { fc, fromSchema, prop } from "../support/prop.js"
 
-const schemas = {
-  auth: Frame.Auth,
-  welcome: Frame.Welcome,
-  error: Frame.ErrorFrame,
-  message: Frame.Message,
-  presence: Frame.Presence,
-  command: Frame.Command,
-  event: Frame.Event,
-  join: Frame.Join,
-  "join:ok": Frame.JoinOk,
-  leave: Frame.Leave,
-  "leave:ok": Frame.LeaveOk,
-  close: Frame.Close
-} as const
+const schemas = Frame.schemas
 
 /** JSON cannot carry `-0` (`JSON.stringify(-0)` is `"0"`); every other value must come back exactly. */
 const wireValue = (u: unknown): unknown =>
