@@ -107,7 +107,7 @@ export interface CallSession {
  * @category tags
  */
 export const CallSession: Context.Service<CallSession, CallSession> = Context.Service<CallSession>(
-  "symple/call/CallSession"
+  "symple/CallSession"
 )
 
 interface Envelope {

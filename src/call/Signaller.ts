@@ -52,7 +52,7 @@ export interface Signaller {
  * @since 0.1.0
  * @category tags
  */
-export const Signaller: Context.Service<Signaller, Signaller> = Context.Service<Signaller>("symple/call/Signaller")
+export const Signaller: Context.Service<Signaller, Signaller> = Context.Service<Signaller>("symple/Signaller")
 
 /**
  * The signalling port of a Symple client: call frames are ordinary `message` frames, and a peer leaving the roster
