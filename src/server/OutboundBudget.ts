@@ -46,7 +46,15 @@ export interface OutboundBudget {
    * global budget: they keep up, and closing them would not relieve the server.
    */
   readonly floor: number
+  /**
+   * Until when (`Date.now()`) an over-budget total is left alone: set when nobody was left to close, so that a total
+   * made only of peers within the floor does not make every further frame recount every waiting peer.
+   */
+  quietUntil: number
 }
+
+/** How long an over-budget total that nobody can relieve is left before the peers are counted again. */
+const quietMillis = 10
 
 /**
  * @since 0.1.0
@@ -61,7 +69,8 @@ export const make = (options: {
   peers: new Set(),
   perPeer: options.maxQueuedBytes > 0 ? options.maxQueuedBytes : Infinity,
   total: options.maxOutboundBytes,
-  floor: options.maxMessageSize
+  floor: options.maxMessageSize,
+  quietUntil: 0
 })
 
 /**
@@ -92,6 +101,8 @@ export const isOver = (budget: OutboundBudget): boolean => budget.total > 0 && b
  * @category combinators
  */
 export const shedSlowest = (budget: OutboundBudget): number => {
+  const now = Date.now()
+  if (now < budget.quietUntil) return 0
   // Figures are taken when bytes are added; sockets may have sent some since. Nobody is closed on a stale figure.
   for (const peer of budget.peers) peer.recount()
   if (!isOver(budget)) return 0
@@ -103,5 +114,7 @@ export const shedSlowest = (budget: OutboundBudget): number => {
     peer.shed()
     shed++
   }
+  // Still over, with nobody left to close: every waiting peer keeps up within a frame.
+  if (isOver(budget)) budget.quietUntil = now + quietMillis
   return shed
 }

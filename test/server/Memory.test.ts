@@ -88,6 +88,30 @@ describe("OutboundBudget", () => {
     expect(budget.peers.size).toBe(1)
   })
 
+  it("a total over budget that nobody can relieve is not recounted on every frame", () => {
+    const budget = OutboundBudget.make({ maxQueuedBytes: 100, maxOutboundBytes: 50, maxMessageSize: 10 })
+    const peers = Array.from({ length: 8 }, (_, i) => fakePeer(budget, `keeps-up-${i}`, 10, []))
+    let recounts = 0
+    for (const peer of peers) {
+      const recount = peer.recount
+      peer.recount = () => {
+        recounts++
+        recount()
+      }
+    }
+    expect(OutboundBudget.isOver(budget)).toBe(true)
+    expect(OutboundBudget.shedSlowest(budget)).toBe(0)
+    expect(recounts).toBe(8)
+    for (let i = 0; i < 100; i++) OutboundBudget.shedSlowest(budget)
+    expect(recounts).toBe(8)
+    // Once the pause is over, a peer that fell behind meanwhile is found and closed.
+    const closed: Array<string> = []
+    fakePeer(budget, "slow", 60, closed)
+    budget.quietUntil = 0
+    expect(OutboundBudget.shedSlowest(budget)).toBe(1)
+    expect(closed).toEqual(["slow"])
+  })
+
   it("0 means no budget, per peer or global", () => {
     const budget = OutboundBudget.make({ maxQueuedBytes: 0, maxOutboundBytes: 0, maxMessageSize: 10 })
     fakePeer(budget, "huge", 1e12, [])
