@@ -395,7 +395,7 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
       address,
       fromSuffix: `,"from":${JSON.stringify(address)}}`,
       peer: accepted.peer,
-      admission: RateLimit.make(options.rateLimit, options.rateSeconds),
+      admission: RateLimit.make(options.rateLimit, options.rateSeconds, { store: this.hub.rateLimitStore }),
       seen: undefined,
       me: undefined,
       routes: undefined

@@ -15,6 +15,7 @@ import type * as Authenticator from "./Authenticator.js"
 import type * as JoinPolicy from "./JoinPolicy.js"
 import type * as OutboundBudget from "./OutboundBudget.js"
 import type * as PeerRegistry from "./PeerRegistry.js"
+import type * as RateLimit from "./RateLimit.js"
 import type * as Router from "./Router.js"
 import * as Presence from "./Presence.js"
 import type * as ServerConfig from "./ServerConfig.js"
@@ -90,6 +91,8 @@ export interface Hub {
   /** Whether authentication runs user code (a hook or a custom service) that could take its time. */
   readonly authenticatorMayWait: boolean
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
+  /** Where the sessions' rate-limit buckets live (`RateLimit.Store`, read once when the server starts). */
+  readonly rateLimitStore: RateLimit.Store
   readonly events: PubSub.PubSub<ServerEvent>
   readonly stats: Stats
   /** Outbound bytes waiting for peers, against `maxQueuedBytes` and `maxOutboundBytes`. */

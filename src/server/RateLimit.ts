@@ -85,7 +85,7 @@ export const defaultStore: MemoryStore = makeStoreMemory()
  * @since 0.1.0
  * @category tags
  */
-export const Store: Context.Reference<Store> = Context.Reference<Store>("symple-ts/server/RateLimit/Store", {
+export const Store: Context.Reference<Store> = Context.Reference<Store>("symple/RateLimitStore", {
   defaultValue: () => defaultStore
 })
 

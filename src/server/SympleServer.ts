@@ -36,6 +36,7 @@ import * as JoinPolicy from "./JoinPolicy.js"
 import * as OutboundBudget from "./OutboundBudget.js"
 import * as PeerRegistry from "./PeerRegistry.js"
 import * as Presence from "./Presence.js"
+import * as RateLimit from "./RateLimit.js"
 import * as Router from "./Router.js"
 import * as ServerConfig from "./ServerConfig.js"
 import * as State from "./State.js"
@@ -199,6 +200,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       authenticator,
       authenticatorMayWait: Option.isSome(customAuthenticator) || resolved.authenticate !== undefined,
       joinPolicy,
+      rateLimitStore: yield* RateLimit.Store,
       events,
       stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
       outbound: OutboundBudget.make(resolved),

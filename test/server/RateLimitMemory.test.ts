@@ -4,6 +4,7 @@ import { execFile } from "node:child_process"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import * as RateLimit from "../../src/server/RateLimit.js"
+import { expectEffect, isMessage, peer, startServer } from "./support.js"
 
 const sessions = 10_000
 const KiB = 1024
@@ -109,4 +110,24 @@ describe("RateLimit memory", () => {
         expect(round.ended).toBeLessThan(256 * KiB)
       }
     }), 90_000)
+})
+
+describe("the server's rate-limit store", () => {
+  it.live("a server keeps its sessions' buckets in the Store it was given, and forgets each when the session ends", () =>
+    Effect.gen(function*() {
+      const store = RateLimit.makeStoreMemory()
+      const before = RateLimit.defaultStore.size()
+      const server = yield* startServer({ rateLimit: 5 }).pipe(Effect.provideService(RateLimit.Store, store))
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      alice.send({ type: "message", data: 1 })
+      bob.send({ type: "message", data: 2 })
+      yield* alice.next(isMessage())
+      yield* bob.next(isMessage())
+      expect(store.size()).toBe(2)
+      expect(RateLimit.defaultStore.size()).toBe(before)
+      alice.send({ type: "close" })
+      yield* alice.closed
+      yield* expectEffect(Effect.sync(() => store.size()), (n) => n === 1)
+    }).pipe(Effect.scoped))
 })
