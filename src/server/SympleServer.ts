@@ -84,7 +84,7 @@ export interface VirtualPeer {
  * @category errors
  */
 export class ServerError extends Data.TaggedError("ServerError")<{
-  readonly reason: "Listen" | "DuplicatePeer" | "InvalidPeer"
+  readonly reason: "Listen" | "Routes" | "DuplicatePeer" | "InvalidPeer"
   readonly message: string
   readonly cause?: unknown
 }> {}
@@ -224,7 +224,19 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const app = resolved.routes === undefined ? base : Layer.mergeAll(base, resolved.routes)
     // The routes are built in the server's scope (a router of its own each time), and requests run in it.
     const scope = yield* Effect.scope
-    const handler = yield* NodeHttpServer.makeHandler(yield* HttpRouter.toHttpEffect(app), { scope })
+    // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
+    const routes = yield* HttpRouter.toHttpEffect(app).pipe(
+      Effect.catchDefect((defect) =>
+        Effect.fail(
+          new ServerError({
+            reason: "Routes",
+            message: `Invalid routes: ${defect instanceof Error ? defect.message : String(defect)}`,
+            cause: defect
+          })
+        )
+      )
+    )
+    const handler = yield* NodeHttpServer.makeHandler(routes, { scope })
     const server = Http.createServer(httpOptions(resolved), handler)
     const wss = new WebSocketServer({
       noServer: true,

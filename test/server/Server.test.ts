@@ -126,6 +126,15 @@ describe("server", () => {
       yield* peer(server, "bob")
     }).pipe(Effect.scoped))
 
+  it.live("a route that clashes with a built-in one (GET /health) fails the start with a ServerError", () =>
+    Effect.gen(function*() {
+      const error = yield* startServer({ routes: HttpRouter.add("GET", "/health", HttpServerResponse.text("mine")) })
+        .pipe(Effect.flip)
+      expect(error).toBeInstanceOf(SympleServer.ServerError)
+      expect(error.reason).toBe("Routes")
+      expect(error.message).toContain("/health")
+    }).pipe(Effect.scoped))
+
   it.live("51b. HTTP timeouts: a half-sent upgrade is cut off after headersTimeout; WebSockets outlive them", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ headersTimeout: 300, requestTimeout: 600 })
