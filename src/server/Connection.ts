@@ -576,7 +576,7 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
    */
   failed(error: unknown): void {
     this.ending = true
-    Effect.runFork(Effect.logError("Symple connection failed", Cause.die(error)))
+    this.hub.run(Effect.logError("Symple connection failed", Cause.die(error)))
     this.ws.terminate()
   }
 
@@ -642,10 +642,10 @@ class ConnectionImpl implements Connection, OutboundBudget.Waiting {
           Delivery.deliverToSessions(hub.stats, removed.neighbours, Presence.offline(removed.session.peer))
         }
         PubSub.publishUnsafe(hub.events, Delivery.ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
-        if (!RateLimit.isUnlimited(online.admission)) Effect.runFork(online.admission.release)
+        if (!RateLimit.isUnlimited(online.admission)) hub.run(online.admission.release)
       }
     } catch (error) {
-      Effect.runFork(Effect.logError("Symple connection teardown failed", Cause.die(error)))
+      hub.run(Effect.logError("Symple connection teardown failed", Cause.die(error)))
     } finally {
       // The fiber ends whatever happened: the server's shutdown waits for it.
       const finish = this.finish

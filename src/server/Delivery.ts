@@ -100,6 +100,11 @@ export interface Hub {
   /** Every accepted socket until its connection ends. */
   readonly connections: Set<Live>
   readonly startedAt: number
+  /**
+   * Runs an effect in the server's context (the application's Logger, Tracer and services), not the default
+   * runtime's, also while the server stops: for work started from socket listeners that nothing waits for.
+   */
+  readonly run: (effect: Effect.Effect<void>) => void
   /** Forks a fiber supervised by the server (interrupted at shutdown). */
   readonly fork: (effect: Effect.Effect<void>) => void
   shuttingDown: boolean

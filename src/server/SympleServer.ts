@@ -192,8 +192,10 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     const dynamicRooms = options.dynamicRooms ?? (resolved.dynamicRooms || Option.isSome(customJoinPolicy))
     // Bound once the server's fiber set exists (it is created after the listener so that it is released first).
     let supervise: (effect: Effect.Effect<void>) => unknown = () => {}
+    const runInServer = Effect.runForkWith(yield* Effect.context<never>())
     const hub: Delivery.Hub = {
       fork: (effect) => void supervise(effect),
+      run: (effect) => void runInServer(effect),
       options: { ...resolved, dynamicRooms },
       registry,
       router,
@@ -302,7 +304,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       } catch (error) {
         // A bug here must cost one connection, not the process.
         ws.terminate()
-        Effect.runFork(Effect.logError("Symple connection setup failed", Cause.die(error)))
+        hub.run(Effect.logError("Symple connection setup failed", Cause.die(error)))
       }
     }
     server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "@effect/vitest"
-import { ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Option, Scope, Stream } from "effect"
+import { Cause, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option, Scope, Stream } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Net from "node:net"
 import * as SympleServer from "../../src/server/index.js"
@@ -37,6 +37,31 @@ describe("server", () => {
       bob.send({ type: "message", to: carol.address, data: { still: "here" } })
       expect((yield* carol.next(isMessage())).data).toEqual({ still: "here" })
       expect(yield* server.peerCount).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("a defect is logged through the application's Logger, not the default one", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const collect = Logger.make((options) => {
+        lines.push(`${String(options.message)} ${Cause.pretty(options.cause)}`)
+      })
+      const throwing = SympleServer.Router.Router.of({
+        resolve: () => {
+          throw new Error("router bug")
+        }
+      })
+      const server = yield* startServer().pipe(
+        Effect.provideService(SympleServer.Router.Router, throwing),
+        Effect.provide(Logger.layer([collect]))
+      )
+      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+      alice.send({ type: "message", data: {} })
+      expect((yield* alice.closed).code).toBe(1006)
+      const line = yield* eventually(Effect.suspend(() => {
+        const found = lines.find((l) => l.includes("connection failed"))
+        return found === undefined ? Effect.fail(new Error("not logged")) : Effect.succeed(found)
+      }))
+      expect(line).toContain("router bug")
     }).pipe(Effect.scoped))
 
   it.live("44. graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
