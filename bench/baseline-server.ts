@@ -84,7 +84,7 @@ const neighbours = (conn: Conn): Set<Conn> => {
   const out = new Set<Conn>()
   for (const room of conn.rooms) {
     const members = rooms.get(room)
-    if (members !== undefined) for (const m of members) if (m !== conn) out.add(m)
+    if (members !== undefined) { for (const m of members) if (m !== conn) out.add(m) }
   }
   return out
 }
@@ -119,7 +119,7 @@ const authenticate = (conn: Conn, frame: JsonObject): void => {
   const name = typeof frame["name"] === "string" && frame["name"] !== "" ? frame["name"] : user
   const peer: JsonObject = {}
   const data = frame["data"]
-  if (isObject(data)) for (const key in data) if (!RESERVED.has(key)) peer[key] = data[key]
+  if (isObject(data)) { for (const key in data) if (!RESERVED.has(key)) peer[key] = data[key] }
   Object.assign(peer, { id, user, name, online: true, type: "Peer", host: conn.host })
   conn.id = id
   conn.address = `${user}|${id}`
@@ -127,7 +127,7 @@ const authenticate = (conn: Conn, frame: JsonObject): void => {
   byId.set(id, conn)
   join(conn, user)
   const wanted = frame["rooms"]
-  if (Array.isArray(wanted)) for (const r of wanted) if (typeof r === "string" && r !== "") join(conn, r)
+  if (Array.isArray(wanted)) { for (const r of wanted) if (typeof r === "string" && r !== "") join(conn, r) }
   conn.online = presenceOf(conn, true)
   send(conn, encode({ type: "welcome", protocol: "symple/4", status: 200, peer, rooms: [...conn.rooms] }))
   const others = neighbours(conn)
@@ -161,7 +161,7 @@ const recipients = (sender: Conn, to: unknown): Iterable<Conn> | undefined => {
     for (const room of to) {
       if (typeof room !== "string" || !sender.rooms.has(room)) continue
       const members = rooms.get(room)
-      if (members !== undefined) for (const m of members) if (m !== sender) out.add(m)
+      if (members !== undefined) { for (const m of members) if (m !== sender) out.add(m) }
     }
     return out
   }
@@ -172,7 +172,14 @@ const route = (conn: Conn, frame: JsonObject): void => {
   frame["from"] = conn.address
   if (frame["type"] === "presence" && conn.peer !== undefined) {
     const data = isObject(frame["data"]) ? frame["data"] : {}
-    frame["data"] = { ...data, id: conn.id, user: conn.peer["user"], name: conn.peer["name"], type: "Peer", online: true }
+    frame["data"] = {
+      ...data,
+      id: conn.id,
+      user: conn.peer["user"],
+      name: conn.peer["name"],
+      type: "Peer",
+      online: true
+    }
   }
   const targets = recipients(conn, frame["to"])
   if (targets === undefined) return

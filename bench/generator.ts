@@ -11,7 +11,15 @@
 import { fileURLToPath } from "node:url"
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
 import { WebSocket } from "ws"
-import { type ConnectSpec, type FanoutSpec, type Mode, type PingPongSpec, type Spec, specs, type StormSpec } from "./scenarios.js"
+import {
+  type ConnectSpec,
+  type FanoutSpec,
+  type Mode,
+  type PingPongSpec,
+  type Spec,
+  specs,
+  type StormSpec
+} from "./scenarios.js"
 import { cpuMillis, Histogram, round, rssKiB, systemBusyMillis, table } from "./stats.js"
 
 export interface Input {
@@ -342,7 +350,11 @@ const runFanout = async (input: Input, spec: FanoutSpec): Promise<Outcome> => {
   const members: Array<Array<Client>> = []
   for (let r = 0; r < spec.rooms; r++) {
     members.push(
-      await pool(spec.members, spec.connectConcurrency, (m) => connect(input.url, { user: `r${r}m${m}`, rooms: [`room${r}`] }, onData(r)))
+      await pool(
+        spec.members,
+        spec.connectConcurrency,
+        (m) => connect(input.url, { user: `r${r}m${m}`, rooms: [`room${r}`] }, onData(r))
+      )
     )
   }
   const senders = members.map((room) => room[0]!)
@@ -414,7 +426,11 @@ const runStorm = async (input: Input, spec: StormSpec): Promise<Outcome> => {
     if (seen.size === others && ++complete === spec.clients) done()
   }
   const measure = measureWindow(input.pid)
-  const clients = await pool(spec.clients, spec.connectConcurrency, (i) => connect(input.url, { user: `s${i}`, rooms: ["storm"] }, onData(new Set())))
+  const clients = await pool(
+    spec.clients,
+    spec.connectConcurrency,
+    (i) => connect(input.url, { user: `s${i}`, rooms: ["storm"] }, onData(new Set()))
+  )
   await finished
   const m = measure()
   closeAll(clients)
@@ -474,8 +490,9 @@ const workerMain = async (input: Input): Promise<void> => {
       scenario: input.spec.name,
       server: input.server,
       ok,
-      error: [outcome.error, failures.errors > 0 ? `${failures.errors} errors, first: ${failures.firstError}` : undefined]
-        .filter((e) => e !== undefined).join("; ") || undefined,
+      error:
+        [outcome.error, failures.errors > 0 ? `${failures.errors} errors, first: ${failures.firstError}` : undefined]
+          .filter((e) => e !== undefined).join("; ") || undefined,
       metrics: outcome.metrics,
       counts: { ...outcome.counts, errors: failures.errors, closedByServer: failures.closed },
       wallMs: round(performance.now() - t0, 0)

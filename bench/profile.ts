@@ -205,7 +205,10 @@ const main = (): void => {
       )
     }\n\n`
   )
-  const bySelf = [...self.entries()].filter(([id]) => !id.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(0, top)
+  const bySelf = [...self.entries()].filter(([id]) => !id.startsWith("(idle)")).sort((a, b) => b[1] - a[1]).slice(
+    0,
+    top
+  )
   process.stdout.write(
     `${
       table(
@@ -214,7 +217,10 @@ const main = (): void => {
       )
     }\n\n`
   )
-  const ownCode = [...total.entries()].filter(([id]) => id.includes("\u0000src/")).sort((a, b) => b[1] - a[1]).slice(0, top)
+  const ownCode = [...total.entries()].filter(([id]) => id.includes("\u0000src/")).sort((a, b) => b[1] - a[1]).slice(
+    0,
+    top
+  )
   process.stdout.write(
     `Inclusive time of functions in src/:\n${
       table(

@@ -81,7 +81,13 @@ interface Running {
 const startServer = (file: string, env: Record<string, string>, profile: boolean): Promise<Running> =>
   new Promise((resolve, reject) => {
     const nodeFlags = profile
-      ? ["--cpu-prof", "--cpu-prof-dir", profDir, "--cpu-prof-name", `${Path.parse(file).name}-${Date.now()}.cpuprofile`]
+      ? [
+        "--cpu-prof",
+        "--cpu-prof-dir",
+        profDir,
+        "--cpu-prof-name",
+        `${Path.parse(file).name}-${Date.now()}.cpuprofile`
+      ]
       : []
     const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
     const child = spawn(cmd!, rest, {
@@ -180,7 +186,9 @@ const best = (xs: ReadonlyArray<number>, better: string): number => {
 }
 
 /** Medians of two runs are means: keep three significant digits at most. */
-const show = (x: number): string => (Number.isFinite(x) ? String(Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))) : "-")
+const show = (
+  x: number
+): string => (Number.isFinite(x) ? String(Math.abs(x) >= 100 ? Math.round(x) : Number(x.toPrecision(3))) : "-")
 
 const lockFile = Path.join(resultsDir, "run.lock")
 
@@ -278,13 +286,19 @@ const main = async (): Promise<void> => {
     loadavgAtStart: Os.loadavg().map((x) => round(x, 2)),
     // The bundles are built from the working tree: uncommitted changes to src/server are part of what ran.
     commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim() ?? "?",
-    uncommittedServerFiles: (spawnSync("git", ["status", "--porcelain", "--", "src/server", "src/protocol"], { encoding: "utf8" }).stdout ?? "")
-      .split("\n").filter((l) => l !== "").length
+    uncommittedServerFiles:
+      (spawnSync("git", ["status", "--porcelain", "--", "src/server", "src/protocol"], { encoding: "utf8" }).stdout ??
+        "")
+        .split("\n").filter((l) => l !== "").length
   }
   process.stdout.write(`${JSON.stringify({ machine })}\n`)
   if (built["ours"] !== undefined) {
     process.stdout.write(
-      `ours runs with rate limiting ${process.env["BENCH_RATE_LIMIT"] === undefined ? "disabled" : `on (bucket of ${process.env["BENCH_RATE_LIMIT"]} frames per peer, refilled at 10/s)`} (bench/servers/ours.ts)\n`
+      `ours runs with rate limiting ${
+        process.env["BENCH_RATE_LIMIT"] === undefined
+          ? "disabled"
+          : `on (bucket of ${process.env["BENCH_RATE_LIMIT"]} frames per peer, refilled at 10/s)`
+      } (bench/servers/ours.ts)\n`
     )
   }
 
@@ -344,7 +358,8 @@ const main = async (): Promise<void> => {
         better
       ])
     }
-    const count = (rs: ReadonlyArray<Result>, key: string) => round(median(rs.map((r) => r.counts[key] ?? Number.NaN)), 2)
+    const count = (rs: ReadonlyArray<Result>, key: string) =>
+      round(median(rs.map((r) => r.counts[key] ?? Number.NaN)), 2)
     const context = (label: string, key: string, kind: string) =>
       rows.push([spec.name, label, show(count(a, key)), show(count(b, key)), "", "", kind])
     if (a.length + b.length > 0) {
@@ -359,13 +374,19 @@ const main = async (): Promise<void> => {
     `\n${table(["case", "metric", first, second, `${first}/${second}`, "best/best", "better"], rows)}\n\n` +
       `${mode} mode, ${repeat} repetition(s), ${round((Date.now() - started) / 1000, 0)} s, ` +
       `${machine.cpus} x ${machine.cpuModel}, node ${machine.node}, ${machine.date}, commit ${machine.commit}` +
-      `${machine.uncommittedServerFiles > 0 ? ` + ${machine.uncommittedServerFiles} uncommitted files in src/server and src/protocol` : ""}` +
+      `${
+        machine.uncommittedServerFiles > 0
+          ? ` + ${machine.uncommittedServerFiles} uncommitted files in src/server and src/protocol`
+          : ""
+      }` +
       `${hasTaskset ? ", server on CPU 0 and generator on CPU 1" : ", not pinned (no taskset)"}\n`
   )
   const file = Path.join(resultsDir, `${mode}-${machine.date.replace(/[:.]/g, "-")}.json`)
   writeFileSync(file, JSON.stringify({ machine, results }, null, 2))
   process.stdout.write(`raw results: ${Path.relative(process.cwd(), file)}\n`)
-  if (cpuProf) process.stdout.write(`profiles: ${Path.relative(process.cwd(), profDir)}/ (npx tsx bench/profile.ts <file>)\n`)
+  if (cpuProf) {
+    process.stdout.write(`profiles: ${Path.relative(process.cwd(), profDir)}/ (npx tsx bench/profile.ts <file>)\n`)
+  }
   if (unbuilt) process.stdout.write("FAILED: our server (bench/servers/ours.ts) did not build, see above\n")
   process.exitCode = results.every((r) => r.ok) && !unbuilt ? 0 : 1
 }

@@ -17,9 +17,11 @@ const ServerLive = SympleServer.layerConfig({ // SYMPLE_* environment variables 
   authentication: true,
   authenticate: (_peer, auth) => {
     const session = auth.token === undefined ? undefined : sessions.get(auth.token)
-    return Effect.succeed(session === undefined
-      ? { allowed: false, message: "Invalid token" }
-      : { allowed: true, peer: { user: session.user, name: session.name }, rooms: session.rooms })
+    return Effect.succeed(
+      session === undefined
+        ? { allowed: false, message: "Invalid token" }
+        : { allowed: true, peer: { user: session.user, name: session.name }, rooms: session.rooms }
+    )
   },
   routes: HttpRouter.add("GET", "/version", HttpServerResponse.text("1.0.0")) // more: Layer.mergeAll(route, ...)
 })

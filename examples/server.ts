@@ -26,8 +26,11 @@ const ServerLive = Layer.unwrap(
 )
 
 const LogAddress = Layer.effectDiscard(
-  Effect.flatMap(SympleServer.SympleServer, (server) =>
-    Effect.log(`Symple server listening on ${server.url} (health: http://${server.host}:${server.port}/health)`))
+  Effect.flatMap(
+    SympleServer.SympleServer,
+    (server) =>
+      Effect.log(`Symple server listening on ${server.url} (health: http://${server.host}:${server.port}/health)`)
+  )
 )
 
 // Effect 4's runMain exits with 130 once a signal has interrupted the program, even after a clean stop: a graceful

@@ -11,12 +11,12 @@
  * two can be compared on the same Node. Nothing is written inside that checkout (the bundle goes to a temporary
  * directory whose `node_modules` links to the checkout's).
  */
+import * as esbuild from "esbuild"
 import { spawn } from "node:child_process"
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
-import * as esbuild from "esbuild"
 import { cpuMillis, median } from "../bench/stats.js"
 
 const args = process.argv.slice(2)

@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-export * from "./protocol/index.js"
-export * from "./client/node.js"
 export * from "./call/index.js"
+export * from "./client/node.js"
+export * from "./protocol/index.js"
 export * as SympleServer from "./server/index.js"

@@ -238,8 +238,11 @@ export const make = (
           return withPeer(callId, (pc) =>
             Effect.gen(function*() {
               const offer = yield* operation(callId, "createOffer", () => pc.createOffer())
-              yield* operation(callId, "setLocalDescription", () =>
-                pc.setLocalDescription({ type: "offer", sdp: offer.sdp ?? "" }))
+              yield* operation(
+                callId,
+                "setLocalDescription",
+                () => pc.setLocalDescription({ type: "offer", sdp: offer.sdp ?? "" })
+              )
               yield* send(remote, Call.Signal.Offer({ sdp: localSdp(pc, offer) }))
             })).pipe(Effect.ignore)
         }
@@ -249,8 +252,11 @@ export const make = (
             Effect.gen(function*() {
               yield* operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "offer", sdp }))
               const answer = yield* operation(callId, "createAnswer", () => pc.createAnswer())
-              yield* operation(callId, "setLocalDescription", () =>
-                pc.setLocalDescription({ type: "answer", sdp: answer.sdp ?? "" }))
+              yield* operation(
+                callId,
+                "setLocalDescription",
+                () => pc.setLocalDescription({ type: "answer", sdp: answer.sdp ?? "" })
+              )
               yield* send(remote, Call.Signal.Answer({ sdp: localSdp(pc, answer) }))
             })).pipe(Effect.ignore)
         }
@@ -298,9 +304,7 @@ export const make = (
     // and anyone can call us; the yields give the others (a transport that subscribes asynchronously) a chance too.
     yield* signaller.messages.pipe(
       Stream.runForEach((frame) =>
-        Effect.sync(() =>
-          Option.map(Call.parse(frame), ({ from, signal }) => post(Input.Remote({ from, signal })))
-        )
+        Effect.sync(() => Option.map(Call.parse(frame), ({ from, signal }) => post(Input.Remote({ from, signal }))))
       ),
       Effect.forkScoped({ startImmediately: true })
     )
@@ -385,7 +389,8 @@ export const awaitState = <S extends CallState>(
  * @since 0.1.0
  * @category guards
  */
-export const isTag = <T extends CallState["_tag"]>(tag: T) => (state: CallState): state is Extract<CallState, {
+export const isTag = <T extends CallState["_tag"]>(tag: T) =>
+(state: CallState): state is Extract<CallState, {
   readonly _tag: T
 }> => state._tag === tag
 

@@ -202,7 +202,9 @@ export const createClient = (
       routes.set(remove, routeScope)
       void start().then((c) =>
         Effect.runPromise(
-          c.onCommand(pattern, (command) => Effect.promise(async () => handler(command))).pipe(Scope.provide(routeScope))
+          c.onCommand(pattern, (command) => Effect.promise(async () => handler(command))).pipe(
+            Scope.provide(routeScope)
+          )
         )
       )
       return remove

@@ -639,8 +639,9 @@ export const make = (
       frame: F,
       reply: Partial<Omit<F, "type" | "id" | "to" | "from">> = {}
     ): Effect.Effect<F, ClientClosed> =>
-      enqueue((me) => Message.respond(frame, reply as Partial<Omit<F, "type" | "id" | "to">>, address(me))) as
-        Effect.Effect<F, ClientClosed>
+      enqueue((me) =>
+        Message.respond(frame, reply as Partial<Omit<F, "type" | "id" | "to">>, address(me))
+      ) as Effect.Effect<F, ClientClosed>
 
     const request = (frame: Frame.Routed, opts: RequestOptions = {}) =>
       Effect.gen(function*() {
@@ -778,4 +779,3 @@ export const layer = (
  */
 export const layerGlobal = (options: ClientConfig.ClientOptions): Layer.Layer<SympleClient> =>
   layer(options).pipe(Layer.provide(Socket.layerWebSocketConstructorGlobal))
-

@@ -219,14 +219,15 @@ export const make = (
   return { ...form, ...attributes(options), elements } as Form
 }
 
-const container = (type: string) =>
-(id: string, label: string, elements: ReadonlyArray<Element>, options: ElementOptions = {}): Element => ({
-  type,
-  id,
-  label,
-  ...attributes(options),
-  elements
-})
+const container =
+  (type: string) =>
+  (id: string, label: string, elements: ReadonlyArray<Element>, options: ElementOptions = {}): Element => ({
+    type,
+    id,
+    label,
+    ...attributes(options),
+    elements
+  })
 
 /**
  * @since 0.1.0
@@ -474,8 +475,7 @@ export const setValues = <E extends Element>(root: E, id: string, newValues: Rea
  * @since 0.1.0
  * @category combinators
  */
-export const setValue = <E extends Element>(root: E, id: string, newValue: Value): E =>
-  setValues(root, id, [newValue])
+export const setValue = <E extends Element>(root: E, id: string, newValue: Value): E => setValues(root, id, [newValue])
 
 /**
  * Sets (or, with `undefined`, removes) the error of every element with this `id`.

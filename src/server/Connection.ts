@@ -940,8 +940,10 @@ const join = (hub: Delivery.Hub, connection: Connection, online: Online, room: s
   const decision = hub.joinPolicy.authorizeJoin(online.peer, room)
   if (isExit(decision)) return authorizedJoin(hub, connection, online, room, Exit.isSuccess(decision) && decision.value)
   return {
-    pending: Effect.map(decision, (allowed) =>
-      connection.ended() ? undefined : authorizedJoin(hub, connection, online, room, allowed))
+    pending: Effect.map(
+      decision,
+      (allowed) => connection.ended() ? undefined : authorizedJoin(hub, connection, online, room, allowed)
+    )
   }
 }
 

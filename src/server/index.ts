@@ -3,7 +3,6 @@
  *
  * @since 0.1.0
  */
-export * from "./SympleServer.js"
 export * as Authenticator from "./Authenticator.js"
 export * as JoinPolicy from "./JoinPolicy.js"
 export * as Presence from "./Presence.js"
@@ -11,3 +10,4 @@ export * as RateLimit from "./RateLimit.js"
 export * as Router from "./Router.js"
 export * as ServerConfig from "./ServerConfig.js"
 export * as State from "./State.js"
+export * from "./SympleServer.js"

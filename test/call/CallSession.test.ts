@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
+import { RTCPeerConnection } from "werift"
 import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
-import { type MemoryNetwork, makeMemoryNetwork, Signaller } from "../../src/call/Signaller.js"
+import { makeMemoryNetwork, type MemoryNetwork, Signaller } from "../../src/call/Signaller.js"
 import * as Call from "../../src/protocol/Call.js"
-import { RTCPeerConnection } from "werift"
 import { loopback, makeChatPeer } from "./chatPeer.js"
 
 const join = (network: MemoryNetwork, user: string, options: Partial<CallSessionOptions> = {}) =>
@@ -195,59 +195,63 @@ describe("call/CallSession over an in-memory network", () => {
       expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
     }))
 
-  it.live("interop: a hand-written peer in the C++ dialect (no data, a= candidates, no sdpMLineIndex)", () =>
-    Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice")
-      const bob = yield* network.connect("bob")
-      const bobAddress = yield* bob.address
-      const pc = new RTCPeerConnection(loopback)
-      yield* Effect.addFinalizer(() => Effect.promise(() => pc.close()))
-      const bobReceived = yield* Queue.unbounded<string>()
-      pc.ondatachannel = ({ channel }) => {
-        channel.onmessage = (event) => {
-          Queue.offerUnsafe(bobReceived, String(event.data))
-          channel.send(`echo ${String(event.data)}`)
+  it.live(
+    "interop: a hand-written peer in the C++ dialect (no data, a= candidates, no sdpMLineIndex)",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const bob = yield* network.connect("bob")
+        const bobAddress = yield* bob.address
+        const pc = new RTCPeerConnection(loopback)
+        yield* Effect.addFinalizer(() => Effect.promise(() => pc.close()))
+        const bobReceived = yield* Queue.unbounded<string>()
+        pc.ondatachannel = ({ channel }) => {
+          channel.onmessage = (event) => {
+            Queue.offerUnsafe(bobReceived, String(event.data))
+            channel.send(`echo ${String(event.data)}`)
+          }
         }
-      }
-      const send = (subtype: string, data?: Record<string, string>) =>
-        Effect.runFork(bob.send({ type: "message", to: alice.address, subtype, ...(data ? { data } : {}) }))
-      pc.onicecandidate = ({ candidate }) => {
-        if (!candidate) return
-        send("call:candidate", { candidate: `a=${candidate.candidate}`, sdpMid: candidate.sdpMid ?? "0" })
-      }
-      yield* bob.messages.pipe(
-        Stream.runForEach((frame) =>
-          Effect.promise(async () => {
-            const data = frame.data as Record<string, string> | undefined
-            if (frame.subtype === "call:init") send("call:accept")
-            if (frame.subtype === "call:offer" && data) {
-              await pc.setRemoteDescription({ type: "offer", sdp: data.sdp! })
-              const answer = await pc.createAnswer()
-              await pc.setLocalDescription(answer)
-              send("call:answer", { type: "answer", sdp: pc.localDescription!.sdp })
-            }
-            if (frame.subtype === "call:candidate" && data) await pc.addIceCandidate({ candidate: data.candidate! })
-          })
-        ),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
-      yield* alice.session.call(bobAddress)
-      yield* waitFor(alice, "Active")
-      const channel = yield* Deferred.await(alice.chat.open)
-      channel.send("hi")
-      expect(yield* Queue.take(bobReceived)).toBe("hi")
-      expect(yield* Queue.take(alice.chat.received)).toBe("echo hi")
-      send("call:hangup")
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
-      )
-      // What alice sent is still the strict form.
-      const fromAlice = (yield* network.routed).filter((f) => f.from === alice.address)
-      expect(fromAlice.every(Call.isStrict)).toBe(true)
-      expect(fromAlice.some((f) => f.subtype === "call:candidate")).toBe(true)
-    }), 30_000)
+        const send = (subtype: string, data?: Record<string, string>) =>
+          Effect.runFork(bob.send({ type: "message", to: alice.address, subtype, ...(data ? { data } : {}) }))
+        pc.onicecandidate = ({ candidate }) => {
+          if (!candidate) return
+          send("call:candidate", { candidate: `a=${candidate.candidate}`, sdpMid: candidate.sdpMid ?? "0" })
+        }
+        yield* bob.messages.pipe(
+          Stream.runForEach((frame) =>
+            Effect.promise(async () => {
+              const data = frame.data as Record<string, string> | undefined
+              if (frame.subtype === "call:init") send("call:accept")
+              if (frame.subtype === "call:offer" && data) {
+                await pc.setRemoteDescription({ type: "offer", sdp: data.sdp! })
+                const answer = await pc.createAnswer()
+                await pc.setLocalDescription(answer)
+                send("call:answer", { type: "answer", sdp: pc.localDescription!.sdp })
+              }
+              if (frame.subtype === "call:candidate" && data) await pc.addIceCandidate({ candidate: data.candidate! })
+            })
+          ),
+          Effect.forkScoped
+        )
+        yield* Effect.yieldNow
+        yield* alice.session.call(bobAddress)
+        yield* waitFor(alice, "Active")
+        const channel = yield* Deferred.await(alice.chat.open)
+        channel.send("hi")
+        expect(yield* Queue.take(bobReceived)).toBe("hi")
+        expect(yield* Queue.take(alice.chat.received)).toBe("echo hi")
+        send("call:hangup")
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
+        )
+        // What alice sent is still the strict form.
+        const fromAlice = (yield* network.routed).filter((f) => f.from === alice.address)
+        expect(fromAlice.every(Call.isStrict)).toBe(true)
+        expect(fromAlice.some((f) => f.subtype === "call:candidate")).toBe(true)
+      }),
+    30_000
+  )
 
   it.live("remote offline: an active call ends when the other peer disappears", () =>
     Effect.gen(function*() {
@@ -265,29 +269,33 @@ describe("call/CallSession over an in-memory network", () => {
       expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
     }), 30_000)
 
-  it.live("glare: both call each other at once, the lower address stays the caller, the call connects", () =>
-    Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice")
-      const bob = yield* join(network, "bob")
-      // Hold the network so that both inits are in flight at the same time.
-      yield* network.pause
-      yield* alice.session.call(bob.address)
-      yield* bob.session.call(alice.address)
-      yield* network.resume
-      const [a, b] = yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-      const aliceWins = alice.address < bob.address
-      expect(a.role).toBe(aliceWins ? "caller" : "callee")
-      expect(b.role).toBe(aliceWins ? "callee" : "caller")
-      const [aliceChannel] = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
-      aliceChannel.send("through glare")
-      expect(yield* Queue.take(bob.chat.received)).toBe("through glare")
-      // Exactly one offer was made: only one side negotiated as the caller.
-      const offers = (yield* network.routed).filter((f) => f.subtype === "call:offer")
-      expect(offers.length).toBe(1)
-      yield* alice.session.hangup()
-      yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
-    }), 30_000)
+  it.live(
+    "glare: both call each other at once, the lower address stays the caller, the call connects",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const bob = yield* join(network, "bob")
+        // Hold the network so that both inits are in flight at the same time.
+        yield* network.pause
+        yield* alice.session.call(bob.address)
+        yield* bob.session.call(alice.address)
+        yield* network.resume
+        const [a, b] = yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        const aliceWins = alice.address < bob.address
+        expect(a.role).toBe(aliceWins ? "caller" : "callee")
+        expect(b.role).toBe(aliceWins ? "callee" : "caller")
+        const [aliceChannel] = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
+        aliceChannel.send("through glare")
+        expect(yield* Queue.take(bob.chat.received)).toBe("through glare")
+        // Exactly one offer was made: only one side negotiated as the caller.
+        const offers = (yield* network.routed).filter((f) => f.subtype === "call:offer")
+        expect(offers.length).toBe(1)
+        yield* alice.session.hangup()
+        yield* Effect.all([waitFor(alice, "Ended"), waitFor(bob, "Ended")])
+      }),
+    30_000
+  )
 
   it.live("a peer connection that cannot be created ends the call with hangup {reason: failed}", () =>
     Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CallState, Input, Instruction, initial, transition } from "../../src/call/CallState.js"
+import { CallState, initial, Input, Instruction, transition } from "../../src/call/CallState.js"
 import type { Step } from "../../src/call/CallState.js"
 import * as Address from "../../src/protocol/Address.js"
 import * as Call from "../../src/protocol/Call.js"

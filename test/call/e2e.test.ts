@@ -128,49 +128,53 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       )
     }), 30_000)
 
-  it.live("as layers: a session provided inside another one signals through its own client", () =>
-    Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
-      const aliceChat = yield* makeChatPeer
-      const bobChat = yield* makeChatPeer
-      const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>
-        CallSession.layer({ peerConnection: chat.peerConnection, ringTimeout: "10 seconds" }).pipe(
-          Layer.provide(layerClient),
-          Layer.provideMerge(NodeSympleClient.layer({ url: server.url, user, rooms: [room], reconnection: false }))
-        )
-      const within = (tag: CallState["_tag"], session: CallSession.CallSession) =>
-        awaitState(session, isTag(tag)).pipe(Effect.timeout("10 seconds"))
+  it.live(
+    "as layers: a session provided inside another one signals through its own client",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const aliceChat = yield* makeChatPeer
+        const bobChat = yield* makeChatPeer
+        const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>
+          CallSession.layer({ peerConnection: chat.peerConnection, ringTimeout: "10 seconds" }).pipe(
+            Layer.provide(layerClient),
+            Layer.provideMerge(NodeSympleClient.layer({ url: server.url, user, rooms: [room], reconnection: false }))
+          )
+        const within = (tag: CallState["_tag"], session: CallSession.CallSession) =>
+          awaitState(session, isTag(tag)).pipe(Effect.timeout("10 seconds"))
 
-      yield* Effect.gen(function*() {
-        const alice = yield* CallSession.CallSession
-        const aliceAddress = Peer.address(yield* (yield* SympleClient).awaitOnline)
         yield* Effect.gen(function*() {
-          const bob = yield* CallSession.CallSession
-          const bobAddress = Peer.address(yield* (yield* SympleClient).awaitOnline)
-          expect(bob).not.toBe(alice)
-          const answered = yield* bob.incomingCall.pipe(
-            Stream.take(1),
-            Stream.runForEach((incoming) => {
-              expect(incoming.remote).toBe(aliceAddress)
-              return bob.accept()
-            }),
-            Effect.forkScoped({ startImmediately: true })
-          )
-          yield* alice.call(bobAddress)
-          // Never rings if bob's session was handed alice's signaller.
-          yield* Fiber.join(answered).pipe(Effect.timeout("10 seconds"))
-          expect(yield* within("Active", alice)).toEqual(
-            CallState.Active({ callId: 1, remote: bobAddress, role: "caller" })
-          )
-          expect(yield* within("Active", bob)).toEqual(
-            CallState.Active({ callId: 1, remote: aliceAddress, role: "callee" })
-          )
-          yield* alice.hangup()
-          expect(yield* within("Ended", bob)).toEqual(
-            CallState.Ended({ callId: 1, remote: aliceAddress, reason: "hangup", by: "remote" })
-          )
-        }).pipe(Effect.provide(party("bob", bobChat)))
-      }).pipe(Effect.provide(party("alice", aliceChat)))
-      expect([...aliceChat.created, ...bobChat.created].map((pc) => pc.connectionState)).toEqual(["closed", "closed"])
-    }), 30_000)
+          const alice = yield* CallSession.CallSession
+          const aliceAddress = Peer.address(yield* (yield* SympleClient).awaitOnline)
+          yield* Effect.gen(function*() {
+            const bob = yield* CallSession.CallSession
+            const bobAddress = Peer.address(yield* (yield* SympleClient).awaitOnline)
+            expect(bob).not.toBe(alice)
+            const answered = yield* bob.incomingCall.pipe(
+              Stream.take(1),
+              Stream.runForEach((incoming) => {
+                expect(incoming.remote).toBe(aliceAddress)
+                return bob.accept()
+              }),
+              Effect.forkScoped({ startImmediately: true })
+            )
+            yield* alice.call(bobAddress)
+            // Never rings if bob's session was handed alice's signaller.
+            yield* Fiber.join(answered).pipe(Effect.timeout("10 seconds"))
+            expect(yield* within("Active", alice)).toEqual(
+              CallState.Active({ callId: 1, remote: bobAddress, role: "caller" })
+            )
+            expect(yield* within("Active", bob)).toEqual(
+              CallState.Active({ callId: 1, remote: aliceAddress, role: "callee" })
+            )
+            yield* alice.hangup()
+            expect(yield* within("Ended", bob)).toEqual(
+              CallState.Ended({ callId: 1, remote: aliceAddress, reason: "hangup", by: "remote" })
+            )
+          }).pipe(Effect.provide(party("bob", bobChat)))
+        }).pipe(Effect.provide(party("alice", aliceChat)))
+        expect([...aliceChat.created, ...bobChat.created].map((pc) => pc.connectionState)).toEqual(["closed", "closed"])
+      }),
+    30_000
+  )
 })

@@ -1,10 +1,10 @@
 /**
  * The client's public entry must bundle for the browser without any Node import.
  */
+import { Effect, Exit, Scope } from "effect"
 import { build, type BuildOptions } from "esbuild"
 import { builtinModules } from "node:module"
 import { fileURLToPath } from "node:url"
-import { Effect, Exit, Scope } from "effect"
 import { describe, expect, it } from "vitest"
 import { WebSocket } from "ws"
 import { createClient } from "../../src/client/index.js"

@@ -52,7 +52,9 @@ describe("README client examples", () => {
         const me = await client.connect()
         await client.send({ type: "message", to: ["lobby"], data: { text: `hello from ${me.user}` } })
         try {
-          await client.request({ type: "command", node: "media:video:start", to: `bob|${bobPeer.id}` }, { timeout: 200 })
+          await client.request({ type: "command", node: "media:video:start", to: `bob|${bobPeer.id}` }, {
+            timeout: 200
+          })
         } catch (error) {
           log.push(String(error)) // a RequestError: bob has no route for it, so his client answered 404
         }

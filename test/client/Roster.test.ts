@@ -62,7 +62,7 @@ const script = (sequence: ReadonlyArray<Op>) => {
   }
   for (const o of sequence) {
     if (o.kind === "presence") emit(peerData(o.peer, o.online, o.mood))
-    else if (o.kind === "snapshot") for (const data of Array.from(model.values())) emit(data)
+    else if (o.kind === "snapshot") { for (const data of Array.from(model.values())) emit(data) }
     else if (last !== undefined) emit(last.data as ReturnType<typeof peerData>)
   }
   return { frames, model, changes }

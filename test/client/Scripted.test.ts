@@ -315,8 +315,11 @@ describe("client sending", () => {
       yield* waitFor(client, "Online")
       first.conn.socket.terminate()
       yield* waitFor(client, "Error")
-      const sending = yield* Effect.forEach(["one", "two", "three"], (text) =>
-        Effect.forkChild(client.send(Message.message({ data: { text } }))), { concurrency: 1 })
+      const sending = yield* Effect.forEach(
+        ["one", "two", "three"],
+        (text) => Effect.forkChild(client.send(Message.message({ data: { text } }))),
+        { concurrency: 1 }
+      )
       const second = yield* server.nextConnection
       const auth = yield* second.next
       expect(auth.type).toBe("auth")
@@ -550,7 +553,12 @@ describe("client command routes", () => {
       conn.send({ type: "command", id: "c2", node: "job:run", from: "bob|b1" })
       expect(yield* conn.next).toMatchObject({ id: "c2", status: 404 })
 
-      const quiet = yield* NodeSympleClient.make({ url: server.url, user: "q", answerUnhandledCommands: false, ...fast })
+      const quiet = yield* NodeSympleClient.make({
+        url: server.url,
+        user: "q",
+        answerUnhandledCommands: false,
+        ...fast
+      })
       const other = yield* Scripted.accept(server, "q1")
       yield* other.conn.nextOf("presence")
       const commands = yield* quiet.subscribe

@@ -41,10 +41,11 @@ export const make = (options: { readonly port?: number } = {}): Effect.Effect<Sc
           (): void => resume(Effect.succeed(server))
         )
       }),
-      (server) => Effect.callback<void>((resume) => {
-        for (const client of server.clients) client.terminate()
-        server.close(() => resume(Effect.void))
-      })
+      (server) =>
+        Effect.callback<void>((resume) => {
+          for (const client of server.clients) client.terminate()
+          server.close(() => resume(Effect.void))
+        })
     )
     wss.on("connection", (socket) => {
       const received = Effect.runSync(Queue.unbounded<JsonObject>())

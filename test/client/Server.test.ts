@@ -83,8 +83,10 @@ describe("client against the Symple server", () => {
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const bobAddress = `bob|${bob.peer.id}`
-      yield* bob.client.onCommand("media:video:*", (command) =>
-        Effect.succeed({ data: { quality: Message.param(command.node ?? "", 3) ?? "" } }))
+      yield* bob.client.onCommand(
+        "media:video:*",
+        (command) => Effect.succeed({ data: { quality: Message.param(command.node ?? "", 3) ?? "" } })
+      )
       const ok = yield* alice.client.request(Message.command("media:video:hd", { to: bobAddress }))
       expect(ok).toMatchObject({ status: 200, data: { quality: "hd" }, node: "media:video:hd" })
       const missing = yield* Effect.flip(alice.client.request(Message.command("media:audio:mute", { to: bobAddress })))
@@ -142,7 +144,12 @@ describe("client against the Symple server", () => {
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ ...serverOptions, maxRoomNameLength: 8 })
       yield* connect(server.url, { user: "carol" })
-      const mallory = yield* NodeSympleClient.make({ url: server.url, ...fast, requestTimeout: 60_000, user: "mallory" })
+      const mallory = yield* NodeSympleClient.make({
+        url: server.url,
+        ...fast,
+        requestTimeout: 60_000,
+        user: "mallory"
+      })
       yield* mallory.awaitOnline
       const both = yield* Effect.all([
         mallory.joinRoom("carol").pipe(Effect.flip),
@@ -179,8 +186,11 @@ describe("client against the Symple server", () => {
       expect(restarted.port).toBe(port)
       // A virtual peer in the lobby sees the queued message whichever client gets back first.
       const watcherInbox = yield* Queue.unbounded<Frame.Frame>()
-      yield* restarted.addVirtualPeer({ id: "watcher", user: "watcher" }, ["lobby"], (frame) =>
-        Queue.offer(watcherInbox, frame))
+      yield* restarted.addVirtualPeer(
+        { id: "watcher", user: "watcher" },
+        ["lobby"],
+        (frame) => Queue.offer(watcherInbox, frame)
+      )
       const aliceAgain = yield* waitFor(alice.client, "Online")
       assert(aliceAgain._tag === "Online")
       expect(aliceAgain.peer.id).not.toBe(alice.peer.id)

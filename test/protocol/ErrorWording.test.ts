@@ -7,7 +7,11 @@ import { Frame } from "../../src/protocol/index.js"
  * `ArrayFormatter` gave for them, recorded from the Effect 3 build: error frames and logs keep that wording.
  */
 const refusals: ReadonlyArray<readonly [string, unknown, string]> = [
-  ["a NaN JSON value", { type: "message", data: Number.NaN }, "Invalid message frame: \"data\": Expected null, actual NaN"],
+  [
+    "a NaN JSON value",
+    { type: "message", data: Number.NaN },
+    "Invalid message frame: \"data\": Expected null, actual NaN"
+  ],
   [
     "an undefined JSON value",
     { type: "message", data: undefined },
@@ -30,10 +34,20 @@ const refusals: ReadonlyArray<readonly [string, unknown, string]> = [
   ],
   [
     "an infinite number",
-    { type: "welcome", protocol: "symple/4", status: Number.POSITIVE_INFINITY, peer: { id: "i", user: "u" }, rooms: [] },
+    {
+      type: "welcome",
+      protocol: "symple/4",
+      status: Number.POSITIVE_INFINITY,
+      peer: { id: "i", user: "u" },
+      rooms: []
+    },
     "Invalid welcome frame: \"status\": Expected a finite number, actual Infinity"
   ],
-  ["a NaN number", { type: "event", time: Number.NaN }, "Invalid event frame: \"time\": Expected a finite number, actual NaN"],
+  [
+    "a NaN number",
+    { type: "event", time: Number.NaN },
+    "Invalid event frame: \"time\": Expected a finite number, actual NaN"
+  ],
   [
     "a bad peer field",
     { type: "welcome", protocol: "symple/4", status: 200, peer: { id: "i", user: Number.NaN }, rooms: [] },
@@ -54,7 +68,11 @@ const refusals: ReadonlyArray<readonly [string, unknown, string]> = [
     { type: "auth", user: "u", data: ["a"] },
     "Invalid auth frame: \"data\": Expected JsonObject, actual [\"a\"]"
   ],
-  ["a string for a number", { type: "error", status: "200" }, "Invalid error frame: \"status\": Expected number, actual \"200\""]
+  [
+    "a string for a number",
+    { type: "error", status: "200" },
+    "Invalid error frame: \"status\": Expected number, actual \"200\""
+  ]
 ]
 
 /** `Frame.encode` validates against the union of every frame: what it says when the tag matches no frame. */

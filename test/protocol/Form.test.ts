@@ -5,13 +5,15 @@ import { Frame, Json } from "../../src/protocol/index.js"
 import { fc, prop } from "../support/prop.js"
 
 /** The example of wire-survey.md §7.6, with its elided strings filled in. */
-const surveyExample = JSON.parse(`{"type":"form","action":"form","partial":false,"id":"profile","label":"Profile","hint":"Edit your profile",
+const surveyExample = JSON.parse(
+  `{"type":"form","action":"form","partial":false,"id":"profile","label":"Profile","hint":"Edit your profile",
  "elements":[
    {"type":"page","id":"main","label":"Profile Settings","elements":[
      {"type":"section","id":"basic","label":"Basic Info","live":true,"elements":[
        {"type":"text","id":"name","label":"Display Name","hint":"Shown to others","values":["Alice"]},
        {"type":"list","id":"role","label":"Role","options":{"admin":"Administrator","member":"Member"},"values":["member"]},
-       {"type":"boolean","id":"active","label":"Active","values":["1"],"error":"Cannot deactivate yourself"}]}]}]}`) as unknown
+       {"type":"boolean","id":"active","label":"Active","values":["1"],"error":"Cannot deactivate yourself"}]}]}]}`
+) as unknown
 
 const build = (): Form.Form =>
   Form.make([

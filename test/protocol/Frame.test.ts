@@ -136,9 +136,17 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
     ["a 5 MB string", JSON.stringify("x".repeat(5 * 1024 * 1024)), /got a string/],
     ["a 5 MB non-JSON text", "x".repeat(5 * 1024 * 1024), /^Invalid JSON$/],
     ["a __proto__ key", "{\"type\":\"message\",\"__proto__\":{\"polluted\":true}}", /__proto__/],
-    ["a nested __proto__ key", "{\"type\":\"message\",\"data\":{\"a\":[{\"__proto__\":{\"polluted\":true}}]}}", /__proto__/],
+    [
+      "a nested __proto__ key",
+      "{\"type\":\"message\",\"data\":{\"a\":[{\"__proto__\":{\"polluted\":true}}]}}",
+      /__proto__/
+    ],
     ["an escaped __proto__ key", "{\"type\":\"message\",\"\\u005f_proto__\":{\"polluted\":true}}", /__proto__/],
-    ["a __proto__ auth data", "{\"type\":\"auth\",\"user\":\"a\",\"data\":{\"__proto__\":{\"polluted\":true}}}", /__proto__/]
+    [
+      "a __proto__ auth data",
+      "{\"type\":\"auth\",\"user\":\"a\",\"data\":{\"__proto__\":{\"polluted\":true}}}",
+      /__proto__/
+    ]
   ]
 
   for (const [label, text, message] of cases) {
@@ -219,8 +227,10 @@ describe("Frame.decode refuses hostile input with a 400 and never throws", () =>
 
   it("numbers that overflow a double are refused (JSON cannot carry an infinity); underflow is just 0", () => {
     // Found by the mangled-bytes property: e-79 became e379, which JSON.parse reads as -Infinity.
-    expectBadRequest(Frame.decode("{\"probe\":-4.969729477061672e379,\"id\":\"error\",\"type\":\"command\"}"),
-      "Number out of range")
+    expectBadRequest(
+      Frame.decode("{\"probe\":-4.969729477061672e379,\"id\":\"error\",\"type\":\"command\"}"),
+      "Number out of range"
+    )
     expectBadRequest(Frame.decode("{\"type\":\"message\",\"data\":1E+309}"), "Number out of range")
     expectBadRequest(Frame.decode(`{"type":"message","data":${"9".repeat(400)}}`), "Number out of range")
     expect(Frame.decode("{\"type\":\"message\",\"data\":1e308}")).toStrictEqual(

@@ -38,9 +38,12 @@ const { object } = fc.letrec((tie) => ({
   object: fc.array(fc.tuple(space, spelled, space, space, tie("value"), space), { maxLength: 6 }).map((members) =>
     `{${members.map(([a, key, b, c, value, d]) => `${a}${key}${b}:${c}${value}${d}`).join(",")}}`
   ),
-  value: fc.oneof({ depthSize: "small" }, leaf, tie("object"), fc.array(tie("value"), { maxLength: 3 }).map((items) =>
-    `[${items.join(",")}]`
-  ))
+  value: fc.oneof(
+    { depthSize: "small" },
+    leaf,
+    tie("object"),
+    fc.array(tie("value"), { maxLength: 3 }).map((items) => `[${items.join(",")}]`)
+  )
 }))
 
 const text = fc.tuple(space, object as fc.Arbitrary<string>, space).map(([a, body, b]) => `${a}${body}${b}`)

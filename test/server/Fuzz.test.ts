@@ -57,61 +57,65 @@ const authModes = [
 ]
 
 describe.each(authModes)("fuzz ($label)", ({ options }) => {
-  it.live("thousands of hostile frames from 3 peers do not disturb 2 others, and new peers still connect", () =>
-    Effect.gen(function*() {
-      const server = yield* startServer({ rateLimit: 0, maxPayload: 300_000, ...options })
-      const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
-      const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
-      const inputs = fc.sample(input, { numRuns: 4500, seed: 4242 })
-      let reconnects = 0
+  it.live(
+    "thousands of hostile frames from 3 peers do not disturb 2 others, and new peers still connect",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* startServer({ rateLimit: 0, maxPayload: 300_000, ...options })
+        const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
+        const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
+        const inputs = fc.sample(input, { numRuns: 4500, seed: 4242 })
+        let reconnects = 0
 
-      const fuzzer = (n: number, slice: ReadonlyArray<Input>) =>
-        Effect.gen(function*() {
-          let client: Client = yield* connect(server.url)
-          client.send({ type: "auth", user: `fuzz${n}`, rooms: ["lobby", `f${n}`] })
-          for (let i = 0; i < slice.length; i++) {
-            if (client.isClosed()) {
-              reconnects++
-              client = yield* connect(server.url)
-              client.send({ type: "auth", user: `fuzz${n}`, rooms: ["lobby"] })
+        const fuzzer = (n: number, slice: ReadonlyArray<Input>) =>
+          Effect.gen(function*() {
+            let client: Client = yield* connect(server.url)
+            client.send({ type: "auth", user: `fuzz${n}`, rooms: ["lobby", `f${n}`] })
+            for (let i = 0; i < slice.length; i++) {
+              if (client.isClosed()) {
+                reconnects++
+                client = yield* connect(server.url)
+                client.send({ type: "auth", user: `fuzz${n}`, rooms: ["lobby"] })
+              }
+              client.sendRaw(slice[i]!.data, slice[i]!.binary)
+              if (i % 5 === 0) yield* Effect.sleep(1)
             }
-            client.sendRaw(slice[i]!.data, slice[i]!.binary)
-            if (i % 5 === 0) yield* Effect.sleep(1)
+          })
+
+        const chat = Effect.gen(function*() {
+          for (let i = 0; i < 100; i++) {
+            alice.send({ type: "message", to: bob.address, data: { chat: i } })
+            bob.send({ type: "message", to: alice.address, data: { chat: i } })
+            yield* Effect.sleep(2)
           }
         })
 
-      const chat = Effect.gen(function*() {
-        for (let i = 0; i < 100; i++) {
-          alice.send({ type: "message", to: bob.address, data: { chat: i } })
-          bob.send({ type: "message", to: alice.address, data: { chat: i } })
-          yield* Effect.sleep(2)
-        }
-      })
+        yield* Effect.all([
+          fuzzer(0, inputs.slice(0, 1500)),
+          fuzzer(1, inputs.slice(1500, 3000)),
+          fuzzer(2, inputs.slice(3000)),
+          chat
+        ], { concurrency: "unbounded" })
 
-      yield* Effect.all([
-        fuzzer(0, inputs.slice(0, 1500)),
-        fuzzer(1, inputs.slice(1500, 3000)),
-        fuzzer(2, inputs.slice(3000)),
-        chat
-      ], { concurrency: "unbounded" })
+        const chats = (client: Client, from: string) =>
+          client.all.filter((f) => f.type === "message" && f.from === from && typeof f.data?.chat === "number")
+            .map((f) => f.data?.chat)
+        const expected = Array.from({ length: 100 }, (_, i) => i)
+        yield* Effect.sleep(200)
+        expect(chats(bob, alice.address)).toEqual(expected)
+        expect(chats(alice, bob.address)).toEqual(expected)
+        expect(alice.isClosed() || bob.isClosed()).toBe(false)
 
-      const chats = (client: Client, from: string) =>
-        client.all.filter((f) => f.type === "message" && f.from === from && typeof f.data?.chat === "number")
-          .map((f) => f.data?.chat)
-      const expected = Array.from({ length: 100 }, (_, i) => i)
-      yield* Effect.sleep(200)
-      expect(chats(bob, alice.address)).toEqual(expected)
-      expect(chats(alice, bob.address)).toEqual(expected)
-      expect(alice.isClosed() || bob.isClosed()).toBe(false)
-
-      alice.send({ type: "message", to: bob.address, data: { after: true } })
-      yield* bob.next(isMessage((f) => f.data?.after === true))
-      const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
-      carol.send({ type: "message", to: bob.address, data: { hello: "carol" } })
-      yield* bob.next(isMessage((f) => f.from === carol.address))
-      expect(reconnects).toBeGreaterThan(0)
-      const stats = yield* server.stats
-      expect(stats.received).toBeGreaterThan(2500)
-      expect(stats.refused).toBeGreaterThan(1000)
-    }).pipe(Effect.scoped), { timeout: 60_000 })
+        alice.send({ type: "message", to: bob.address, data: { after: true } })
+        yield* bob.next(isMessage((f) => f.data?.after === true))
+        const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
+        carol.send({ type: "message", to: bob.address, data: { hello: "carol" } })
+        yield* bob.next(isMessage((f) => f.from === carol.address))
+        expect(reconnects).toBeGreaterThan(0)
+        const stats = yield* server.stats
+        expect(stats.received).toBeGreaterThan(2500)
+        expect(stats.refused).toBeGreaterThan(1000)
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
 })

@@ -8,8 +8,7 @@ const admits = (admission: RateLimit.Admission, n: number): Array<boolean> =>
   Array.from({ length: n }, () => admission.admit())
 
 /** A limiter on a store of its own. */
-const ownLimiter = (store: Layer.Layer<never>) =>
-  RateLimit.layerRateLimiter.pipe(Layer.provide(store), Layer.fresh)
+const ownLimiter = (store: Layer.Layer<never>) => RateLimit.layerRateLimiter.pipe(Layer.provide(store), Layer.fresh)
 
 /** Effect's own limiter on Effect's memory store: the reference the admissions must agree with. */
 const effectLimiter = RateLimiter.layer.pipe(Layer.provide(RateLimiter.layerStoreMemory), Layer.fresh)

@@ -1,10 +1,23 @@
 import { describe, expect, it, vi } from "@effect/vitest"
-import { Cause, ConfigProvider, Deferred, Duration, Effect, Exit, Fiber, Layer, Logger, Option, Scope, Stream } from "effect"
+import {
+  Cause,
+  ConfigProvider,
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  Fiber,
+  Layer,
+  Logger,
+  Option,
+  Scope,
+  Stream
+} from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Net from "node:net"
+import type { Frame } from "../../src/protocol/index.js"
 import * as SympleServer from "../../src/server/index.js"
 import { connect, eventually, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
-import type { Frame } from "../../src/protocol/index.js"
 
 describe("server", () => {
   it.live("a defect while handling a peer's frame (a custom router that throws) ends that connection only", () =>
@@ -258,7 +271,9 @@ describe("server", () => {
       )
       expect(server.host).toBe("127.0.0.1")
       expect(server.port).toBeGreaterThan(0)
-      const options = yield* SympleServer.ServerConfig.config.pipe(Effect.provideService(ConfigProvider.ConfigProvider, provider))
+      const options = yield* SympleServer.ServerConfig.config.pipe(
+        Effect.provideService(ConfigProvider.ConfigProvider, provider)
+      )
       expect(options).toEqual({ host: "127.0.0.1", maxConnections: 1 })
     }).pipe(Effect.scoped))
 

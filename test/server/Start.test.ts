@@ -99,20 +99,24 @@ const npmStart = Effect.acquireRelease(
 
 describe.skipIf(process.platform === "win32")("npm start", () => {
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    it.live(`${signal} to npm reaches the server: shutdown event, close 1001, nothing left running`, () =>
-      Effect.gen(function*() {
-        const { exited, npm, port, tree } = yield* npmStart
-        const alice = yield* peer({ url: `ws://127.0.0.1:${port}` }, "alice")
-        // Only npm is signalled, as Docker and systemd do; not its process group.
-        npm.kill(signal)
-        expect(yield* alice.next((f) => f.type === "event")).toMatchObject({ name: "shutdown" })
-        expect(yield* alice.closed).toEqual({ code: 1001, reason: "Server shutting down" })
-        yield* Effect.promise(() => exited).pipe(Effect.timeoutOrElse({
-          duration: 10_000,
-          orElse: () => Effect.fail(new Error("npm did not exit"))
-        }))
-        expect(yield* listening(port)).toBe(false)
-        expect(tree.filter(running)).toEqual([])
-      }).pipe(Effect.scoped), { timeout: 60_000 })
+    it.live(
+      `${signal} to npm reaches the server: shutdown event, close 1001, nothing left running`,
+      () =>
+        Effect.gen(function*() {
+          const { exited, npm, port, tree } = yield* npmStart
+          const alice = yield* peer({ url: `ws://127.0.0.1:${port}` }, "alice")
+          // Only npm is signalled, as Docker and systemd do; not its process group.
+          npm.kill(signal)
+          expect(yield* alice.next((f) => f.type === "event")).toMatchObject({ name: "shutdown" })
+          expect(yield* alice.closed).toEqual({ code: 1001, reason: "Server shutting down" })
+          yield* Effect.promise(() => exited).pipe(Effect.timeoutOrElse({
+            duration: 10_000,
+            orElse: () => Effect.fail(new Error("npm did not exit"))
+          }))
+          expect(yield* listening(port)).toBe(false)
+          expect(tree.filter(running)).toEqual([])
+        }).pipe(Effect.scoped),
+      { timeout: 60_000 }
+    )
   }
 })

@@ -40,12 +40,19 @@ describe("forwarded text", () => {
       const texts: Array<string> = []
       b.ws.on("message", (data) => texts.push(String(data)))
       const next = (n: number) =>
-        Effect.map(b.next(isMessage((f) => f.data?.n === n)), () => texts.find((t) => t.includes(`"n" : ${n}`) || t.includes(`"n":${n}`))!)
+        Effect.map(
+          b.next(isMessage((f) => f.data?.n === n)),
+          () => texts.find((t) => t.includes(`"n" : ${n}`) || t.includes(`"n":${n}`))!
+        )
 
       // No from: the text as sent (spacing and number spelling included), closed with the sender's address.
       const spaced = `{ "type" : "message", "to" : ${JSON.stringify(b.address)}, "data" : { "n" : 1, "x" : 1.50 } }  `
       a.sendRaw(spaced)
-      expect(yield* next(1)).toBe(`{ "type" : "message", "to" : ${JSON.stringify(b.address)}, "data" : { "n" : 1, "x" : 1.50 } ,"from":${JSON.stringify(a.address)}}`)
+      expect(yield* next(1)).toBe(
+        `{ "type" : "message", "to" : ${JSON.stringify(b.address)}, "data" : { "n" : 1, "x" : 1.50 } ,"from":${
+          JSON.stringify(a.address)
+        }}`
+      )
 
       // The right from: forwarded byte for byte.
       const honest = `{"type":"message","from":${JSON.stringify(a.address)},"data":{"n":2},"to":["r"]}`

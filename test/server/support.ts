@@ -202,8 +202,10 @@ export const eventually = <A>(check: Effect.Effect<A, unknown>, timeoutMs = 2000
   })
 
 export const expectEffect = <A>(get: Effect.Effect<A>, predicate: (a: A) => boolean, label = "condition") =>
-  eventually(Effect.flatMap(get, (a) =>
-    predicate(a) ? Effect.succeed(a) : Effect.fail(new Error(`${label} not met: ${JSON.stringify(a)}`))))
+  eventually(
+    Effect.flatMap(get, (a) =>
+      predicate(a) ? Effect.succeed(a) : Effect.fail(new Error(`${label} not met: ${JSON.stringify(a)}`)))
+  )
 
 /** A bare TCP WebSocket client that speaks just enough of RFC 6455 to send frames and then stop reading. */
 export interface RawClient {
