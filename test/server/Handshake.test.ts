@@ -4,7 +4,7 @@ import * as SympleServer from "../../src/server/index.js"
 import { connect, expectEffect, isPresenceOf, peer, startServer } from "./support.js"
 
 describe("handshake", () => {
-  it.live("1. anonymous auth gets a welcome without token", () =>
+  it.live("anonymous auth gets a welcome without token", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const client = yield* connect(server.url)
@@ -18,7 +18,7 @@ describe("handshake", () => {
       expect(welcome.rooms).toContain("alice")
     }).pipe(Effect.scoped))
 
-  it.live("1b. session ids are unique per connection and auth.data keys become peer fields", () =>
+  it.live("session ids are unique per connection and auth.data keys become peer fields", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const a = yield* peer(server, "alice", { data: { peerType: "bot", agent: "raw", id: "forged", online: false } })
@@ -27,7 +27,7 @@ describe("handshake", () => {
       expect(a.welcome.peer).toMatchObject({ id: a.id, peerType: "bot", agent: "raw", online: true, type: "Peer" })
     }).pipe(Effect.scoped))
 
-  it.live("1c. session ids stay distinct and alphanumeric across many connections", () =>
+  it.live("session ids stay distinct and alphanumeric across many connections", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       // More sessions than the server draws random bytes for at once, so the pool is refilled at least once.
@@ -38,14 +38,14 @@ describe("handshake", () => {
       for (const id of ids) expect(id).toMatch(/^[0-9A-Za-z]{16}$/)
     }).pipe(Effect.scoped))
 
-  it.live("2. name defaults to user", () =>
+  it.live("name defaults to user", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const dave = yield* peer(server, "dave")
       expect(dave.welcome.peer?.name).toBe("dave")
     }).pipe(Effect.scoped))
 
-  it.live("3. missing user: 401, socket stays open, a later auth succeeds", () =>
+  it.live("missing user: 401, socket stays open, a later auth succeeds", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const client = yield* connect(server.url)
@@ -57,7 +57,7 @@ describe("handshake", () => {
       expect((yield* client.next()).type).toBe("welcome")
     }).pipe(Effect.scoped))
 
-  it.live("4. non-string user: 401 and no crash", () =>
+  it.live("non-string user: 401 and no crash", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const client = yield* connect(server.url)
@@ -66,7 +66,7 @@ describe("handshake", () => {
       yield* peer(server, "still-up")
     }).pipe(Effect.scoped))
 
-  it.live("5. a first frame that is not auth: 401 Not authenticated, then close", () =>
+  it.live("a first frame that is not auth: 401 Not authenticated, then close", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const client = yield* connect(server.url)
@@ -75,7 +75,7 @@ describe("handshake", () => {
       yield* client.closed
     }).pipe(Effect.scoped))
 
-  it.live("6. auth timeout: 408, then close", () =>
+  it.live("auth timeout: 408, then close", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authTimeout: 100 })
       const client = yield* connect(server.url)
@@ -84,7 +84,7 @@ describe("handshake", () => {
       yield* expectEffect(server.connectionCount, (n) => n === 0)
     }).pipe(Effect.scoped))
 
-  it.live("7. a failed auth does not stop the auth timer", () =>
+  it.live("a failed auth does not stop the auth timer", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authTimeout: 200 })
       const client = yield* connect(server.url)
@@ -94,7 +94,7 @@ describe("handshake", () => {
       yield* client.closed
     }).pipe(Effect.scoped))
 
-  it.live("6b. a successful auth stops the timer", () =>
+  it.live("a successful auth stops the timer", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authTimeout: 100 })
       const alice = yield* peer(server, "alice")
@@ -102,7 +102,7 @@ describe("handshake", () => {
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("8. token mode without a token: 401", () =>
+  it.live("token mode without a token: 401", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authentication: true, authenticate: () => Effect.succeed({ allowed: true }) })
       const client = yield* connect(server.url)
@@ -115,7 +115,7 @@ describe("handshake", () => {
       expect(client.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("8b. token mode without a hook refuses everyone", () =>
+  it.live("token mode without a hook refuses everyone", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authentication: true })
       const client = yield* connect(server.url)
@@ -135,7 +135,7 @@ describe("handshake", () => {
     )
   }
 
-  it.live("9. token mode, unknown token: 401 with the hook's message", () =>
+  it.live("token mode, unknown token: 401 with the hook's message", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authentication: true, authenticate: sessionHook })
       const client = yield* connect(server.url)
@@ -143,7 +143,7 @@ describe("handshake", () => {
       expect(yield* client.next()).toEqual({ type: "error", status: 401, message: "Authentication failed: No session" })
     }).pipe(Effect.scoped))
 
-  it.live("10. token mode, valid session: the session's user, name, fields and rooms win; no token anywhere", () =>
+  it.live("token mode, valid session: the session's user, name, fields and rooms win; no token anywhere", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authentication: true, authenticate: sessionHook })
       const hank = yield* peer(server, "claimed", { token: "tok-hank", rooms: ["ignored"] })
@@ -152,7 +152,7 @@ describe("handshake", () => {
       expect(JSON.stringify(hank.welcome)).not.toContain("tok-hank")
     }).pipe(Effect.scoped))
 
-  it.live("11. a hook refusal is a 401 with the hook's message; a failing hook too", () =>
+  it.live("a hook refusal is a 401 with the hook's message; a failing hook too", () =>
     Effect.gen(function*() {
       const server = yield* startServer({
         authenticate: (_peer, auth) =>
@@ -169,7 +169,7 @@ describe("handshake", () => {
       expect((yield* client.next()).type).toBe("welcome")
     }).pipe(Effect.scoped))
 
-  it.live("11b. a hook that never answers is cut off by the auth timeout; other peers are not held up", () =>
+  it.live("a hook that never answers is cut off by the auth timeout; other peers are not held up", () =>
     Effect.gen(function*() {
       const server = yield* startServer({
         authTimeout: 150,
@@ -182,7 +182,7 @@ describe("handshake", () => {
       yield* stuck.closed
     }).pipe(Effect.scoped))
 
-  it.live("11c. frames sent behind an auth that a slow hook is still deciding are handled after it, in order", () =>
+  it.live("frames sent behind an auth that a slow hook is still deciding are handled after it, in order", () =>
     Effect.gen(function*() {
       const server = yield* startServer({
         authenticate: () => Effect.as(Effect.sleep(80), { allowed: true })
@@ -207,7 +207,7 @@ describe("handshake", () => {
       yield* alice.none((f) => f.type === "message", 200)
     }).pipe(Effect.scoped))
 
-  it.live("11d. a peer that leaves while a slow hook decides is never registered", () =>
+  it.live("a peer that leaves while a slow hook decides is never registered", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authenticate: () => Effect.as(Effect.sleep(100), { allowed: true }) })
       const gone = yield* connect(server.url)
@@ -221,14 +221,14 @@ describe("handshake", () => {
       expect(yield* server.rooms).toEqual([])
     }).pipe(Effect.scoped))
 
-  it.live("12. hook rooms are joined after the personal room", () =>
+  it.live("hook rooms are joined after the personal room", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authenticate: () => Effect.succeed({ allowed: true, rooms: ["team-a"] }) })
       const gina = yield* peer(server, "gina", { rooms: ["lobby"] })
       expect(gina.welcome.rooms).toEqual(["gina", "lobby", "team-a"])
     }).pipe(Effect.scoped))
 
-  it.live("13. auth with rooms: lobby members see the newcomer online", () =>
+  it.live("auth with rooms: lobby members see the newcomer online", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -239,7 +239,7 @@ describe("handshake", () => {
       expect(seen.data).toMatchObject({ id: carol.id, user: "carol", online: true })
     }).pipe(Effect.scoped))
 
-  it.live("14. presence snapshot right after welcome, one per distinct peer", () =>
+  it.live("presence snapshot right after welcome, one per distinct peer", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const alice = yield* peer(server, "alice", { rooms: ["lobby", "other"] })
@@ -253,7 +253,7 @@ describe("handshake", () => {
       expect(carol.pending.filter(isPresenceOf(alice)).length).toBe(1)
     }).pipe(Effect.scoped))
 
-  it.live("19. the token never leaves the server", () =>
+  it.live("the token never leaves the server", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ authentication: true, authenticate: () => Effect.succeed({ allowed: true }) })
       const alice = yield* peer(server, "alice", { token: "secret-a", rooms: ["r"], data: { token: "secret-d" } })
@@ -265,7 +265,7 @@ describe("handshake", () => {
       expect(bob.welcome.rooms).toEqual(["bob", "r"])
     }).pipe(Effect.scoped))
 
-  it.live("43. max connections: 503, close 1013, peer count unchanged", () =>
+  it.live("max connections: 503, close 1013, peer count unchanged", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ maxConnections: 1 })
       yield* peer(server, "alice")
@@ -275,7 +275,7 @@ describe("handshake", () => {
       expect(yield* server.peerCount).toBe(1)
     }).pipe(Effect.scoped))
 
-  it.live("52. any path and subprotocol offer is accepted", () =>
+  it.live("any path and subprotocol offer is accepted", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
       const client = yield* connect(server.url, { path: "/any/path?x=1", protocols: ["symple", "other"] })

@@ -6,7 +6,7 @@ import { connect, expectEffect, isMessage, peer, rawClient, settle, startServer 
 const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("limits and bad input ($label)", (mode) => {
-  it.live("37/38. non-JSON and non-object JSON: 400 before and after auth, connection kept, others unaffected", () =>
+  it.live("non-JSON and non-object JSON: 400 before and after auth, connection kept, others unaffected", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const bob = yield* peer(server, "bob", { rooms: ["r"] })
@@ -23,7 +23,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect((yield* bob.next(isMessage())).from).toBe(`alice|${alice.id}`)
     }).pipe(Effect.scoped))
 
-  it.live("39. unknown or absent type after auth: 400 with a readable message", () =>
+  it.live("unknown or absent type after auth: 400 with a readable message", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -36,7 +36,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("40. binary frames carrying JSON are handled like text; invalid UTF-8 gets 400", () =>
+  it.live("binary frames carrying JSON are handled like text; invalid UTF-8 gets 400", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const client = yield* connect(server.url)
@@ -50,7 +50,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect(error).toEqual({ type: "error", status: 400, message: "Invalid UTF-8" })
     }).pipe(Effect.scoped))
 
-  it.live("40b. a frame nested too deeply to render again: 400, connection kept, nobody gets it", () =>
+  it.live("a frame nested too deeply to render again: 400, connection kept, nobody gets it", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
@@ -82,7 +82,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("41. oversize frame: 413, then close 1009 (after auth and before)", () =>
+  it.live("oversize frame: 413, then close 1009 (after auth and before)", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, maxMessageSize: 128 })
       const alice = yield* peer(server, "alice")
@@ -95,7 +95,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect((yield* early.closed).code).toBe(1009)
     }).pipe(Effect.scoped))
 
-  it.live("41b. the default limit is 64 KiB; above the hard cap the WebSocket layer closes with 1009", () =>
+  it.live("the default limit is 64 KiB; above the hard cap the WebSocket layer closes with 1009", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, maxPayload: 100_000 })
       const alice = yield* peer(server, "alice")
@@ -109,7 +109,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect((yield* bob.closed).code).toBe(1009)
     }).pipe(Effect.scoped))
 
-  it.live("42. rate limit: frames past the bucket get 429, then close 1008", () =>
+  it.live("rate limit: frames past the bucket get 429, then close 1008", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, rateLimit: 3, rateSeconds: 10 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
@@ -125,7 +125,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect(bob.all.filter((f) => f.type === "message").map((f) => f.data?.n)).toEqual([1, 2, 3])
     }).pipe(Effect.scoped))
 
-  it.live("42b. the bucket refills", () =>
+  it.live("the bucket refills", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, rateLimit: 2, rateSeconds: 0.1 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
@@ -143,7 +143,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       expect(alice.isClosed()).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("45. a client ping gets a pong and no Symple frame", () =>
+  it.live("a client ping gets a pong and no Symple frame", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -155,7 +155,7 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
       yield* alice.none()
     }).pipe(Effect.scoped))
 
-  it.live("45b. server pings drop peers that stop answering, and keep those that answer", () =>
+  it.live("server pings drop peers that stop answering, and keep those that answer", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, pingInterval: 40 })
       const alive = yield* peer(server, "alive")

@@ -6,7 +6,7 @@ import { expectEffect, isMessage, isPresenceOf, peer, startServer } from "./supp
 const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("rooms ($label)", (mode) => {
-  it.live("32. join / leave acknowledgements; empty or missing room is ignored", () =>
+  it.live("join / leave acknowledgements; empty or missing room is ignored", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -25,7 +25,7 @@ describe.each(modes)("rooms ($label)", (mode) => {
       expect(yield* server.rooms).not.toContain("x")
     }).pipe(Effect.scoped))
 
-  it.live("33. non-string room: 400, connection kept", () =>
+  it.live("non-string room: 400, connection kept", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -37,7 +37,7 @@ describe.each(modes)("rooms ($label)", (mode) => {
       expect(yield* alice.next()).toEqual({ type: "join:ok", room: "ok" })
     }).pipe(Effect.scoped))
 
-  it.live("34. dynamicRooms false: join and leave are refused with 400; auth rooms still apply", () =>
+  it.live("dynamicRooms false: join and leave are refused with 400; auth rooms still apply", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ ...mode, dynamicRooms: false })
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -49,7 +49,7 @@ describe.each(modes)("rooms ($label)", (mode) => {
       expect((yield* server.peersInRoom("lobby")).map((p) => p.id)).toEqual([alice.id])
     }).pipe(Effect.scoped))
 
-  it.live("35. after leaving the personal room, to:user no longer reaches that session", () =>
+  it.live("after leaving the personal room, to:user no longer reaches that session", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -62,7 +62,7 @@ describe.each(modes)("rooms ($label)", (mode) => {
       yield* alice.next(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("36. close frame: the server closes the socket, others get the offline presence", () =>
+  it.live("close frame: the server closes the socket, others get the offline presence", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })

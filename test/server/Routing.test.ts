@@ -9,7 +9,7 @@ const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknow
 const modes = [{ label: "rate limited", rateLimit: 100 }, { label: "no rate limit", rateLimit: 0 }]
 
 describe.each(modes)("routing ($label)", (mode) => {
-  it.live("15. join: join:ok, then a snapshot of the room's other members", () =>
+  it.live("join: join:ok, then a snapshot of the room's other members", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -20,7 +20,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(snapshot).toMatchObject({ type: "presence", from: alice.address, data: { id: alice.id, online: true } })
     }).pipe(Effect.scoped))
 
-  it.live("16. two peers in a shared room see each other's presence", () =>
+  it.live("two peers in a shared room see each other's presence", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const a = yield* peer(server, "a")
@@ -37,7 +37,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* a.next(isPresenceOf(b, true))
     }).pipe(Effect.scoped))
 
-  it.live("17. disconnect: one offline presence per peer sharing a room, and it leaves the registry", () =>
+  it.live("disconnect: one offline presence per peer sharing a room, and it leaves the registry", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
@@ -55,7 +55,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(yield* server.peersInRoom("two")).toHaveLength(1)
     }).pipe(Effect.scoped))
 
-  it.live("18. client presence data is sanitised", () =>
+  it.live("client presence data is sanitised", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { name: "Alice", rooms: ["shared"] })
@@ -74,7 +74,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(second.data).toEqual(record)
     }).pipe(Effect.scoped))
 
-  it.live("18b. presence data.host is the server's record: set by the server or a hook, removed when it has none", () =>
+  it.live("presence data.host is the server's record: set by the server or a hook, removed when it has none", () =>
     Effect.gen(function*() {
       const hosts: Record<string, string | undefined> = { alice: undefined, bob: "gateway.example" }
       const authenticator = SympleServer.Authenticator.Authenticator.of({
@@ -100,7 +100,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(fromBob.data?.host).toBe("gateway.example")
     }).pipe(Effect.scoped))
 
-  it.live("20. probe is forwarded; answers to the full address or the bare id reach the prober", () =>
+  it.live("probe is forwarded; answers to the full address or the bare id reach the prober", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -116,7 +116,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect((yield* alice.next(isPresenceOf(bob, true))).data?.via).toBe("bare id")
     }).pipe(Effect.scoped))
 
-  it.live("21. direct message in a shared room: from set, everything else unchanged", () =>
+  it.live("direct message in a shared room: from set, everything else unchanged", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -126,7 +126,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(yield* bob.next(isMessage())).toEqual({ ...sent, from: alice.address })
     }).pipe(Effect.scoped))
 
-  it.live("22. direct message without a shared room: dropped silently, counted", () =>
+  it.live("direct message without a shared room: dropped silently, counted", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -137,7 +137,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect((yield* server.stats).undeliverable).toBe(1)
     }).pipe(Effect.scoped))
 
-  it.live("22b. a sender's routes follow membership changes: leave stops delivery, a new join restores it", () =>
+  it.live("a sender's routes follow membership changes: leave stops delivery, a new join restores it", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -159,7 +159,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect((yield* server.stats).undeliverable).toBe(3)
     }).pipe(Effect.scoped))
 
-  it.live("23. bare user name without a shared room: dropped", () =>
+  it.live("bare user name without a shared room: dropped", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -168,7 +168,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* bob.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("24/25. bare user name reaches every session of that user sharing a room", () =>
+  it.live("bare user name reaches every session of that user sharing a room", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice1 = yield* peer(server, "alice", { rooms: ["test"] })
@@ -181,7 +181,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* bob.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("26. broadcast without to: once to every peer sharing a room, never the sender", () =>
+  it.live("broadcast without to: once to every peer sharing a room, never the sender", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
@@ -196,7 +196,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* dave.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("27. array to: one copy per recipient", () =>
+  it.live("array to: one copy per recipient", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["one", "two"] })
@@ -206,7 +206,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* bob.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("28. array to: only rooms the sender belongs to", () =>
+  it.live("array to: only rooms the sender belongs to", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["public"] })
@@ -220,7 +220,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       yield* carol.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("29. a spoofed from is overwritten", () =>
+  it.live("a spoofed from is overwritten", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
@@ -231,7 +231,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(yield* bob.next(isType("event"))).toMatchObject({ from: alice.address, name: "ping" })
     }).pipe(Effect.scoped))
 
-  it.live("30. own full address is echoed back", () =>
+  it.live("own full address is echoed back", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice")
@@ -239,7 +239,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       expect(yield* alice.next(isMessage())).toMatchObject({ from: alice.address, data: { text: "me" } })
     }).pipe(Effect.scoped))
 
-  it.live("31. odd to values", () =>
+  it.live("odd to values", () =>
     Effect.gen(function*() {
       const server = yield* startServer(mode)
       const alice = yield* peer(server, "alice", { rooms: ["r"] })

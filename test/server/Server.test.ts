@@ -77,7 +77,7 @@ describe("server", () => {
       expect(line).toContain("router bug")
     }).pipe(Effect.scoped))
 
-  it.live("44. graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
+  it.live("graceful shutdown: shutdown event, close 1001, finalizers ran", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
       const server = yield* startServer().pipe(Scope.provide(scope))
@@ -103,7 +103,7 @@ describe("server", () => {
       expect(refused._tag).toBe("Failure")
     }).pipe(Effect.scoped))
 
-  it.live("48. virtual peer: in snapshots, routable, its handler gets frames; removal announces offline", () =>
+  it.live("virtual peer: in snapshots, routable, its handler gets frames; removal announces offline", () =>
     Effect.gen(function*() {
       const server = yield* startServer({
         authenticate: () => Effect.succeed({ allowed: true, rooms: ["public"] })
@@ -138,7 +138,7 @@ describe("server", () => {
       expect(yield* server.removeVirtualPeer(alice.id)).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("51. plain HTTP on the same port: /health, /, user routes; WebSocket still works", () =>
+  it.live("plain HTTP on the same port: /health, /, user routes; WebSocket still works", () =>
     Effect.gen(function*() {
       const routes = Layer.mergeAll(
         HttpRouter.add("GET", "/hello", HttpServerResponse.text("hi there")),
@@ -173,7 +173,7 @@ describe("server", () => {
       expect(error.message).toContain("/health")
     }).pipe(Effect.scoped))
 
-  it.live("51b. HTTP timeouts: a half-sent upgrade is cut off after headersTimeout; WebSockets outlive them", () =>
+  it.live("HTTP timeouts: a half-sent upgrade is cut off after headersTimeout; WebSockets outlive them", () =>
     Effect.gen(function*() {
       const server = yield* startServer({ headersTimeout: 300, requestTimeout: 600 })
       const alice = yield* peer(server, "alice", { rooms: ["r"] })
