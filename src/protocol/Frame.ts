@@ -261,13 +261,6 @@ export const types: ReadonlyArray<Type> = Object.keys(schemas) as Array<Type>
  */
 export const isType = (u: unknown): u is Type => typeof u === "string" && Object.hasOwn(schemas, u)
 
-/**
- * @since 0.1.0
- * @category guards
- */
-export const isRouted = (frame: Frame): frame is Routed =>
-  frame.type === "message" || frame.type === "presence" || frame.type === "command" || frame.type === "event"
-
 /** Input is reported in issues so that messages can quote the offending value, as Effect 3 did. */
 const parseOptions = { errors: "first", reportInput: true } as const
 

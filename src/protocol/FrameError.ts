@@ -12,7 +12,7 @@ import * as Data from "effect/Data"
 export class FrameError extends Data.TaggedError("FrameError")<{
   readonly status: number
   readonly message: string
-  /** The frame's `type` when it had a known one, so a handshake can answer a bad `auth` specially. */
+  /** The frame's `type` when it named a known one: which kind of frame was refused, for logs and callers. */
   readonly frameType?: string | undefined
 }> {
   static badRequest(message: string, frameType?: string): FrameError {

@@ -39,13 +39,6 @@ const nobody: Route<never> = { members: [], exclude: undefined }
 export const isEmpty = <H>(route: Route<H>): boolean =>
   route.members.length === 0 || (route.members.length === 1 && route.members[0]!.id === route.exclude)
 
-/**
- * @since 0.1.0
- * @category getters
- */
-export const recipients = <H>(route: Route<H>): ReadonlyArray<State.Member<H>> =>
-  route.exclude === undefined ? route.members : route.members.filter((m) => m.id !== route.exclude)
-
 const distinct = <H>(groups: ReadonlyArray<ReadonlyArray<State.Member<H>>>, exclude: string): Route<H> => {
   const seen = new Set<string>([exclude])
   const out: Array<State.Member<H>> = []

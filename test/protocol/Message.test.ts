@@ -3,9 +3,12 @@ import { Result } from "effect"
 import { Frame, Message } from "../../src/protocol/index.js"
 import { fc, prop } from "../support/prop.js"
 
+const isRouted = (frame: Frame.Frame): frame is Frame.Routed =>
+  frame.type === "message" || frame.type === "presence" || frame.type === "command" || frame.type === "event"
+
 const decodeRouted = (text: string): Frame.Routed => {
   const frame = Result.getOrThrow(Frame.decode(text))
-  if (!Frame.isRouted(frame)) throw new Error(`not routed: ${text}`)
+  if (!isRouted(frame)) throw new Error(`not routed: ${text}`)
   return frame
 }
 

@@ -3,6 +3,9 @@ import { Result, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { Frame } from "../../src/protocol/index.js"
 
+const isRouted = (frame: Frame.Frame): frame is Frame.Routed =>
+  frame.type === "message" || frame.type === "presence" || frame.type === "command" || frame.type === "event"
+
 const Fixtures = Schema.Struct({
   description: Schema.String,
   accepted: Schema.Array(Schema.Struct({ label: Schema.String, raw: Schema.String })),
@@ -39,7 +42,7 @@ describe("frames recorded from the JavaScript and C++ peers", () => {
       expect(JSON.parse(Frame.unsafeEncode(decoded.success))).toStrictEqual(wire)
       expect(Result.map(Frame.encode(decoded.success), (text) => JSON.parse(text))).toStrictEqual(Result.succeed(wire))
       // routed frames are forwarded as received: re-encoding gives back the very bytes, key order included
-      if (Frame.isRouted(decoded.success)) expect(Frame.unsafeEncode(decoded.success)).toBe(raw)
+      if (isRouted(decoded.success)) expect(Frame.unsafeEncode(decoded.success)).toBe(raw)
     })
   }
 

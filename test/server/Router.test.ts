@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as Router from "../../src/server/Router.js"
 import * as State from "../../src/server/State.js"
-import { meter, meteredState } from "./meter.js"
+import { meter, meteredState, recipientsOf } from "./meter.js"
 
 /** Room names as an attacker picks them: long, alike up to the end, so that comparing two costs the most. */
 const longRoom = (owner: string, i: number) => `${"a-long-room-name-".repeat(8)}${owner}-${i}`
@@ -22,7 +22,7 @@ const resolveMetered = (to: unknown, budget: number) => {
   const m = meter(budget)
   const state = meteredState(crowded(), m)
   const route = Router.resolve(state, State.session(state, "a")!, to)
-  return { recipients: Router.recipients(route).map((member) => member.id), reads: m.count }
+  return { recipients: recipientsOf(route).map((member) => member.id), reads: m.count }
 }
 
 describe("Router.resolve cost with 3,000 rooms per peer", () => {

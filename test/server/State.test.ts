@@ -3,7 +3,7 @@ import { HashMap } from "effect"
 import * as Router from "../../src/server/Router.js"
 import * as State from "../../src/server/State.js"
 import { fc, prop } from "../support/prop.js"
-import { meter, meteredSession } from "./meter.js"
+import { meter, meteredSession, recipientsOf } from "./meter.js"
 
 type Op =
   | { readonly op: "connect"; readonly id: number; readonly user: number; readonly rooms: ReadonlyArray<number> }
@@ -137,7 +137,7 @@ describe("State", () => {
     const state = ops.reduce(apply, State.empty<string>())
     const sender = State.session(state, idName(senderIx))
     if (sender === undefined) return
-    const recipients = Router.recipients(Router.resolve(state, sender, to)).map((m) => m.id)
+    const recipients = recipientsOf(Router.resolve(state, sender, to)).map((m) => m.id)
     expect(new Set(recipients).size).toBe(recipients.length)
     const ownAddress = typeof to === "string" && to.includes("|") && to.slice(to.indexOf("|") + 1) === sender.member.id
     expect(recipients.includes(sender.member.id)).toBe(ownAddress)

@@ -1,4 +1,5 @@
 import { HashMap } from "effect"
+import type * as Router from "../../src/server/Router.js"
 import type * as State from "../../src/server/State.js"
 
 /**
@@ -58,3 +59,7 @@ export const meteredState = <H>(state: State.State<H>, m: Meter): State.State<H>
   ...state,
   sessions: HashMap.map(state.sessions, (session) => meteredSession(session, m))
 })
+
+/** The members a route delivers to: its members less the excluded sender. */
+export const recipientsOf = <H>(route: Router.Route<H>): ReadonlyArray<State.Member<H>> =>
+  route.exclude === undefined ? route.members : route.members.filter((m) => m.id !== route.exclude)
