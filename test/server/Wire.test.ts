@@ -1,5 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import WebSocket from "ws"
 import { firstWins } from "../protocol/jsonText.js"
 import { isMessage, peer, settle, startServer } from "./support.js"
 
@@ -28,6 +29,31 @@ describe("outbound framing", () => {
         }
       }).pipe(Effect.scoped))
   }
+})
+
+describe("compression", () => {
+  it.live("permessage-deflate is never negotiated: outbound frames are pre-framed, uncompressed, shared buffers", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer()
+      const negotiated = yield* Effect.callback<{ readonly header: unknown; readonly extensions: string }, Error>(
+        (resume) => {
+          // The client offers compression (the header is in the request whatever `ws` defaults to).
+          const ws = new WebSocket(server.url, { perMessageDeflate: { threshold: 0 } })
+          let header: unknown
+          ws.on("upgrade", (response) => {
+            header = response.headers["sec-websocket-extensions"]
+          })
+          ws.on("open", () => {
+            resume(Effect.succeed({ header, extensions: ws.extensions }))
+            ws.terminate()
+          })
+          ws.on("error", (error) => resume(Effect.fail(error)))
+        }
+      )
+      // Turning compression on would make every pre-framed write invalid on the wire (RSV1 unset on deflated
+      // payloads, or raw payloads the peer tries to inflate): this test fails first.
+      expect(negotiated).toEqual({ header: undefined, extensions: "" })
+    }).pipe(Effect.scoped))
 })
 
 describe("forwarded text", () => {
