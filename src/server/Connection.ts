@@ -849,16 +849,13 @@ const register = (hub: Delivery.Hub, connection: Connection, accepted: Authentic
   const { id } = connection
   const peer = accepted.peer
   const member: State.Member<Delivery.Handle> = { id, user: peer.user, handle: connection }
-  // Another user's personal room is never joined, whoever asks for it.
-  const before = PeerRegistry.unsafeSnapshot(hub.registry)
-  const rooms = accepted.rooms.filter((room) => !State.isPersonalRoomOfOther(before, peer.user, room))
-  const welcome: Frame.Welcome = { type: "welcome", protocol: "symple/4", status: 200, peer, rooms }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<Delivery.Handle>> = []
-  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, rooms, {
-    announce: (neighbours) => {
+  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, accepted.rooms, {
+    // The rooms the session is in: another user's personal room is never joined, whoever asked for it.
+    announce: (neighbours, session) => {
       found = neighbours
-      reply(connection, welcome)
+      reply(connection, { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: session.rooms })
       for (const other of neighbours) connection.offer(Delivery.onlinePresence(other.peer).bytes)
     },
     // Only an authenticated user name owns its room: in anonymous mode anyone may call themselves anything, and

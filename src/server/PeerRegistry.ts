@@ -44,7 +44,8 @@ export const snapshot = <H>(registry: PeerRegistry<H>): Effect.Effect<State.Stat
 
 /**
  * Registers a session. `announce` runs before the new state becomes visible to readers, with the distinct peers
- * already sharing a room with the newcomer: what it queues for the newcomer (welcome, snapshot) is therefore
+ * already sharing a room with the newcomer, and its session (the rooms it is in): what it queues for the newcomer
+ * (welcome, snapshot) is therefore
  * ahead of anything routed to it afterwards. Returns the new state, or `undefined` when the id is taken.
  *
  * Personal rooms are the user's alone: rooms named after another user who has a session are not joined, and with
@@ -61,7 +62,9 @@ export const unsafeConnect = <H>(
   rooms: ReadonlyArray<string>,
   options: {
     readonly virtual?: boolean | undefined
-    readonly announce?: ((neighbours: ReadonlyArray<State.Session<H>>) => void) | undefined
+    readonly announce?:
+      | ((neighbours: ReadonlyArray<State.Session<H>>, session: State.Session<H>) => void)
+      | undefined
     readonly claimPersonalRoom?: boolean | undefined
     readonly evicted?: ((sessions: ReadonlyArray<State.Session<H>>, room: string) => void) | undefined
   } = {}
@@ -77,7 +80,10 @@ export const unsafeConnect = <H>(
     if (claimed.evicted.length > 0) options.evicted?.(claimed.evicted, member.user)
   }
   // Before publishing, so nothing can be routed to the newcomer ahead of what `announce` queues for it.
-  options.announce?.(State.neighbours(next, member.id, State.session(next, member.id)?.rooms ?? []))
+  if (options.announce !== undefined) {
+    const session = State.session(next, member.id)!
+    options.announce(State.neighbours(next, member.id, session.rooms), session)
+  }
   return registry.current = next
 }
 
