@@ -23,7 +23,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
 import * as Call from "../protocol/Call.js"
 import type * as Frame from "../protocol/Frame.js"
-import { CallState, Input, type Instruction, type Role, transition } from "./CallState.js"
+import { CallState, Input, type Instruction, type Role, type Timer, transition } from "./CallState.js"
 import * as CallStateModule from "./CallState.js"
 import type { PeerConnection } from "./PeerConnection.js"
 import { Signaller } from "./Signaller.js"
@@ -33,7 +33,7 @@ import { Signaller } from "./Signaller.js"
  * @category errors
  */
 export class CallError extends Data.TaggedError("CallError")<{
-  readonly reason: "InvalidAddress" | "InvalidState"
+  readonly reason: "InvalidAddress" | "InvalidState" | "Unreachable"
   readonly detail: string
 }> {
   override get message(): string {
@@ -74,7 +74,10 @@ export interface CallSessionOptions {
    * after this returns. Errors end the call with `hangup {reason:"failed"}`.
    */
   readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
-  /** How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`. Default 30 s. */
+  /**
+   * How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`; restarted on accept, it
+   * also bounds negotiation. Default 30 s.
+   */
   readonly ringTimeout?: Duration.Input | undefined
   /** Upper bound for each peer-connection operation (create/set descriptions, close). Default 10 s. */
   readonly operationTimeout?: Duration.Input | undefined
@@ -90,13 +93,17 @@ export interface CallSession {
   readonly current: Effect.Effect<CallState>
   /** Calls ringing for the local user, as they arrive (a subscriber sees the calls that ring after it subscribed). */
   readonly incomingCall: Stream.Stream<IncomingCall>
-  /** Calls a full `user|id` address. Fails unless the session is `Idle` or `Ended`. */
-  readonly call: (address: string) => Effect.Effect<void, CallError>
+  /**
+   * Calls a full `user|id` address, or a user: then every online session of that user rings, the first to accept
+   * gets the call and the others are told `answered-elsewhere`. Fails with `InvalidState` unless the session is
+   * `Idle` or `Ended`, with `Unreachable` when the user has no session online.
+   */
+  readonly call: (target: string) => Effect.Effect<void, CallError>
   /** Accepts the ringing call. */
   readonly accept: () => Effect.Effect<void, CallError>
   /** Refuses the ringing call (default reason `declined`). */
   readonly reject: (reason?: string) => Effect.Effect<void, CallError>
-  /** Ends the call at any stage (default reason `hangup`). */
+  /** Ends the call at any stage (default reason `cancelled` while ringing out, `hangup` otherwise). */
   readonly hangup: (reason?: string) => Effect.Effect<void, CallError>
   /** The peer connection of the current call, once created. */
   readonly peerConnection: Effect.Effect<Option.Option<PeerConnection>>
@@ -138,7 +145,11 @@ export const make = (
     const incoming = yield* PubSub.unbounded<IncomingCall>()
     const inputs = yield* Queue.unbounded<Envelope>()
     const peer = yield* Ref.make<Option.Option<Attached>>(Option.none())
-    const ringTimer = yield* FiberHandle.make<void, never>()
+    const timers: Record<Timer, FiberHandle.FiberHandle<void, never>> = {
+      ring: yield* FiberHandle.make<void, never>()
+    }
+    const durations: Record<Timer, Duration.Duration> = { ring: ringTimeout }
+    const stopTimers = Effect.forEach(Object.values(timers), (handle) => FiberHandle.clear(handle), { discard: true })
 
     // Peer-connection callbacks run outside any fiber; the queue is unbounded, so offering never blocks.
     const post = (input: Input) => {
@@ -216,13 +227,17 @@ export const make = (
           return send(instruction.to, instruction.signal)
         case "Ring":
           return PubSub.publish(incoming, { callId: instruction.callId, remote: instruction.remote })
-        case "StartRingTimer": {
-          const callId = instruction.callId
+        case "StartTimer": {
+          const { callId, timer } = instruction
           return FiberHandle.run(
-            ringTimer,
-            Effect.sleep(ringTimeout).pipe(Effect.andThen(Effect.sync(() => post(Input.RingTimeout({ callId })))))
+            timers[timer],
+            Effect.sleep(durations[timer]).pipe(
+              Effect.andThen(Effect.sync(() => post(Input.Timeout({ callId, timer }))))
+            )
           ).pipe(Effect.asVoid)
         }
+        case "StopTimer":
+          return FiberHandle.clear(timers[instruction.timer])
         case "OpenPeer": {
           const { callId, remote, role } = instruction
           return closePeer.pipe(
@@ -281,7 +296,7 @@ export const make = (
         }
         case "ClosePeer": {
           const callId = instruction.callId
-          return FiberHandle.clear(ringTimer).pipe(
+          return stopTimers.pipe(
             Effect.andThen(closePeer),
             Effect.andThen(Effect.sync(() => post(Input.Closed({ callId }))))
           )
@@ -315,16 +330,18 @@ export const make = (
     yield* Effect.yieldNow
     yield* Effect.yieldNow
 
-    // Registered last, so it runs first on close: a call in progress is hung up while the network is still there.
+    // Registered last, so it runs first on close: a call in progress is hung up (every ring of a call ringing out)
+    // while the network is still there.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        const current = yield* SubscriptionRef.get(state)
-        if (CallStateModule.isLive(current) && current._tag !== "Idle" && current._tag !== "Ended") {
-          yield* sendNow(Call.message(current.remote, Call.Signal.Hangup({ reason: Call.Reason.hangup }))).pipe(
-            Effect.timeout(operationTimeout),
-            Effect.ignore
-          )
-        }
+        const self = yield* signaller.address
+        const { instructions } = transition({ self }, yield* SubscriptionRef.get(state), Input.Hangup({}))
+        const hangups = instructions.flatMap((i) => i._tag === "Send" ? [Call.message(i.to, i.signal)] : [])
+        yield* Effect.forEach(hangups, sendNow, { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeout(operationTimeout),
+          Effect.ignore
+        )
+        yield* stopTimers
         yield* closePeer
       })
     )
@@ -345,17 +362,23 @@ export const make = (
       state: SubscriptionRef.changes(state),
       current: SubscriptionRef.get(state),
       incomingCall: Stream.fromPubSub(incoming),
-      call: (address) =>
+      call: (target) =>
         Effect.gen(function*() {
           const self = yield* signaller.address
-          if (!Address.isFull(Address.parse(address)) || address === self) {
-            return yield* new CallError({ reason: "InvalidAddress", detail: `not a full peer address: ${address}` })
+          const address = Address.parse(target)
+          const user = !Address.hasSeparator(target) && target !== ""
+          if ((!Address.isFull(address) && !user) || target === self) {
+            return yield* new CallError({ reason: "InvalidAddress", detail: `not a peer address or a user: ${target}` })
           }
-          yield* local(Input.Dial({ remote: address }))
+          const sessions = user ? (yield* signaller.sessionsOf(target)).filter((s) => s !== self) : [target]
+          if (sessions.length === 0) {
+            return yield* new CallError({ reason: "Unreachable", detail: `no session of ${target} is online` })
+          }
+          yield* local(Input.Dial({ remote: target, sessions }))
         }),
       accept: () => local(Input.Accept()),
       reject: (reason = Call.Reason.declined) => local(Input.Reject({ reason })),
-      hangup: (reason = Call.Reason.hangup) => local(Input.Hangup({ reason })),
+      hangup: (reason) => local(Input.Hangup({ reason })),
       peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
     })
   })

@@ -7,6 +7,10 @@
  * Every call gets a number (`callId`). Inputs produced by a call's peer connection or timer carry it, so anything
  * left over from an earlier call is recognised and ignored.
  *
+ * A call to a user rings every session of that user at once (one `call:init` each). The first `call:accept` wins and
+ * every other ringing session is sent `call:hangup {reason:"answered-elsewhere"}`; a session that rejects only stops
+ * ringing itself, and the call fails once every session has rejected (or gone offline, or on the ring timeout).
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -28,14 +32,31 @@ export type Role = "caller" | "callee"
 export type EndedBy = "local" | "remote"
 
 /**
+ * The timers a call runs. `ring` bounds ringing, and is restarted on accept so that it also bounds negotiation.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Timer = "ring"
+
+/**
  * @since 0.1.0
  * @category models
  */
 export type CallState = Data.TaggedEnum<{
   /** No call yet. */
   Idle: { readonly callId: number }
-  /** We sent `call:init` and wait for `accept` or `reject`. */
-  OutgoingInit: { readonly callId: number; readonly remote: string }
+  /**
+   * We sent `call:init` to every session in `ringing` and wait for one of them to accept. `remote` is who was
+   * called: a full address, or a user (whose every session rings). `declined` holds the reasons of the sessions that
+   * rejected so far.
+   */
+  OutgoingInit: {
+    readonly callId: number
+    readonly remote: string
+    readonly ringing: ReadonlyArray<string>
+    readonly declined: ReadonlyArray<string>
+  }
   /** We received `call:init` and wait for the local user. */
   IncomingInit: { readonly callId: number; readonly remote: string }
   /** Accepted: offer, answer and candidates flow. Remote candidates wait in `pending` until the remote
@@ -74,20 +95,23 @@ export const initial: CallState = CallState.Idle({ callId: 0 })
  * @category models
  */
 export type Input = Data.TaggedEnum<{
-  /** Local: start a call to a full address. */
-  Dial: { readonly remote: string }
+  /**
+   * Local: start a call. `remote` is a full address, or a user; `sessions` are the full addresses to ring (for a
+   * full address, that address alone is rung whatever `sessions` says).
+   */
+  Dial: { readonly remote: string; readonly sessions: ReadonlyArray<string> }
   /** Local: accept the ringing incoming call. */
   Accept: {}
   /** Local: refuse the ringing incoming call. */
   Reject: { readonly reason: string }
-  /** Local: end the call, whatever its stage. */
-  Hangup: { readonly reason: string }
+  /** Local: end the call, whatever its stage (default reason `cancelled` while ringing out, `hangup` otherwise). */
+  Hangup: { readonly reason?: string | undefined }
   /** A call signal from the network. */
   Remote: { readonly from: string; readonly signal: Call.Signal }
   /** A peer went offline (roster). */
   PeerOffline: { readonly address: string }
-  /** The ring timer of a call fired. */
-  RingTimeout: { readonly callId: number }
+  /** A timer of a call fired. */
+  Timeout: { readonly callId: number; readonly timer: Timer }
   /** The peer connection of a call gathered a local candidate. */
   LocalCandidate: { readonly callId: number; readonly candidate: Call.IceCandidate }
   /** The peer connection of a call is connected. */
@@ -115,8 +139,10 @@ export type Instruction = Data.TaggedEnum<{
   Send: { readonly to: string; readonly signal: Call.Signal }
   /** Tell the application a call is ringing. */
   Ring: { readonly callId: number; readonly remote: string }
-  /** Start (or restart) the ring timer; it reports `RingTimeout` with this id. */
-  StartRingTimer: { readonly callId: number }
+  /** Start (or restart) a timer; it reports `Timeout` with this id. */
+  StartTimer: { readonly callId: number; readonly timer: Timer }
+  /** Stop a timer, if it runs. */
+  StopTimer: { readonly timer: Timer }
   /** Create the call's peer connection. */
   OpenPeer: { readonly callId: number; readonly remote: string; readonly role: Role }
   /** Create an offer, set it as the local description and send it as `call:offer`. */
@@ -127,7 +153,7 @@ export type Instruction = Data.TaggedEnum<{
   ApplyAnswer: { readonly callId: number; readonly sdp: string }
   /** Add a remote candidate (only ever emitted after the remote description). */
   AddCandidate: { readonly callId: number; readonly candidate: Call.IceCandidate }
-  /** Close the call's peer connection (if any), then report `Closed`. */
+  /** Stop every timer, close the call's peer connection (if any), then report `Closed`. */
   ClosePeer: { readonly callId: number }
 }>
 
@@ -165,12 +191,32 @@ const go = (state: CallState, instructions: ReadonlyArray<Instruction> = []): St
 })
 
 /**
- * The remote party of a state, if it has one.
+ * The remote party of a state, if it has one (for a call ringing out: who was called).
  *
  * @since 0.1.0
  * @category getters
  */
 export const remoteOf = (state: CallState): string | undefined => state._tag === "Idle" ? undefined : state.remote
+
+/**
+ * The full addresses a state's call is with: the sessions still ringing for a call ringing out, the remote party of
+ * a call under way, nobody otherwise. Only they may move the call.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const partiesOf = (state: CallState): ReadonlyArray<string> => {
+  switch (state._tag) {
+    case "OutgoingInit":
+      return state.ringing
+    case "IncomingInit":
+    case "Negotiating":
+    case "Active":
+      return [state.remote]
+    default:
+      return []
+  }
+}
 
 /**
  * Whether a call is under way (ringing, negotiating, connected or closing): a new `call:init` gets `busy`.
@@ -197,19 +243,56 @@ export const isLive = (state: CallState): boolean => isBusy(state) && state._tag
  */
 export const winsGlare = (self: string, remote: string): boolean => self < remote
 
-const end = (
-  state: Extract<CallState, { readonly remote: string }>,
-  reason: string,
-  by: EndedBy,
-  notify: ReadonlyArray<Instruction> = []
-): Step =>
+/**
+ * Why a call rung on several sessions failed once none of them rings any more: the reason they all gave when they
+ * agree (a single session's own reason, `busy` from every device, `timeout` everywhere), `declined` otherwise.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const declineReason = (reasons: ReadonlyArray<string>): string =>
+  reasons.length > 0 && reasons.every((r) => r === reasons[0]) ? reasons[0]! : Call.Reason.declined
+
+type Live = Extract<CallState, { readonly _tag: "OutgoingInit" | "IncomingInit" | "Negotiating" | "Active" }>
+
+const isLiveState = (state: CallState): state is Live => isLive(state) && state._tag !== "Idle"
+
+const end = (state: Live, reason: string, by: EndedBy, notify: ReadonlyArray<Instruction> = []): Step =>
   go(CallState.Ending({ callId: state.callId, remote: state.remote, reason, by }), [
     ...notify,
     Instruction.ClosePeer({ callId: state.callId })
   ])
 
+/** A hangup to every party of the call (every session still ringing, or the remote). */
+const hangupAll = (state: Live, reason: string, except?: string): ReadonlyArray<Instruction> =>
+  partiesOf(state).filter((to) => to !== except).map((to) =>
+    Instruction.Send({ to, signal: Call.Signal.Hangup({ reason }) })
+  )
+
 const startNegotiating = (callId: number, remote: string, role: Role): CallState =>
   CallState.Negotiating({ callId, remote, role, remoteDescription: false, pending: [] })
+
+/** A session stopped ringing without answering (rejected, hung up, went offline): the call ends with the last one. */
+const stopRinging = (
+  state: Extract<CallState, { readonly _tag: "OutgoingInit" }>,
+  session: string,
+  reason: string | undefined
+): Step => {
+  const ringing = state.ringing.filter((s) => s !== session)
+  const declined = reason === undefined ? state.declined : [...state.declined, reason]
+  if (ringing.length > 0) return go(CallState.OutgoingInit({ ...state, ringing, declined }))
+  return end(state, declined.length > 0 ? declineReason(declined) : Call.Reason.offline, "remote")
+}
+
+const sessionsToRing = (context: Context, input: Extract<Input, { readonly _tag: "Dial" }>): ReadonlyArray<string> => {
+  const target = Address.parse(input.remote)
+  const candidates = Address.isFull(target) ? [input.remote] : input.sessions
+  return candidates.filter((s, i) => {
+    const address = Address.parse(s)
+    return Address.isFull(address) && s !== context.self && candidates.indexOf(s) === i &&
+      (Address.isFull(target) || address.user === target.user)
+  })
+}
 
 /**
  * The transition function. Total: any input in any state gives a legal state; inputs that make no sense are
@@ -222,18 +305,22 @@ export const transition = (context: Context, state: CallState, input: Input): St
   switch (input._tag) {
     case "Dial": {
       if (isBusy(state)) return ignore(state)
-      if (!Address.isFull(Address.parse(input.remote)) || input.remote === context.self) return ignore(state)
+      const target = Address.parse(input.remote)
+      const valid = Address.isFull(target) || (target.user !== "" && !Address.hasSeparator(input.remote))
+      if (!valid || input.remote === context.self) return ignore(state)
+      const ringing = sessionsToRing(context, input)
+      if (ringing.length === 0) return ignore(state)
       const callId = state.callId + 1
-      return go(CallState.OutgoingInit({ callId, remote: input.remote }), [
-        Instruction.Send({ to: input.remote, signal: Call.Signal.Init() }),
-        Instruction.StartRingTimer({ callId })
+      return go(CallState.OutgoingInit({ callId, remote: input.remote, ringing, declined: [] }), [
+        ...ringing.map((to) => Instruction.Send({ to, signal: Call.Signal.Init() })),
+        Instruction.StartTimer({ callId, timer: "ring" })
       ])
     }
     case "Accept": {
       if (state._tag !== "IncomingInit") return ignore(state)
       return go(startNegotiating(state.callId, state.remote, "callee"), [
         Instruction.Send({ to: state.remote, signal: Call.Signal.Accept() }),
-        Instruction.StartRingTimer({ callId: state.callId }),
+        Instruction.StartTimer({ callId: state.callId, timer: "ring" }),
         Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "callee" })
       ])
     }
@@ -244,27 +331,24 @@ export const transition = (context: Context, state: CallState, input: Input): St
       ])
     }
     case "Hangup": {
-      if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended") return ignore(state)
-      return end(state, input.reason, "local", [
-        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: input.reason }) })
-      ])
+      if (!isLiveState(state)) return ignore(state)
+      const reason = input.reason ?? (state._tag === "OutgoingInit" ? Call.Reason.cancelled : Call.Reason.hangup)
+      return end(state, reason, "local", hangupAll(state, reason))
     }
     case "Remote":
       return remote(context, state, input.from, input.signal)
     case "PeerOffline": {
-      if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended") return ignore(state)
-      if (state.remote !== input.address) return ignore(state)
+      if (!isLiveState(state) || !partiesOf(state).includes(input.address)) return ignore(state)
+      if (state._tag === "OutgoingInit") return stopRinging(state, input.address, undefined)
       return end(state, Call.Reason.offline, "remote")
     }
-    case "RingTimeout": {
+    case "Timeout": {
       if (state.callId !== input.callId) return ignore(state)
       // The timer is restarted on accept, so it also bounds negotiation: an accepted call that never connects ends.
       if (state._tag !== "OutgoingInit" && state._tag !== "IncomingInit" && state._tag !== "Negotiating") {
         return ignore(state)
       }
-      return end(state, Call.Reason.timeout, "local", [
-        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: Call.Reason.timeout }) })
-      ])
+      return end(state, Call.Reason.timeout, "local", hangupAll(state, Call.Reason.timeout))
     }
     case "LocalCandidate": {
       if (state.callId !== input.callId) return ignore(state)
@@ -276,14 +360,14 @@ export const transition = (context: Context, state: CallState, input: Input): St
       if (state.callId !== input.callId || state._tag !== "Negotiating" || !state.remoteDescription) {
         return ignore(state)
       }
-      return go(CallState.Active({ callId: state.callId, remote: state.remote, role: state.role }))
+      return go(CallState.Active({ callId: state.callId, remote: state.remote, role: state.role }), [
+        Instruction.StopTimer({ timer: "ring" })
+      ])
     }
     case "PeerFailed": {
       if (state.callId !== input.callId) return ignore(state)
       if (state._tag !== "Negotiating" && state._tag !== "Active") return ignore(state)
-      return end(state, Call.Reason.failed, "local", [
-        Instruction.Send({ to: state.remote, signal: Call.Signal.Hangup({ reason: Call.Reason.failed }) })
-      ])
+      return end(state, Call.Reason.failed, "local", hangupAll(state, Call.Reason.failed))
     }
     case "Closed": {
       if (state.callId !== input.callId || state._tag !== "Ending") return ignore(state)
@@ -294,23 +378,30 @@ export const transition = (context: Context, state: CallState, input: Input): St
 
 const remote = (context: Context, state: CallState, from: string, signal: Call.Signal): Step => {
   if (signal._tag === "Init") return init(context, state, from)
-  // Only the party of the current call may move it; everyone else is ignored.
-  if (!isLive(state) || state._tag === "Idle" || state._tag === "Ended" || state.remote !== from) {
-    return ignore(state)
+  // Only the parties of the current call may move it; everyone else is ignored.
+  if (!isLiveState(state) || !partiesOf(state).includes(from)) return ignore(state)
+  if (state._tag === "OutgoingInit") {
+    switch (signal._tag) {
+      case "Accept":
+        // The first accept wins; every other session still ringing is told the call was answered elsewhere.
+        return go(startNegotiating(state.callId, from, "caller"), [
+          ...hangupAll(state, Call.Reason.answeredElsewhere, from),
+          Instruction.StartTimer({ callId: state.callId, timer: "ring" }),
+          Instruction.OpenPeer({ callId: state.callId, remote: from, role: "caller" }),
+          Instruction.SendOffer({ callId: state.callId, remote: from })
+        ])
+      case "Reject":
+      case "Hangup":
+        // One device saying no (or giving up ringing) leaves the others ringing.
+        return stopRinging(state, from, signal.reason)
+      default:
+        return ignore(state)
+    }
   }
   switch (signal._tag) {
-    case "Accept": {
-      if (state._tag !== "OutgoingInit") return ignore(state)
-      return go(startNegotiating(state.callId, state.remote, "caller"), [
-        Instruction.StartRingTimer({ callId: state.callId }),
-        Instruction.OpenPeer({ callId: state.callId, remote: state.remote, role: "caller" }),
-        Instruction.SendOffer({ callId: state.callId, remote: state.remote })
-      ])
-    }
-    case "Reject": {
-      if (state._tag !== "OutgoingInit") return ignore(state)
-      return end(state, signal.reason, "remote")
-    }
+    case "Accept":
+    case "Reject":
+      return ignore(state)
     case "Hangup":
       return end(state, signal.reason, "remote")
     case "Offer": {
@@ -349,16 +440,17 @@ const init = (context: Context, state: CallState, from: string): Step => {
     const callId = state.callId + 1
     return go(CallState.IncomingInit({ callId, remote: from }), [
       Instruction.Ring({ callId, remote: from }),
-      Instruction.StartRingTimer({ callId })
+      Instruction.StartTimer({ callId, timer: "ring" })
     ])
   }
-  if (state._tag === "OutgoingInit" && state.remote === from) {
+  if (state._tag === "OutgoingInit" && state.ringing.includes(from)) {
     // Glare: both of us sent init. The lower address keeps its call; the other side answers it as if the user
-    // had accepted, since calling that very peer is what its user asked for.
+    // had accepted, since calling that very peer is what its user asked for (and tells its other rings so).
     if (winsGlare(context.self, from)) return ignore(state)
-    return go(startNegotiating(state.callId, state.remote, "callee"), [
+    return go(startNegotiating(state.callId, from, "callee"), [
       Instruction.Send({ to: from, signal: Call.Signal.Accept() }),
-      Instruction.StartRingTimer({ callId: state.callId }),
+      ...hangupAll(state, Call.Reason.answeredElsewhere, from),
+      Instruction.StartTimer({ callId: state.callId, timer: "ring" }),
       Instruction.OpenPeer({ callId: state.callId, remote: from, role: "callee" })
     ])
   }

@@ -46,6 +46,8 @@ export interface Signaller {
   readonly messages: Stream.Stream<Frame.Message>
   /** Full addresses of peers as they go offline. */
   readonly offline: Stream.Stream<string>
+  /** The full addresses of a user's sessions online now (ours included when it is our user). */
+  readonly sessionsOf: (user: string) => Effect.Effect<ReadonlyArray<string>>
 }
 
 /**
@@ -69,7 +71,9 @@ export const fromClient = (client: SympleClient): Signaller => ({
       Effect.mapError((cause) => new SignallerError({ reason: "Offline", cause }))
     ),
   messages: client.messages,
-  offline: Stream.map(client.roster.peerDisconnected, Peer.address)
+  offline: Stream.map(client.roster.peerDisconnected, Peer.address),
+  sessionsOf: (user) =>
+    Effect.map(client.roster.snapshot, (peers) => peers.filter((peer) => peer.user === user).map(Peer.address))
 })
 
 /**
@@ -170,7 +174,12 @@ export const makeMemoryNetwork: Effect.Effect<MemoryNetwork> = Effect.gen(functi
         address: Effect.succeed(address),
         send,
         messages: Stream.fromPubSub(member.inbox),
-        offline: Stream.fromPubSub(member.offline)
+        offline: Stream.fromPubSub(member.offline),
+        sessionsOf: (user) =>
+          Effect.map(
+            Ref.get(members),
+            (all) => Array.from(all.keys()).filter((a) => Address.parse(a).user === user)
+          )
       } satisfies Signaller
     })
 

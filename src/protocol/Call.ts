@@ -54,8 +54,15 @@ export const actionOf = (subtype: string | undefined): Option.Option<Action> => 
 }
 
 /**
- * Reasons the references send in `reject` and `hangup`. Any other non-empty string is legal too (this package sends
- * `timeout` when a call rings unanswered and `failed` when the connection cannot be established).
+ * Reasons in `reject` and `hangup`. The references send `declined`, `busy` and `hangup`; any other non-empty string
+ * is legal too, and this package also sends:
+ *
+ * - `timeout`: the call rang (or negotiated) unanswered for too long;
+ * - `failed`: the peer connection could not be established, or failed;
+ * - `cancelled`: the caller gave up before an answer (to every session still ringing);
+ * - `answered-elsewhere`: another session of the same user accepted the call (to the sessions that rang too).
+ *
+ * `offline` is never sent: it is the reason a call ends with when its remote party went offline.
  *
  * @since 0.1.0
  * @category constants
@@ -66,7 +73,9 @@ export const Reason = {
   hangup: "hangup",
   timeout: "timeout",
   failed: "failed",
-  offline: "offline"
+  offline: "offline",
+  cancelled: "cancelled",
+  answeredElsewhere: "answered-elsewhere"
 } as const
 
 /**

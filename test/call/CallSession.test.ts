@@ -134,7 +134,9 @@ describe("call/CallSession over an in-memory network", () => {
       yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Accept()))
       yield* Effect.sleep("50 millis")
       expect(yield* bob.session.current).toEqual(CallState.IncomingInit({ callId: 1, remote: alice.address }))
-      expect(yield* alice.session.current).toEqual(CallState.OutgoingInit({ callId: 1, remote: bob.address }))
+      expect(yield* alice.session.current).toEqual(
+        CallState.OutgoingInit({ callId: 1, remote: bob.address, ringing: [bob.address], declined: [] })
+      )
       const seen = yield* subtypes(network)
       expect(seen).toContain("bob:call:reject")
       expect((yield* network.routed).find((f) => f.subtype === "call:reject")?.data).toEqual({ reason: "busy" })
@@ -321,12 +323,15 @@ describe("call/CallSession over an in-memory network", () => {
       const bob = yield* join(network, "bob")
       expect((yield* Effect.flip(alice.session.accept())).reason).toBe("InvalidState")
       expect((yield* Effect.flip(alice.session.hangup())).reason).toBe("InvalidState")
-      expect((yield* Effect.flip(alice.session.call("bob"))).reason).toBe("InvalidAddress")
+      expect((yield* Effect.flip(alice.session.call("bob|"))).reason).toBe("InvalidAddress")
+      expect((yield* Effect.flip(alice.session.call("nobody"))).reason).toBe("Unreachable")
       expect((yield* Effect.flip(alice.session.call(alice.address))).reason).toBe("InvalidAddress")
       yield* alice.session.call(bob.address)
       expect((yield* Effect.flip(alice.session.call(bob.address))).reason).toBe("InvalidState")
       const states = yield* alice.session.state.pipe(Stream.take(1), Stream.runCollect)
-      expect(states).toEqual([CallState.OutgoingInit({ callId: 1, remote: bob.address })])
+      expect(states).toEqual([
+        CallState.OutgoingInit({ callId: 1, remote: bob.address, ringing: [bob.address], declined: [] })
+      ])
     }))
 
   it.live("closing a session hangs up its call", () =>
@@ -349,4 +354,124 @@ describe("call/CallSession over an in-memory network", () => {
         CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
       )
     }))
+
+  describe("multi-device ringing", () => {
+    const hangupsTo = (network: MemoryNetwork, address: string) =>
+      Effect.map(
+        network.routed,
+        (frames) => frames.filter((f) => f.to === address && f.subtype === "call:hangup").map((f) => f.data)
+      )
+
+    for (const first of [0, 1] as const) {
+      it.live(
+        `calling a user rings both sessions; device ${first + 1} accepts first and wins`,
+        () =>
+          Effect.gen(function*() {
+            const network = yield* makeMemoryNetwork
+            const alice = yield* join(network, "alice")
+            const devices = [yield* join(network, "bob"), yield* join(network, "bob")] as const
+            const winner = devices[first]
+            const loser = devices[1 - first]!
+            yield* alice.session.call("bob")
+            yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+            expect(yield* alice.session.current).toEqual(
+              CallState.OutgoingInit({
+                callId: 1,
+                remote: "bob",
+                ringing: devices.map((d) => d.address),
+                declined: []
+              })
+            )
+            yield* winner.session.accept()
+            expect(yield* waitFor(loser, "Ended")).toEqual(
+              CallState.Ended({ callId: 1, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
+            )
+            const [active] = yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")])
+            expect(active).toEqual(CallState.Active({ callId: 1, remote: winner.address, role: "caller" }))
+            // The call really is with the winner: its data channel carries the message.
+            const channel = yield* Deferred.await(alice.chat.open)
+            channel.send("to the device that answered")
+            expect(yield* Queue.take(winner.chat.received)).toBe("to the device that answered")
+            // The loser was told exactly once, and never got further than ringing.
+            expect(yield* hangupsTo(network, loser.address)).toEqual([{ reason: "answered-elsewhere" }])
+            expect(loser.chat.created).toEqual([])
+            yield* alice.session.hangup()
+            expect(yield* waitFor(winner, "Ended")).toMatchObject({ reason: "hangup", by: "remote" })
+            expect(yield* hangupsTo(network, loser.address)).toHaveLength(1)
+          }),
+        30_000
+      )
+    }
+
+    it.live("a device that rejects leaves the other ringing; the call is declined once both have", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const [phone, laptop] = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all([waitFor(phone, "IncomingInit"), waitFor(laptop, "IncomingInit")])
+        yield* phone.session.reject()
+        yield* waitFor(phone, "Ended")
+        // The rejection reached alice, and changed only whom she is ringing.
+        yield* alice.session.state.pipe(
+          Stream.filter((s) => s._tag === "OutgoingInit" && s.ringing.length === 1),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        expect(yield* alice.session.current).toEqual(
+          CallState.OutgoingInit({ callId: 1, remote: "bob", ringing: [laptop.address], declined: ["declined"] })
+        )
+        expect((yield* laptop.session.current)._tag).toBe("IncomingInit")
+        yield* laptop.session.reject("busy")
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: "bob", reason: "declined", by: "remote" })
+        )
+        // Nobody was sent a hangup: both said no themselves.
+        expect((yield* subtypes(network)).filter((s) => s.endsWith("call:hangup"))).toEqual([])
+      }))
+
+    it.live("a rejection on one device, an accept on the other: the call goes on", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const [phone, laptop] = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all([waitFor(phone, "IncomingInit"), waitFor(laptop, "IncomingInit")])
+        yield* phone.session.reject()
+        yield* laptop.session.accept()
+        const [active] = yield* Effect.all([waitFor(alice, "Active"), waitFor(laptop, "Active")])
+        expect(active.remote).toBe(laptop.address)
+        expect(yield* phone.session.current).toMatchObject({ _tag: "Ended", reason: "declined", by: "local" })
+        expect(yield* hangupsTo(network, phone.address)).toEqual([])
+      }), 30_000)
+
+    it.live("a caller who gives up ends every ring with cancelled", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const devices = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* alice.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: "bob", reason: "cancelled", by: "local" })
+        )
+        for (const device of devices) {
+          expect(yield* waitFor(device, "Ended")).toMatchObject({ reason: "cancelled", by: "remote" })
+          expect(yield* hangupsTo(network, device.address)).toEqual([{ reason: "cancelled" }])
+        }
+      }))
+
+    it.live("the ring timeout ends every ring", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice", { ringTimeout: "300 millis" })
+        const devices = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ reason: "timeout", by: "local" })
+        for (const device of devices) {
+          expect(yield* waitFor(device, "Ended")).toMatchObject({ reason: "timeout", by: "remote" })
+        }
+      }))
+  })
 })

@@ -129,6 +129,73 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     }), 30_000)
 
   it.live(
+    "calling a user rings both of its clients: each accept order, and a rejection on one device",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const alice = yield* join(server.url, "alice")
+        const devices = [yield* join(server.url, "bob"), yield* join(server.url, "bob")] as const
+        // alice rings the sessions her roster lists for bob.
+        yield* alice.client.roster.changes.pipe(
+          Stream.filter((peers) => [...peers].filter(([, p]) => p.user === "bob").length === 2),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        const received = (party: Party, subtype: string) =>
+          Effect.map(Ref.get(party.received), (frames) => frames.filter((f) => f.subtype === subtype))
+
+        for (const [round, first] of [[1, 0], [2, 1]] as const) {
+          const winner = devices[first]
+          const loser = devices[1 - first]!
+          yield* alice.session.call("bob")
+          yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+          yield* winner.session.accept()
+          expect(yield* waitFor(loser, "Ended")).toEqual(
+            CallState.Ended({ callId: round, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
+          )
+          expect((yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")]))[0].remote).toBe(
+            winner.address
+          )
+          yield* alice.session.hangup()
+          yield* Effect.all([waitFor(alice, "Ended"), waitFor(winner, "Ended")])
+          // The losing device (a different one each round) was told exactly once.
+          const told = (yield* received(loser, "call:hangup")).filter((f) =>
+            (f.data as { reason?: string }).reason === "answered-elsewhere"
+          )
+          expect(told).toHaveLength(1)
+        }
+
+        // Round 3: the first device says no, the second picks up.
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* devices[0].session.reject()
+        yield* alice.session.state.pipe(
+          Stream.filter((s) => s._tag === "OutgoingInit" && s.ringing.length === 1),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        yield* devices[1].session.accept()
+        expect((yield* waitFor(alice, "Active")).remote).toBe(devices[1].address)
+        yield* devices[1].session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ callId: 3, reason: "hangup", by: "remote" })
+
+        // Round 4: both say no: declined.
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* Effect.all(devices.map((d) => d.session.reject()))
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 4, remote: "bob", reason: "declined", by: "remote" })
+        )
+        // Every frame on the wire was a strict call frame from its true sender.
+        for (const party of [alice, ...devices]) {
+          expect((yield* Ref.get(party.received)).every(Call.isStrict)).toBe(true)
+        }
+        expect((yield* server.stats).refused).toBe(0)
+      }),
+    60_000
+  )
+
+  it.live(
     "as layers: a session provided inside another one signals through its own client",
     () =>
       Effect.gen(function*() {
