@@ -151,8 +151,17 @@ export interface SympleClient {
     pattern: string,
     handler: CommandHandler<E, R>
   ) => Effect.Effect<void, never, Scope.Scope | R>
-  /** Sends `{"type":"close"}` when online, closes the socket and stops reconnecting. Idempotent. */
+  /**
+   * Sends `{"type":"close"}` when online, closes the socket and stops reconnecting. Idempotent. The `beforeClose`
+   * effects run first.
+   */
   readonly close: Effect.Effect<void>
+  /**
+   * Runs `effect` when the client is closed (`close`, or its scope), before the `close` frame, while frames can still
+   * go out (a call session hangs up its call there); registered for as long as the scope is open. Each is given at
+   * most `requestTimeout`.
+   */
+  readonly beforeClose: (effect: Effect.Effect<void>) => Effect.Effect<void, never, Scope.Scope>
 }
 
 /**
@@ -213,6 +222,7 @@ export const make = (
     const transactions = new Map<string, Transaction>()
     const roomAcks = new Map<string, Array<Deferred.Deferred<void, RequestError>>>()
     const routes: Array<Route> = []
+    const closing = new Set<Effect.Effect<void>>()
     let desired: ReadonlyArray<string> = config.rooms
     let self: Peer.Peer | undefined
     let closedWith: ClientClosed | undefined
@@ -623,6 +633,11 @@ export const make = (
     const close: Effect.Effect<void> = Effect.gen(function*() {
       if (userClosed) return
       userClosed = true
+      yield* Effect.forEach(
+        Array.from(closing),
+        (effect) => effect.pipe(Effect.timeout(config.requestTimeout), Effect.ignore),
+        { concurrency: "unbounded", discard: true }
+      )
       if (self !== undefined) sendFrame({ type: "close" })
       yield* Fiber.interrupt(loopFiber)
       yield* terminate(new ClientClosed({ reason: "Closed" }))
@@ -758,7 +773,12 @@ export const make = (
       joinRoom: (room) => roomChange("join", room),
       leaveRoom: (room) => roomChange("leave", room),
       onCommand,
-      close
+      close,
+      beforeClose: (effect) =>
+        Effect.acquireRelease(
+          Effect.sync(() => closing.add(effect)),
+          () => Effect.sync(() => closing.delete(effect))
+        ).pipe(Effect.asVoid)
     }
     return client
   })
