@@ -13,6 +13,7 @@ import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -46,6 +47,10 @@ import * as State from "./State.js"
  * @category models
  */
 export type ServerEvent = Delivery.ServerEvent
+
+const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerError =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound" &&
+  error.request.url.split("?")[0] === "/"
 
 /**
  * @since 0.1.0
@@ -219,10 +224,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         connections: hub.connections.size,
         uptime: Math.round((Date.now() - hub.startedAt) / 1000)
       }))
-    const base = Layer.mergeAll(
-      HttpRouter.add("GET", "/health", health),
-      HttpRouter.add("GET", "/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
-    )
+    const base = HttpRouter.add("GET", "/health", health)
     const app = resolved.routes === undefined ? base : Layer.mergeAll(base, resolved.routes)
     // The routes are built in the server's scope (a router of its own each time), and requests run in it.
     const scope = yield* Effect.scope
@@ -238,7 +240,13 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         )
       )
     )
-    const handler = yield* NodeHttpServer.makeHandler(routes, { scope })
+    // `GET /` belongs to the application when it routes it (a demo page); otherwise it says how to connect.
+    const served = Effect.catchIf(
+      routes,
+      isUnroutedRoot,
+      () => Effect.succeed(HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
+    )
+    const handler = yield* NodeHttpServer.makeHandler(served, { scope })
     const server = Http.createServer(httpOptions(resolved), handler)
     const wss = new WebSocketServer({
       noServer: true,
