@@ -150,14 +150,10 @@ export interface RosterHandle {
   /** Removes everyone, announcing each removal. */
   readonly clear: Effect.Effect<void>
   /**
-   * Publishes a roster computed elsewhere: `peers` (of which `pending` are pending), then the `changes` that led
-   * there, in order.
+   * Publishes a roster computed elsewhere, synchronously: `peers` (of which `pending` are pending), then the
+   * `changes` that led there, in order. For a single writer that does not also use `apply` or `clear`.
    */
-  readonly show: (
-    peers: Peers,
-    pending: ReadonlyArray<string>,
-    changes: ReadonlyArray<Change>
-  ) => Effect.Effect<void>
+  readonly showUnsafe: (peers: Peers, pending: ReadonlyArray<string>, changes: ReadonlyArray<Change>) => void
 }
 
 /**
@@ -185,12 +181,13 @@ export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
     const peers = yield* SubscriptionRef.getAndSet(ref, HashMap.empty<string, Peer.Peer>())
     for (const peer of HashMap.values(peers)) yield* PubSub.publish(changesHub, Change.Disconnected({ peer }))
   }))
-  const show = (peers: Peers, pending: ReadonlyArray<string>, changes: ReadonlyArray<Change>) =>
-    lock.withPermit(Effect.gen(function*() {
-      pendingIds = pending
-      yield* SubscriptionRef.set(ref, peers)
-      for (const change of changes) yield* PubSub.publish(changesHub, change)
-    }))
+  // As `SubscriptionRef.set` does, without its effect.
+  const showUnsafe = (peers: Peers, pending: ReadonlyArray<string>, changes: ReadonlyArray<Change>) => {
+    pendingIds = pending
+    ref.value = peers
+    PubSub.publishUnsafe(ref.pubsub, peers)
+    for (const change of changes) PubSub.publishUnsafe(changesHub, change)
+  }
   const updates = Stream.fromPubSub(changesHub)
   const roster: Roster = {
     changes: SubscriptionRef.changes(ref),
@@ -210,6 +207,6 @@ export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
       (peers) => pendingIds.flatMap((id) => Option.toArray(HashMap.get(peers, id)))
     )
   }
-  const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear, show }
+  const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear, showUnsafe }
   return handle
 })

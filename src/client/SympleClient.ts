@@ -3,7 +3,8 @@
  * the roster and the incoming frames exposed as Streams. It resumes its session when the server offers it (the
  * `resume` extension of `welcome`), and keeps its roster through reconnections either way.
  *
- * Inside, the client is a pure transition machine run by one fiber (`internal/Machine.ts`, `internal/Transition.ts`, `internal/Client.ts`).
+ * Inside, the client is a pure transition machine (`internal/Machine.ts`, `internal/Transition.ts`) that
+ * `internal/Client.ts` interprets one input at a time.
  *
  * Platform-neutral: the WebSocket constructor comes from `Socket.WebSocketConstructor` of `effect/socket/Socket` (the
  * browser's global with `Socket.layerWebSocketConstructorGlobal`, the `ws` package with

@@ -1,7 +1,15 @@
 /**
- * The interpreter of the client's transition machine (`./Machine.ts`, `./Transition.ts`): one fiber takes one input at a time, runs
- * the transition, and carries out its commands in order. Everything else here turns the world into inputs (API
+ * The interpreter of the client's transition machine (`./Machine.ts`, `./Transition.ts`): one input at a time, it
+ * runs the transition and carries out its commands in order. Everything else here turns the world into inputs (API
  * calls, socket events, timers, the reconnection schedule) and commands into effects (socket writes, Streams).
+ *
+ * Every command is carried out synchronously (a socket write, a publication, forking or interrupting a fiber), so
+ * handling an input is a plain function call that nothing can interleave with. Inputs are handled in the order
+ * they are submitted: queued for the client's own fiber when another input is ahead of them, otherwise at once by
+ * the fiber that brings them. Every hand-over between fibers costs a turn of the event loop (Effect's scheduler
+ * runs woken fibers from `setImmediate`): a send handled by the fiber that makes it is written and answered without
+ * one. Inputs that come from fibers the machine may stop (a socket's end, timers, the reconnection schedule) always
+ * go through the queue.
  *
  * @since 0.2.0
  */
@@ -11,8 +19,6 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
-import * as FiberHandle from "effect/FiberHandle"
-import * as FiberMap from "effect/FiberMap"
 import * as FiberSet from "effect/FiberSet"
 import * as Option from "effect/Option"
 import * as PubSub from "effect/PubSub"
@@ -47,8 +53,10 @@ import { transition } from "./Transition.js"
 interface Envelope {
   readonly input: Input
   /** Completed once the input is handled: a socket's reader waits for it before reading on (backpressure). */
-  readonly done?: Deferred.Deferred<void> | undefined
+  readonly done: Deferred.Deferred<void> | undefined
 }
+
+type Answer = Extract<Command, { readonly _tag: "Answer" }>
 
 interface Waiter {
   readonly deferred: Deferred.Deferred<unknown, ClientClosed | RequestError>
@@ -104,12 +112,13 @@ export const make = (
     const announces = yield* PubSub.unbounded<Announce>()
     const roster = yield* Roster.make
     const terminal = yield* Deferred.make<never, ClientClosed>()
+    // Every fiber the client starts lives in the client's scope.
     const runFork = yield* FiberSet.makeRuntime<never>()
     const inputs = yield* Queue.unbounded<Envelope>()
-    const timers = yield* FiberMap.make<string>()
-    const connection = yield* FiberHandle.make()
-    const backoff = yield* FiberHandle.make()
     const construct = yield* Socket.WebSocketConstructor
+    const timers = new Map<string, Fiber.Fiber<unknown>>()
+    let connection: Fiber.Fiber<unknown> | undefined
+    let backoff: Fiber.Fiber<unknown> | undefined
 
     // The machine's state after the last input, for the synchronous getters.
     let machine = Machine.initial(context)
@@ -124,8 +133,12 @@ export const make = (
     // socket now or stays in the outbox for the next session.
     let current: { readonly conn: Conn; readonly ws: Socket.WebSocketLike } | undefined
 
-    const post = (input: Input) => {
-      Queue.offerUnsafe(inputs, { input })
+    // Inputs submitted and not yet handled; while there are any, new ones queue behind them.
+    let backlog = 0
+
+    const post = (input: Input, done?: Deferred.Deferred<void>) => {
+      backlog += 1
+      Queue.offerUnsafe(inputs, { input, done })
     }
 
     // --- the socket ---------------------------------------------------------------------------------------------
@@ -162,14 +175,7 @@ export const make = (
           post(Input.Opened({ conn }))
           while (true) {
             const chunk = yield* reader.pull
-            const done = yield* Deferred.make<void>()
-            chunk.forEach((data, i) => {
-              Queue.offerUnsafe(inputs, {
-                input: Input.Received({ conn, data }),
-                done: i === chunk.length - 1 ? done : undefined
-              })
-            })
-            yield* Deferred.await(done)
+            for (const data of chunk) yield* submit(Input.Received({ conn, data }), true)
           }
         }))
         post(Input.Closed({ conn, ...closeOf(exit) }))
@@ -200,123 +206,165 @@ export const make = (
       Deferred.doneUnsafe(waiter.deferred, exit)
     }
 
-    /** Carries out one command; a `Deliver` returns its outcome, the next input. */
-    const run = (command: Command): Effect.Effect<Input | undefined> => {
+    /** Sets a SubscriptionRef as `SubscriptionRef.set` does, without its effect (only the machine writes these). */
+    const setRef = <A>(ref: SubscriptionRef.SubscriptionRef<A>, value: A) => {
+      ref.value = value
+      PubSub.publishUnsafe(ref.pubsub, value)
+    }
+
+    /** Carries out a command; returns the input it reports at once (a `Deliver`'s outcome), if any. */
+    const perform = (command: Command, answers: Array<Answer>): Input | undefined => {
       switch (command._tag) {
         case "Open":
-          return FiberHandle.run(connection, connect(command.conn)).pipe(Effect.as(undefined))
-        case "Write":
-          return Effect.sync(() => {
-            const ws = socketOf(command.conn)
-            if (ws === undefined) return undefined
-            try {
-              ws.send(Frame.unsafeEncode(command.frame))
-            } catch {
-              // A frame that cannot be encoded (application data that is not JSON) is not sent; nothing waits for it.
-            }
-            return undefined
-          })
-        case "Deliver":
-          return Effect.sync(() => {
-            const { frame, ticket } = command
-            let text: string
-            try {
-              text = Frame.unsafeEncode(frame)
-            } catch (defect) {
-              return Input.Written({ ticket, outcome: { defect } })
-            }
-            const ws = socketOf(command.conn)
-            if (ws === undefined) return Input.Written({ ticket, outcome: "refused" })
-            ws.send(text)
-            return Input.Written({ ticket, outcome: "written" })
-          })
+          connection?.interruptUnsafe()
+          connection = runFork(connect(command.conn))
+          return undefined
+        case "Write": {
+          const ws = socketOf(command.conn)
+          if (ws === undefined) return undefined
+          try {
+            ws.send(Frame.unsafeEncode(command.frame))
+          } catch {
+            // A frame that cannot be encoded (application data that is not JSON) is not sent; nothing waits for it.
+          }
+          return undefined
+        }
+        case "Deliver": {
+          const { frame, ticket } = command
+          let text: string
+          try {
+            text = Frame.unsafeEncode(frame)
+          } catch (defect) {
+            return Input.Written({ ticket, outcome: { defect } })
+          }
+          const ws = socketOf(command.conn)
+          if (ws === undefined) return Input.Written({ ticket, outcome: "refused" })
+          ws.send(text)
+          return Input.Written({ ticket, outcome: "written" })
+        }
         case "CloseSocket":
-          return Effect.sync(() => {
-            closeSocket(command.conn, command.code)
-            return undefined
-          })
+          closeSocket(command.conn, command.code)
+          return undefined
         case "StartTimer": {
           const timer = command.timer
-          return FiberMap.run(
-            timers,
-            timerKey(timer),
-            Effect.sleep(command.after).pipe(Effect.andThen(Effect.sync(() => post(Input.Timeout({ timer })))))
-          ).pipe(Effect.as(undefined))
-        }
-        case "CancelTimer":
-          return FiberMap.remove(timers, timerKey(command.timer)).pipe(Effect.as(undefined))
-        case "Backoff":
-          return Effect.gen(function*() {
-            // Effect 4 schedules have no `reset`: a new step starts the backoff over.
-            if (command.restart) nextDelay = yield* Schedule.toStepWithSleep(config.reconnectSchedule)
-            const delay = nextDelay(command.lost)
-            // Sleeps for the schedule's delay; fails (with `Cause.Done`) once the schedule is over.
-            yield* FiberHandle.run(
-              backoff,
-              Effect.result(delay).pipe(
-                Effect.flatMap((result) =>
-                  Effect.sync(() => post(Result.isFailure(result) ? Input.GiveUp() : Input.Retry()))
-                )
-              )
+          const key = timerKey(timer)
+          timers.get(key)?.interruptUnsafe()
+          const fiber = runFork(
+            Effect.sleep(command.after).pipe(
+              Effect.andThen(Effect.sync(() => {
+                timers.delete(key)
+                post(Input.Timeout({ timer }))
+              }))
             )
-            return undefined
-          })
-        case "Answer":
-          return Effect.sync(() => {
-            answer(command.ticket, command.exit)
-            return undefined
-          })
-        case "Progress":
-          return Effect.sync(() => {
-            const onProgress = waiting.get(command.ticket)?.onProgress
-            if (onProgress !== undefined) runFork(onProgress(command.reply))
-            return undefined
-          })
-        case "RunRoute":
-          return Effect.sync(() => {
-            routes.get(command.route)?.(command.command)
-            return undefined
-          })
-        case "ShowState":
-          return SubscriptionRef.set(state, command.state).pipe(Effect.as(undefined))
-        case "ShowRooms":
-          return SubscriptionRef.set(rooms, command.rooms).pipe(Effect.as(undefined))
-        case "ShowRoster":
-          return roster.show(command.peers, command.pending, command.changes).pipe(Effect.as(undefined))
-        case "Announce":
-          return PubSub.publish(announces, { status: command.status, message: command.message }).pipe(
-            Effect.as(undefined)
           )
+          timers.set(key, fiber)
+          return undefined
+        }
+        case "CancelTimer": {
+          const key = timerKey(command.timer)
+          timers.get(key)?.interruptUnsafe()
+          timers.delete(key)
+          return undefined
+        }
+        case "Backoff": {
+          const { lost, restart } = command
+          backoff?.interruptUnsafe()
+          backoff = runFork(Effect.gen(function*() {
+            // Effect 4 schedules have no `reset`: a new step starts the backoff over.
+            if (restart) nextDelay = yield* Schedule.toStepWithSleep(config.reconnectSchedule)
+            // Sleeps for the schedule's delay; fails (with `Cause.Done`) once the schedule is over.
+            const delay = yield* Effect.result(nextDelay(lost))
+            post(Result.isFailure(delay) ? Input.GiveUp() : Input.Retry())
+          }))
+          return undefined
+        }
+        case "Answer":
+          answers.push(command)
+          return undefined
+        case "Progress": {
+          const onProgress = waiting.get(command.ticket)?.onProgress
+          if (onProgress !== undefined) runFork(onProgress(command.reply))
+          return undefined
+        }
+        case "RunRoute":
+          routes.get(command.route)?.(command.command)
+          return undefined
+        case "ShowState":
+          setRef(state, command.state)
+          return undefined
+        case "ShowRooms":
+          setRef(rooms, command.rooms)
+          return undefined
+        case "ShowRoster":
+          roster.showUnsafe(command.peers, command.pending, command.changes)
+          return undefined
+        case "Announce":
+          PubSub.publishUnsafe(announces, { status: command.status, message: command.message })
+          return undefined
         case "Inbound":
-          return PubSub.publish(inbound, command.frame).pipe(Effect.as(undefined))
+          PubSub.publishUnsafe(inbound, command.frame)
+          return undefined
         case "Stop":
-          return Effect.gen(function*() {
-            closedWith ??= command.error
-            yield* Deferred.fail(terminal, closedWith)
-            yield* FiberHandle.clear(backoff)
-            yield* FiberMap.clear(timers)
-            yield* FiberHandle.clear(connection)
-            return undefined
-          })
+          closedWith ??= command.error
+          Deferred.doneUnsafe(terminal, Exit.fail(closedWith))
+          backoff?.interruptUnsafe()
+          for (const fiber of timers.values()) fiber.interruptUnsafe()
+          timers.clear()
+          connection?.interruptUnsafe()
+          return undefined
       }
     }
 
-    // An input, then the outcomes of its writes, before the next input.
-    const drive = (envelope: Envelope) =>
-      Effect.gen(function*() {
-        const queue: Array<Input> = [envelope.input]
+    // An input, then the outcomes of its writes, before the next input. The callers it answers are woken last, once
+    // the input is handled: a woken fiber may run at once, and its next call must find nothing ahead of it.
+    const drive = (input: Input): void => {
+      const answers: Array<Answer> = []
+      try {
+        const queue: Array<Input> = [input]
         while (queue.length > 0) {
           const step: Step = transition(context, machine, queue.shift()!)
           machine = step.state
           for (const command of step.commands) {
-            const outcome = yield* run(command)
+            const outcome = perform(command, answers)
             if (outcome !== undefined) queue.push(outcome)
           }
         }
-        if (envelope.done !== undefined) Deferred.doneUnsafe(envelope.done, Exit.void)
+      } finally {
+        backlog -= 1
+        for (const { exit, ticket } of answers) answer(ticket, exit)
+      }
+    }
+
+    /**
+     * Handles an input now when nothing is ahead of it, else queues it; `wait`: until it is handled (a socket's
+     * reader reads on only then).
+     */
+    const submit = (input: Input, wait: boolean): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        if (backlog === 0) {
+          backlog += 1
+          drive(input)
+          return Effect.void
+        }
+        if (!wait) {
+          post(input)
+          return Effect.void
+        }
+        const done = Deferred.makeUnsafe<void>()
+        post(input, done)
+        return Deferred.await(done)
       })
 
-    const machineFiber = yield* Queue.take(inputs).pipe(Effect.flatMap(drive), Effect.forever, Effect.forkScoped)
+    const machineFiber = yield* Queue.take(inputs).pipe(
+      Effect.flatMap(({ done, input }) =>
+        Effect.sync(() => {
+          drive(input)
+          if (done !== undefined) Deferred.doneUnsafe(done, Exit.void)
+        })
+      ),
+      Effect.forever,
+      Effect.forkScoped
+    )
     post(Input.Start())
 
     // --- calls --------------------------------------------------------------------------------------------------
@@ -331,8 +379,8 @@ export const make = (
         const ticket = ++lastTicket
         const deferred = Deferred.makeUnsafe<unknown, ClientClosed | RequestError>()
         waiting.set(ticket, { deferred, onProgress })
-        post(input(ticket))
-        return (Deferred.await(deferred) as Effect.Effect<A, E>).pipe(
+        return submit(input(ticket), false).pipe(
+          Effect.andThen(Deferred.await(deferred) as Effect.Effect<A, E>),
           Effect.onInterrupt(() =>
             Effect.sync(() => {
               if (waiting.delete(ticket)) post(Input.Withdraw({ ticket }))

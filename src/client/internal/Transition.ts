@@ -1,7 +1,7 @@
 /**
  * The client as a pure transition: `(context, state, input) -> (state, commands)` (the vocabulary is
- * `./Machine.ts`). One fiber runs it, one input at a time, so the whole client is a value between two inputs, and
- * the tests can throw arbitrary sequences of inputs at it.
+ * `./Machine.ts`). The interpreter (`./Client.ts`) runs it one input at a time, so the whole client is a value
+ * between two inputs, and the tests can throw arbitrary sequences of inputs at it.
  *
  * Writes of frames that someone waits for (`Deliver`) report back (`Written`) before any other input is taken: a
  * socket can start closing at any moment, and a frame counts as sent only once a write succeeded.
