@@ -62,7 +62,7 @@ const awaitRosters = (a: Party, b: Party) =>
 describe("call/e2e: two SympleClients on the project's server, real WebRTC (werift)", () => {
   it.live("call, data both ways, hang up; the server routes ordinary messages only", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
 
@@ -114,7 +114,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
 
   it.live("the call ends when the remote client goes offline", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
       yield* awaitRosters(alice, bob)
@@ -132,7 +132,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "as layers: a session provided inside another one signals through its own client",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
         const aliceChat = yield* makeChatPeer
         const bobChat = yield* makeChatPeer
         const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>
