@@ -36,6 +36,8 @@ export interface Setting {
   readonly help: string
   /** The default, in words, where `ServerConfig.defaults` has none to print. */
   readonly fallback?: string | undefined
+  /** The variable, where it is not named after the option. */
+  readonly variable?: string | undefined
 }
 
 /**
@@ -82,7 +84,13 @@ export const settings: { readonly [K in Flagged]: Setting } = {
   headersTimeout: { kind: "ms", help: "ms to receive a request's (or upgrade's) headers; 0 = no limit" },
   requestTimeout: { kind: "ms", help: "ms to receive a whole request; 0 = no limit" },
   highWaterMark: { kind: "int", help: "socket bytes above which a peer's mailbox stops draining into it" },
-  shutdownTimeout: { kind: "ms", help: "ms a closing peer has to acknowledge the close" }
+  shutdownTimeout: { kind: "ms", help: "ms a closing peer has to acknowledge the close" },
+  redis: {
+    kind: "string",
+    help: "redis://host:port shared by several server processes that act as one; unset: this process alone",
+    variable: "SYMPLE_REDIS_URL"
+  },
+  redisTtl: { kind: "ms", help: "with --redis: ms without heartbeats after which a node's sessions go offline" }
 }
 
 /**
@@ -100,7 +108,8 @@ export const flagName = (option: string): string => option.replace(/[A-Z]/g, (c)
  * @category names
  */
 export const variableName = (option: string): string =>
-  `SYMPLE_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+  (settings as Record<string, Setting | undefined>)[option]?.variable ??
+    `SYMPLE_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
 
 const shown = (kind: Kind, value: unknown): string => {
   if (kind === "ms") return String(Duration.toMillis(Duration.fromInputUnsafe(value as Duration.Input)))

@@ -103,6 +103,16 @@ export interface ServerOptions {
   readonly shutdownTimeout: Duration.Input
   /** Extra HTTP routes served on the same port (`GET /health` is built in; `GET /` is 426 unless routed): see `Routes`. */
   readonly routes: Routes | undefined
+  /**
+   * `redis://host:port` of the Redis that several server processes share to act as one (see `symple-ts/redis`);
+   * unset: this process alone, everything in memory.
+   */
+  readonly redis: string | undefined
+  /**
+   * With `redis`: how long a node that stops sending heartbeats is still taken as alive; its sessions then go
+   * offline to their neighbours on the other nodes.
+   */
+  readonly redisTtl: Duration.Input
 }
 
 /**
@@ -135,7 +145,9 @@ export const defaults: ServerOptions = {
   requestTimeout: Duration.seconds(10),
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
-  routes: undefined
+  routes: undefined,
+  redis: undefined,
+  redisTtl: Duration.seconds(10)
 }
 
 /**
@@ -248,7 +260,9 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   requestTimeout: opt(Config.Int("REQUEST_TIMEOUT")),
   maxPayload: opt(Config.Int("MAX_PAYLOAD")),
   highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
-  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT"))
+  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT")),
+  redis: opt(Config.String("REDIS_URL")),
+  redisTtl: opt(Config.Int("REDIS_TTL"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

@@ -66,14 +66,20 @@ const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerErro
  * to the application when it routes it (a demo page); otherwise it says how to connect (426).
  */
 const routes = (hub: Hub) => {
-  const health = Effect.map(hub.registry.snapshot, (state) =>
-    HttpServerResponse.jsonUnsafe({
-      status: hub.shuttingDown ? "stopping" : "ok",
-      peers: State.size(state),
-      rooms: HashMap.size(state.rooms),
-      connections: hub.connections.size,
-      uptime: Math.round((Date.now() - hub.startedAt) / 1000)
-    }))
+  const health = Effect.flatMap(
+    hub.registry.snapshot,
+    (state) =>
+      Effect.map(hub.brokerStatus, (broker) =>
+        HttpServerResponse.jsonUnsafe({
+          status: hub.shuttingDown ? "stopping" : "ok",
+          peers: State.size(state),
+          rooms: HashMap.size(state.rooms),
+          connections: hub.connections.size,
+          uptime: Math.round((Date.now() - hub.startedAt) / 1000),
+          // A cluster node says how it stands with the broker (cross-node frames are dropped while disconnected).
+          ...(broker.state === "single" ? {} : { broker })
+        }))
+  )
   const base = HttpRouter.add("GET", "/health", health)
   const app = hub.options.routes === undefined ? base : Layer.mergeAll(base, hub.options.routes)
   // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
