@@ -433,22 +433,29 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
         publisher = client
 
         let subscriber: Client | undefined
+        /** Gives up the current subscriber connection (it is replaced by a new one). */
+        let lose: () => void = ignore
         let retry: ReturnType<typeof setTimeout> | undefined
         let retries = 0
 
         /** A new subscriber connection and its subscriptions: after a loss, the node resubscribes by itself. */
         const subscribe = async (): Promise<void> => {
           const sub = client.duplicate({ socket: { reconnectStrategy: false, connectTimeout: 5000 } })
-          sub.on("error", ignore)
           let lost = false
           const onLost = () => {
             if (lost) return
             lost = true
             connected = false
             if (subscriber === sub) subscriber = undefined
+            if (sub.isOpen) sub.destroy()
             if (!stopped) scheduleResubscribe()
           }
+          // Without reconnection, a lost socket is an error after which the client is closed.
+          sub.on("error", () => {
+            if (!sub.isOpen) onLost()
+          })
           sub.on("end", onLost)
+          lose = onLost
           try {
             await sub.connect()
             await sub.subscribe(keys.node(node), onEnvelope, true)
@@ -554,6 +561,8 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
         })
 
         const heartbeat = async (): Promise<void> => {
+          // A subscriber that lost its socket without saying so is replaced.
+          if (subscriber !== undefined && !subscriber.isReady) lose()
           if (!client.isReady) return
           // The previous beat tells whether this node was taken for dead (e.g. Redis lost its keys): then it resyncs.
           const previous = await client.sendCommand([

@@ -4,3 +4,4 @@
  * @since 0.2.0
  */
 export * as RedisBroker from "./RedisBroker.js"
+export * as RedisSessions from "./RedisSessions.js"

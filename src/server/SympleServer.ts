@@ -257,13 +257,28 @@ export const layerDefaults = (options: Partial<ServerOptions> = {}): Layer.Layer
   const resolved = ServerConfig.resolve(options)
   return Layer.mergeAll(
     Router.layer,
-    Authenticator.layer(resolved),
+    authenticatorLayer(resolved),
     Layer.succeed(JoinPolicy.JoinPolicy, JoinPolicy.fromHook(resolved.authorizeJoin)),
     RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }),
     PeerRegistry.layer,
     brokerLayer(resolved)
   )
 }
+
+/**
+ * The options' authentication; in token mode with `redis` set and no hook, the sessions the JavaScript server
+ * reads (`symple:session:<token>`, see `RedisSessions` of `symple-ts/redis`).
+ */
+const authenticatorLayer = (options: ServerConfig.Resolved): Layer.Layer<Authenticator.Authenticator> =>
+  options.redis === undefined || options.redis === "" || !options.authentication ||
+    options.authenticate !== undefined
+    ? Authenticator.layer(options)
+    : Layer.unwrap(
+      Effect.map(
+        Effect.promise(() => import("../redis/RedisSessions.js")),
+        (RedisSessions) => RedisSessions.layer({ url: options.redis! })
+      )
+    )
 
 /**
  * The single node, or with `redis` set the Redis broker (loaded only then, so that a single node never loads a
