@@ -17,8 +17,7 @@
  * - `symple:v1:node:<node>:alive` (string, TTL): the node's heartbeat.
  * - `symple:v1:node:<node>:sessions` (hash): session id to `{"peer":…,"rooms":[…],"virtual":bool}`.
  * - channel `symple:v1:directory`: membership events (JSON, see `Event`).
- * - channel `symple:v1:node:<node>`: frames for the node's sessions (binary envelope: 4-byte big-endian length of
- *   a JSON array of session ids, the array, then the frame as a complete WebSocket text frame).
+ * - channel `symple:v1:node:<node>`: frames for the node's sessions (binary envelope, see `envelope`).
  * - channel `symple:broadcast` (the JavaScript server's): frames routed as `inject` routes them.
  *
  * @since 0.2.0
@@ -145,39 +144,59 @@ const toEvent = (text: string): Event | undefined => {
 }
 
 /**
- * A frame's envelope to another node: the recipients' ids, then the bytes rendered on the sending node.
+ * An envelope to another node: frames, each with its recipients' ids and the bytes rendered on the sending node.
+ * Each record is a 4-byte big-endian length and a JSON array of session ids, then a 4-byte length and the frame as
+ * a complete WebSocket text frame.
  *
  * @since 0.2.0
  * @category encoding
  */
-export const envelope = (ids: ReadonlyArray<string>, bytes: Uint8Array): Buffer => {
-  const header = Buffer.from(JSON.stringify(ids))
-  const out = Buffer.allocUnsafe(4 + header.length + bytes.length)
-  out.writeUInt32BE(header.length, 0)
-  header.copy(out, 4)
-  out.set(bytes, 4 + header.length)
+export const envelope = (
+  records: ReadonlyArray<{ readonly ids: ReadonlyArray<string>; readonly bytes: Uint8Array }>
+): Buffer => {
+  const headers = records.map((record) => Buffer.from(JSON.stringify(record.ids)))
+  let size = 0
+  for (let i = 0; i < records.length; i++) size += 8 + headers[i]!.length + records[i]!.bytes.length
+  const out = Buffer.allocUnsafe(size)
+  let at = 0
+  for (let i = 0; i < records.length; i++) {
+    const header = headers[i]!
+    const bytes = records[i]!.bytes
+    out.writeUInt32BE(header.length, at)
+    header.copy(out, at + 4)
+    at += 4 + header.length
+    out.writeUInt32BE(bytes.length, at)
+    out.set(bytes, at + 4)
+    at += 4 + bytes.length
+  }
   return out
 }
 
 /**
- * The recipients and bytes of an envelope; `undefined` when it is not one.
+ * The records of an envelope, in order; `undefined` when it is not one.
  *
  * @since 0.2.0
  * @category encoding
  */
 export const openEnvelope = (
   message: Buffer
-): { readonly ids: ReadonlyArray<string>; readonly bytes: Buffer } | undefined => {
-  if (message.length < 4) return undefined
-  const length = message.readUInt32BE(0)
-  if (4 + length > message.length) return undefined
+): ReadonlyArray<{ readonly ids: ReadonlyArray<string>; readonly bytes: Buffer }> | undefined => {
+  const out: Array<{ readonly ids: ReadonlyArray<string>; readonly bytes: Buffer }> = []
+  let at = 0
   try {
-    const ids: unknown = JSON.parse(message.toString("utf8", 4, 4 + length))
-    if (!Array.isArray(ids) || !ids.every(isString)) return undefined
-    return { ids, bytes: message.subarray(4 + length) }
+    while (at < message.length) {
+      const idsLength = message.readUInt32BE(at)
+      const ids: unknown = JSON.parse(message.toString("utf8", at + 4, at + 4 + idsLength))
+      at += 4 + idsLength
+      const length = message.readUInt32BE(at)
+      if (!Array.isArray(ids) || !ids.every(isString) || at + 4 + length > message.length) return undefined
+      out.push({ ids, bytes: message.subarray(at + 4, at + 4 + length) })
+      at += 4 + length
+    }
   } catch {
     return undefined
   }
+  return out
 }
 
 /** The frame inside a complete WebSocket text frame (as `socketWriter.encode` renders it). */
@@ -188,13 +207,19 @@ const frameOf = (bytes: Uint8Array): Frame.Frame => {
 }
 
 /**
- * Frames for other nodes, gathered while a fan-out runs and published once it is over: one envelope per node and
- * frame, whatever the number of recipients there.
+ * Frames for other nodes, gathered while the current round of I/O is handled and published once it is over
+ * (`setImmediate`): one envelope per node, holding each frame once with its recipients there, whatever their
+ * number. Under load, one publish carries the frames of many senders.
  */
 class Outbox {
   pending = new Map<string, Array<{ readonly bytes: Uint8Array; readonly ids: Array<string> }>>()
-  scheduled = false
-  constructor(readonly publish: (node: string, bytes: Uint8Array, ids: ReadonlyArray<string>) => void) {}
+  scheduled: ReturnType<typeof setImmediate> | undefined = undefined
+  constructor(
+    readonly publish: (
+      node: string,
+      records: ReadonlyArray<{ readonly bytes: Uint8Array; readonly ids: ReadonlyArray<string> }>
+    ) => void
+  ) {}
 
   push(node: string, id: string, bytes: Uint8Array): void {
     let batches = this.pending.get(node)
@@ -202,18 +227,18 @@ class Outbox {
     const last = batches[batches.length - 1]
     if (last !== undefined && last.bytes === bytes) last.ids.push(id)
     else batches.push({ bytes, ids: [id] })
-    if (!this.scheduled) {
-      this.scheduled = true
-      queueMicrotask(this.flush)
-    }
+    this.scheduled ??= setImmediate(this.flush)
   }
 
   readonly flush = (): void => {
-    this.scheduled = false
+    if (this.scheduled !== undefined) {
+      clearImmediate(this.scheduled)
+      this.scheduled = undefined
+    }
     if (this.pending.size === 0) return
     const pending = this.pending
     this.pending = new Map()
-    for (const [node, batches] of pending) for (const batch of batches) this.publish(node, batch.bytes, batch.ids)
+    for (const [node, records] of pending) this.publish(node, records)
   }
 }
 
@@ -261,15 +286,17 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
     let own: Registry | undefined
     let publisher: Client | undefined
 
-    const outbox = new Outbox((target, bytes, ids) => {
+    const outbox = new Outbox((target, records) => {
       const client = publisher
+      let recipients = 0
+      for (const record of records) recipients += record.ids.length
       if (client === undefined || !client.isReady) {
-        counters.dropped += ids.length
+        counters.dropped += recipients
         return
       }
-      counters.published++
-      client.publish(keys.node(target), envelope(ids, bytes)).catch(() => {
-        counters.dropped += ids.length
+      counters.published += records.length
+      client.publish(keys.node(target), envelope(records)).catch(() => {
+        counters.dropped += recipients
       })
     })
 
@@ -401,10 +428,10 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
         }
 
         const onEnvelope = (message: Buffer) => {
-          const opened = openEnvelope(message)
-          if (opened === undefined) return
-          counters.received++
-          local.deliver(opened.ids, opened.bytes, () => frameOf(opened.bytes))
+          const records = openEnvelope(message)
+          if (records === undefined) return
+          counters.received += records.length
+          for (const { bytes, ids } of records) local.deliver(ids, bytes, () => frameOf(bytes))
         }
 
         const onBroadcast = (text: string) => {

@@ -35,9 +35,9 @@ export interface Status {
   readonly node: string
   /** Other nodes with sessions in this node's replica. */
   readonly nodes: number
-  /** Envelopes of frames published to other nodes. */
+  /** Frames published to other nodes (once per node, whatever the number of recipients there). */
   readonly published: number
-  /** Envelopes of frames received from other nodes. */
+  /** Frames received from other nodes. */
   readonly received: number
   /** Cross-node deliveries dropped because the broker was unreachable (one per recipient). */
   readonly dropped: number
