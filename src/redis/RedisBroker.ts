@@ -614,12 +614,17 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
             if (retry !== undefined) clearTimeout(retry)
             outbox.flush()
             if (client.isReady) {
-              try {
+              const leave = async () => {
                 await client.multi().del(keys.sessions(node)).del(keys.alive(node)).sRem(keys.nodes, node).exec()
                 await client.publish(keys.directory, JSON.stringify({ op: "down", node }))
-              } catch {
-                // Redis is away: the node's heartbeat expires instead.
               }
+              // A Redis that does not answer must not hold the shutdown: the node's heartbeat expires instead.
+              let timer: ReturnType<typeof setTimeout> | undefined
+              await Promise.race([
+                leave().catch(ignore),
+                new Promise((resolve) => timer = setTimeout(resolve, 1000))
+              ])
+              clearTimeout(timer)
             }
             subscriber?.destroy()
             subscriber = undefined

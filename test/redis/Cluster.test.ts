@@ -27,4 +27,20 @@ describe("two nodes on one Redis", () => {
       yield* alice.next(isPresenceOf(bob, false))
       yield* converged([a, b], 1)
     }).pipe(Effect.scoped))
+
+  it.live("a node that stops gracefully takes its sessions offline at once, long before its TTL", () =>
+    Effect.gen(function*() {
+      const redis = yield* startRedis
+      const a = yield* startNode(redis.url, {}, 60_000)
+      const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
+      const bobId = yield* Effect.scoped(Effect.gen(function*() {
+        const b = yield* startNode(redis.url, {}, 60_000)
+        const bob = yield* peer(b, "bob", { rooms: ["lobby"] })
+        yield* alice.next(isPresenceOf(bob, true))
+        return bob.id
+      }))
+      yield* alice.next(isPresenceOf({ id: bobId }, false))
+      yield* converged([a], 1)
+      expect((yield* a.brokerStatus).nodes).toBe(0)
+    }).pipe(Effect.scoped))
 })
