@@ -37,6 +37,8 @@ export interface ConsoleOptions {
   readonly rooms: ReadonlyArray<string>
   /** How long `/cmd` waits for a reply, in ms. */
   readonly requestTimeout: number
+  /** PEM certificate authorities for a `wss://` server with a private certificate. */
+  readonly ca?: string | undefined
 }
 
 /**
@@ -74,7 +76,8 @@ export const run = (
       name: options.name,
       token: options.token,
       rooms: options.rooms,
-      requestTimeout: options.requestTimeout
+      requestTimeout: options.requestTimeout,
+      ca: options.ca
     })
     let current: string | undefined = options.rooms[0]
 
@@ -262,6 +265,12 @@ export const command = Command.make("console", {
   name: Flag.String("name").pipe(Flag.withDescription("display name (default: the user name)"), Flag.optional),
   token: Flag.String("token").pipe(Flag.withDescription("token, for a server in token mode"), Flag.optional),
   rooms: roomsFlag,
+  ca: Flag.FileText("ca").pipe(
+    Flag.withDescription(
+      "PEM file of the certificate authority a wss:// server's certificate must chain to (default: the well-known ones)"
+    ),
+    Flag.optional
+  ),
   requestTimeout: Flag.Int("request-timeout").pipe(
     Flag.withDescription("ms /cmd waits for a reply (default: 10000)"),
     Flag.withDefault(10_000),
@@ -274,7 +283,8 @@ export const command = Command.make("console", {
     name: Option.getOrUndefined(flags.name),
     token: Option.getOrUndefined(flags.token),
     rooms: flags.rooms,
-    requestTimeout: flags.requestTimeout
+    requestTimeout: flags.requestTimeout,
+    ca: Option.getOrUndefined(flags.ca)
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription(
       "An interactive Symple peer: prints what it receives and sends what you type (/help lists the commands). " +

@@ -19,12 +19,13 @@ import type * as ServerConfig from "../server/ServerConfig.js"
 export type Kind = "string" | "int" | "number" | "boolean" | "ms"
 
 /**
- * The options with a flag: every option that is a plain value (the hooks and `routes` are for programs).
+ * The options with a flag of their own: every option that is a plain value (the hooks and `routes` are for
+ * programs; `tls` has two flags, `--tls-cert` and `--tls-key`).
  *
  * @since 0.2.0
  * @category models
  */
-export type Flagged = Exclude<keyof ServerConfig.ServerOptions, "authenticate" | "authorizeJoin" | "routes">
+export type Flagged = Exclude<keyof ServerConfig.ServerOptions, "authenticate" | "authorizeJoin" | "routes" | "tls">
 
 /**
  * @since 0.2.0

@@ -519,6 +519,21 @@ export const make = (
         : { code: undefined, cause: exit.cause }
     }
 
+    /**
+     * What the platform said about a socket that did not open: `ws` gives an error event with the reason (a refused
+     * connection, an untrusted certificate); a browser's event says nothing.
+     */
+    const openFailure = (exit: Exit.Exit<never, Socket.SocketError>): string | undefined => {
+      if (Exit.isSuccess(exit)) return undefined
+      const error = Cause.findErrorOption(exit.cause)
+      if (Option.isNone(error) || error.value.reason._tag !== "SocketOpenError") return undefined
+      const reason = error.value.reason
+      if (reason.kind === "Timeout") return "timed out"
+      const event = reason.cause as { readonly message?: unknown; readonly error?: { readonly message?: unknown } }
+      const message = event?.error?.message ?? event?.message
+      return typeof message === "string" && message !== "" ? message : undefined
+    }
+
     const connectOnce = (attempt: number): Effect.Effect<ConnectionLost | AuthRefused> =>
       Effect.scoped(Effect.gen(function*() {
         const sessionScope = yield* Effect.scope
@@ -554,7 +569,8 @@ export const make = (
           return new ConnectionLost({
             reason: "Open",
             wasOnline: false,
-            cause: Exit.isFailure(exit) ? exit.cause : undefined
+            cause: Exit.isFailure(exit) ? exit.cause : undefined,
+            detail: openFailure(exit)
           })
         }
         if (session.rejected !== undefined) {

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpRouter from "effect/http/HttpRouter"
@@ -23,6 +24,17 @@ import type { JoinHook } from "./JoinPolicy.js"
  * @category models
  */
 export type Routes = Layer.Layer<never, never, HttpRouter.HttpRouter | HttpRouter.Request<"Error", unknown>>
+
+/**
+ * A certificate and its private key, each as PEM text or as the path of a PEM file.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tls {
+  readonly cert: string | Uint8Array
+  readonly key: string | Uint8Array
+}
 
 /**
  * @since 0.1.0
@@ -102,6 +114,8 @@ export interface ServerOptions {
   readonly shutdownTimeout: Duration.Input
   /** Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in): see `Routes`. */
   readonly routes: Routes | undefined
+  /** Serve wss:// and https:// (instead of ws:// and http://) on the port, with this certificate. */
+  readonly tls: Tls | undefined
 }
 
 /**
@@ -134,7 +148,8 @@ export const defaults: ServerOptions = {
   requestTimeout: Duration.seconds(10),
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
-  routes: undefined
+  routes: undefined,
+  tls: undefined
 }
 
 /**
@@ -218,7 +233,8 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
- * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it).
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it);
+ * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -247,7 +263,20 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   requestTimeout: opt(Config.Int("REQUEST_TIMEOUT")),
   maxPayload: opt(Config.Int("MAX_PAYLOAD")),
   highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
-  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT"))
+  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT")),
+  tls: Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) }).pipe(
+    Config.mapEffect(({ cert, key }) =>
+      Option.isSome(cert) && Option.isSome(key)
+        ? Effect.succeed(Option.some<Tls>({ cert: cert.value, key: key.value }))
+        : Option.isNone(cert) && Option.isNone(key)
+        ? Effect.succeed(Option.none<Tls>())
+        : Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({ message: "SYMPLE_TLS_CERT and SYMPLE_TLS_KEY go together: set both" })
+          )
+        )
+    )
+  )
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

@@ -32,6 +32,7 @@ import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
 import * as Connection from "./Connection.js"
 import * as Delivery from "./Delivery.js"
+import * as Listener from "./internal/listener.js"
 import * as JoinPolicy from "./JoinPolicy.js"
 import * as OutboundBudget from "./OutboundBudget.js"
 import * as PeerRegistry from "./PeerRegistry.js"
@@ -84,7 +85,7 @@ export interface VirtualPeer {
  * @category errors
  */
 export class ServerError extends Data.TaggedError("ServerError")<{
-  readonly reason: "Listen" | "Routes" | "DuplicatePeer" | "InvalidPeer"
+  readonly reason: "Listen" | "Routes" | "Tls" | "DuplicatePeer" | "InvalidPeer"
   readonly message: string
   readonly cause?: unknown
 }> {}
@@ -99,7 +100,7 @@ export interface Server {
   /** The bound port (useful with `port: 0`). */
   readonly port: number
   readonly host: string
-  /** `ws://host:port` of the bound socket. */
+  /** `ws://host:port` of the bound socket (`wss://` with the `tls` option). */
   readonly url: string
   /** Sends a frame to every member of a room (except `excludeId`); returns the number of recipients. */
   readonly broadcast: (room: string, frame: Frame.Frame, excludeId?: string) => Effect.Effect<number>
@@ -239,7 +240,10 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
       )
     )
     const handler = yield* NodeHttpServer.makeHandler(routes, { scope })
-    const server = Http.createServer(httpOptions(resolved), handler)
+    const server = yield* Effect.try({
+      try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
+      catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
+    })
     const wss = new WebSocketServer({
       noServer: true,
       maxPayload: resolved.hardPayloadLimit,
@@ -406,7 +410,9 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
     return {
       port: bound.port,
       host: resolved.host,
-      url: `ws://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
+      url: `${resolved.tls === undefined ? "ws" : "wss"}://${
+        bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+      }:${bound.port}`,
       broadcast: (room, frame, excludeId) =>
         Effect.flatMap(snapshot, (state) => sendToMembers(State.members(state, room), frame, excludeId)),
       sendTo: (id, frame) =>
