@@ -1,6 +1,6 @@
 /**
- * Owns the server's port: the Node HTTP (or HTTPS) server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`, the
- * application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
+ * Owns the server's port: the Node HTTP (or HTTPS) server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`,
+ * `GET /metrics` and `GET /ready` from `operations`, the application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
  * the server supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each
  * sends its notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and
  * the port closed.
@@ -30,6 +30,7 @@ import * as Admission from "./admission.js"
 import * as Connection from "./connection.js"
 import type { Hub } from "./hub.js"
 import * as Listener from "./listener.js"
+import * as Operations from "./operations.js"
 import { makeWebSocketServer } from "./socketWriter.js"
 
 const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
@@ -59,7 +60,7 @@ const httpOptions = (resolved: ServerConfig.Resolved): Http.ServerOptions => {
 const ignore = () => {}
 
 /** The built-in routes and the application's, as one request handler built in the server's scope. */
-const routes = (hub: Hub) => {
+const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpRouter>) => {
   const health = Effect.map(PeerRegistry.snapshot(hub.registry), (state) =>
     HttpServerResponse.jsonUnsafe({
       status: hub.shuttingDown ? "stopping" : "ok",
@@ -69,6 +70,7 @@ const routes = (hub: Hub) => {
       uptime: Math.round((Date.now() - hub.startedAt) / 1000)
     }))
   const base = Layer.mergeAll(
+    operations,
     HttpRouter.add("GET", "/health", health),
     HttpRouter.add("GET", "/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
   )
@@ -103,7 +105,7 @@ export const serve = (hub: Hub): Effect.Effect<
     const resolved = hub.options
     // The routes are built in the server's scope (a router of its own each time), and requests run in it.
     const scope = yield* Effect.scope
-    const handler = yield* NodeHttpServer.makeHandler(yield* routes(hub), { scope })
+    const handler = yield* NodeHttpServer.makeHandler(yield* routes(hub, yield* Operations.routes(hub)), { scope })
     const server = yield* Effect.try({
       try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
       catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
@@ -148,7 +150,10 @@ export const serve = (hub: Hub): Effect.Effect<
     const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
       open.add(ws)
       ws.on("close", forget)
-      if (Admission.atCapacity(hub)) return Admission.refuseAtCapacity(ws, socket)
+      if (Admission.atCapacity(hub)) {
+        hub.stats.refusedConnections++
+        return Admission.refuseAtCapacity(ws, socket)
+      }
       try {
         fork(Connection.run(Connection.accept(hub, ws, socket, host)))
       } catch (error) {
