@@ -7,6 +7,7 @@
  */
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -257,8 +258,9 @@ const roomsFlag = Flag.String("rooms").pipe(
 export const command = Command.make("console", {
   url: Flag.String("url").pipe(
     Flag.withDescription(
-      "server URL: ws:// or wss:// (http:// and https:// are read as such) (default: ws://localhost:4500)"
+      "server URL: ws:// or wss:// (http:// and https:// are read as such) (default: ws://localhost:4500; SYMPLE_URL)"
     ),
+    Flag.withFallbackConfig(Config.String("SYMPLE_URL")),
     Flag.withDefault("ws://localhost:4500")
   ),
   user: Flag.String("user").pipe(Flag.withDescription("user name to connect as")),

@@ -48,19 +48,20 @@ export interface Program {
 }
 
 /**
- * Starts the command with `args` (environment: this one without `SYMPLE_*`, plus `env`); killed when the scope
- * closes if it is still running.
+ * Starts the command with `args` (environment: this one without `SYMPLE_*`, plus `env`; in `cwd`, by default the
+ * checkout); killed when the scope closes if it is still running.
  */
 export const run = (
   args: ReadonlyArray<string>,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  options: { readonly cwd?: string | undefined } = {}
 ): Effect.Effect<Program, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.map(bundle, (file) => {
       const base: NodeJS.ProcessEnv = { ...process.env }
       for (const key of Object.keys(base)) if (key.startsWith("SYMPLE_")) delete base[key]
       const child = spawn(process.execPath, [file, ...args], {
-        cwd: root,
+        cwd: options.cwd ?? root,
         env: { ...base, ...env },
         stdio: ["pipe", "pipe", "pipe"]
       })
