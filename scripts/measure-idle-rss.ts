@@ -27,7 +27,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { cpuMillis, median } from "../bench/stats.js"
-import { bundleOptions } from "./build-command.js"
+import { commandOptions } from "./build-command.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: number): number => {
@@ -141,7 +141,7 @@ const main = async (): Promise<void> => {
     const targets: Array<Target> = []
     const command = Path.join(root, "src", "cli", "main.ts")
     if (existsSync(command)) {
-      await esbuild.build({ ...bundleOptions(command), outfile: Path.join(dir, "symple-ts.mjs") })
+      await esbuild.build({ ...(await commandOptions(command)), outfile: Path.join(dir, "symple-ts.mjs") })
       targets.push({
         name: "command",
         args: [Path.join(dir, "symple-ts.mjs"), "serve", "--host", "127.0.0.1", "--port", "0"]

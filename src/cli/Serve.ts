@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as ServerConfig from "../server/ServerConfig.js"
 import * as SympleServer from "../server/SympleServer.js"
+import * as DemoPage from "../web/DemoPage.js"
 import * as ServeOptions from "./ServeOptions.js"
 
 /**
@@ -71,10 +72,18 @@ const tlsFlags = {
   )
 }
 
+/**
+ * The demo page, when the command was bundled with it (`scripts/build-command.ts` defines it); under tsx it is
+ * bundled from its sources on the first request instead.
+ */
+declare const SYMPLE_DEMO_PAGE: DemoPage.Assets | undefined
+const demoPage = (): ServerConfig.Routes =>
+  DemoPage.layer(typeof SYMPLE_DEMO_PAGE === "undefined" ? {} : { assets: SYMPLE_DEMO_PAGE })
+
 const demoFlag = Flag.Boolean("demo").pipe(
   Flag.withDefault(true),
   Flag.withDescription(
-    "serve the demo page on GET / when this build has one (--no-demo: / answers 426, as without a page)"
+    "serve the demo page on GET /: chat, rooms and calls in the browser (--no-demo: / answers 426)"
   )
 )
 
@@ -130,7 +139,8 @@ export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effe
       Effect.mapError((error) => new ServeError({ reason: "Start", message: error.message }))
     )
     const http = server.url.replace(/^ws/, "http")
-    yield* Console.log(`Symple server listening on ${server.url} (health: ${http}/health)`)
+    const page = options.routes === undefined ? "" : `demo page: ${http}/, `
+    yield* Console.log(`Symple server listening on ${server.url} (${page}health: ${http}/health)`)
     // Runs before the server's own finalizers: the notice comes first, then the peers are told and closed.
     yield* Effect.addFinalizer(() => Console.log("Symple server stopping"))
     return yield* Effect.never
@@ -143,7 +153,11 @@ export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effe
 export const command = Command.make(
   "serve",
   { ...optionFlags, ...tlsFlags, demo: demoFlag },
-  ({ demo: _demo, tlsCert, tlsKey, ...flags }) => Effect.flatMap(options(flags, { tlsCert, tlsKey }), serve)
+  ({ demo, tlsCert, tlsKey, ...flags }) =>
+    Effect.flatMap(
+      options(flags, { tlsCert, tlsKey }),
+      (resolved) => serve(demo ? { ...resolved, routes: demoPage() } : resolved)
+    )
 ).pipe(
   Command.withDescription(
     "Runs a Symple server: WebSocket peers and HTTP (GET /health) on one port. Each flag also reads from the " +

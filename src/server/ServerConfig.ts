@@ -18,8 +18,8 @@ import type { JoinHook } from "./JoinPolicy.js"
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready`, `GET /metrics` and
- * `GET /`.
+ * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready` and `GET /metrics`.
+ * `GET /` answers 426 (connect with a WebSocket) unless a route serves it, as the demo page does (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
@@ -113,7 +113,10 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /** Extra HTTP routes served on the same port (`GET /health`, `/ready`, `/metrics` and `/` are built in): see `Routes`. */
+  /**
+   * Extra HTTP routes served on the same port (`GET /health`, `/ready` and `/metrics` are built in; `GET /` is 426
+   * unless routed): see `Routes`.
+   */
   readonly routes: Routes | undefined
   /** Serve wss:// and https:// (instead of ws:// and http://) on the port, with this certificate. */
   readonly tls: Tls | undefined

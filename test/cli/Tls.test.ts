@@ -9,7 +9,9 @@ import { onlineAs, type Program, run } from "./support.js"
 
 const listening = (server: Program) =>
   Effect.map(server.line(/^Symple server listening on /), (line) => {
-    const match = /listening on wss:\/\/127\.0\.0\.1:(\d+) \(health: (https:\S+)\)$/.exec(line)
+    const match = /listening on wss:\/\/127\.0\.0\.1:(\d+) \((?:demo page: https:\S+, )?health: (https:\S+)\)$/.exec(
+      line
+    )
     if (match === null) throw new Error(`not a TLS listening line: ${line}`)
     return { port: Number(match[1]), health: match[2]! }
   })
