@@ -1,5 +1,5 @@
 /**
- * Our server as the benchmark starts it: `SympleServer.make` with default options, except that the per-peer rate
+ * Our server as the benchmark starts it: `SympleServer.makeWithDefaults` with default options, except that the per-peer rate
  * limit is disabled (`rateLimit: 0`), because the benchmark sends far more than the default 100 frames per 10 s
  * per peer. `BENCH_RATE_LIMIT=<n>` keeps the limiter running instead, to measure what it costs: a bucket of n
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
@@ -23,7 +23,7 @@ const program = Effect.gen(function*() {
   const raised = Number(process.env["BENCH_RATE_LIMIT"] ?? "0")
   const rateLimit = Number.isFinite(raised) && raised > 0 ? raised : 0
   const maxRooms = Number(process.env["BENCH_MAX_ROOMS"] ?? "0")
-  const server = yield* SympleServer.make({
+  const server = yield* SympleServer.makeWithDefaults({
     port,
     host,
     rateLimit,

@@ -135,7 +135,7 @@ export const options = (
  */
 export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effect<never, ServeError> =>
   Effect.gen(function*() {
-    const server = yield* SympleServer.make(options).pipe(
+    const server = yield* SympleServer.makeWithDefaults(options).pipe(
       Effect.mapError((error) => new ServeError({ reason: "Start", message: error.message }))
     )
     const http = server.url.replace(/^ws/, "http")

@@ -143,43 +143,47 @@ export interface Server {
 export class SympleServer extends Context.Service<SympleServer, Server>()("symple/SympleServer") {}
 
 /**
- * Starts a server in the current scope; closing the scope shuts it down gracefully (shutdown notice, close 1001).
+ * The services a server runs on, each swappable by Layer: `layerDefaults(options)` provides the built-in ones.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Services =
+  | Router.Router
+  | Authenticator.Authenticator
+  | JoinPolicy.JoinPolicy
+  | RateLimit.RateLimit
+  | PeerRegistry.PeerRegistry
+
+/**
+ * Starts a server in the current scope, on the services it is given; closing the scope shuts it down gracefully
+ * (shutdown notice, close 1001). `makeWithDefaults` is the same with the built-in services.
  *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server, ServerError, Scope.Scope> =>
+export const make = (
+  options: Partial<ServerOptions> = {}
+): Effect.Effect<Server, ServerError, Scope.Scope | Services> =>
   Effect.gen(function*() {
     const resolved = ServerConfig.resolve(options)
-    const router = yield* Effect.serviceOption(Router.Router).pipe(
-      Effect.map(Option.getOrElse(() => Router.Router.of({ resolve: Router.resolve })))
-    )
-    const customAuthenticator = yield* Effect.serviceOption(Authenticator.Authenticator)
-    const authenticator = Option.getOrElse(customAuthenticator, () => Authenticator.make(resolved))
-    const customJoinPolicy = yield* Effect.serviceOption(JoinPolicy.JoinPolicy)
-    const joinPolicy = Option.getOrElse(customJoinPolicy, () => JoinPolicy.make(resolved.authorizeJoin))
+    const joinPolicy = yield* JoinPolicy.JoinPolicy
     // In token mode rooms carry the authentication hook's grants: dynamic joins need the application's say.
-    const dynamicRooms = options.dynamicRooms ?? (resolved.dynamicRooms || Option.isSome(customJoinPolicy))
-    // Bound once the server's fiber set exists (it is created after the listener so that it is released first).
-    let supervise: (effect: Effect.Effect<void>) => void = () => {}
-    const runInServer = Effect.runForkWith(yield* Effect.context<never>())
+    const dynamicRooms = options.dynamicRooms ?? (resolved.dynamicRooms || joinPolicy !== JoinPolicy.noPolicy)
     const hub = Hub.make({
-      fork: (effect) => supervise(effect),
-      run: (effect) => void runInServer(effect),
       options: { ...resolved, dynamicRooms },
-      registry: yield* PeerRegistry.make<PeerRegistry.Handle>(),
-      router,
-      authenticator,
-      authenticatorMayWait: Option.isSome(customAuthenticator) || resolved.authenticate !== undefined,
+      registry: yield* PeerRegistry.PeerRegistry,
+      router: yield* Router.Router,
+      authenticator: yield* Authenticator.Authenticator,
       joinPolicy,
-      rateLimitStore: yield* RateLimit.Store,
-      events: yield* PubSub.unbounded<ServerEvent>()
+      rateLimit: yield* RateLimit.RateLimit,
+      events: yield* PubSub.unbounded<ServerEvent>(),
+      // Work started from socket listeners runs with the application's Logger, Tracer and services.
+      context: yield* Effect.context<never>()
     })
-    const served = yield* HttpServer.serve(hub)
-    supervise = served.fork
+    const bound = yield* HttpServer.serve(hub)
     const virtuals = yield* VirtualPeers.make(hub)
-    const bound = served.address
-    const snapshot = PeerRegistry.snapshot(hub.registry)
+    const snapshot = hub.registry.snapshot
 
     const sendToMembers = (
       members: ReadonlyArray<State.Member<PeerRegistry.Handle>>,
@@ -207,7 +211,7 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
         }),
       inject: (frame) =>
         Effect.map(snapshot, (state) => {
-          const route = Router.resolveInjected(state, "to" in frame ? frame.to : undefined)
+          const route = hub.router.resolveInjected(state, "to" in frame ? frame.to : undefined)
           return Router.isEmpty(route) ? 0 : FanOut.deliver(hub.stats, route, encode(frame), frame)
         }),
       sendToUser: (user, frame) =>
@@ -241,11 +245,55 @@ export const make = (options: Partial<ServerOptions> = {}): Effect.Effect<Server
   })
 
 /**
+ * The built-in services, made from the options: the protocol's routing (`Router.layer`), the options'
+ * authentication (`Authenticator.layer`), their `authorizeJoin` hook or no join policy (`JoinPolicy.noPolicy`),
+ * their rate limit (`RateLimit.layer`) and a registry of the server's own (`PeerRegistry.layer`). Provide yours
+ * first and these after, for the services you keep.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerDefaults = (options: Partial<ServerOptions> = {}): Layer.Layer<Services> => {
+  const resolved = ServerConfig.resolve(options)
+  return Layer.mergeAll(
+    Router.layer,
+    Authenticator.layer(resolved),
+    Layer.succeed(JoinPolicy.JoinPolicy, JoinPolicy.fromHook(resolved.authorizeJoin)),
+    RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }),
+    PeerRegistry.layer
+  )
+}
+
+/**
+ * `make` on the built-in services (`layerDefaults`), built in the current scope: the scoped constructor for tests
+ * and embedded use.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const makeWithDefaults = (
+  options: Partial<ServerOptions> = {}
+): Effect.Effect<Server, ServerError, Scope.Scope> =>
+  Effect.flatMap(Layer.build(layerDefaults(options)), (services) => Effect.provideContext(make(options), services))
+
+/**
+ * The server on the services the application provides (`Layer.provide`): all five are required, see `Services`.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWithoutDefaults = (
+  options: Partial<ServerOptions> = {}
+): Layer.Layer<SympleServer, ServerError, Services> => Layer.effect(SympleServer, make(options))
+
+/**
+ * The server with the built-in services, made from the options.
+ *
  * @since 0.1.0
  * @category layers
  */
 export const layer = (options: Partial<ServerOptions> = {}): Layer.Layer<SympleServer, ServerError> =>
-  Layer.effect(SympleServer, make(options))
+  layerWithoutDefaults(options).pipe(Layer.provide(layerDefaults(options)))
 
 /**
  * Like `layer`, with `SYMPLE_*` environment variables (see `ServerConfig.config`) overriding `options`.
@@ -256,4 +304,4 @@ export const layer = (options: Partial<ServerOptions> = {}): Layer.Layer<SympleS
 export const layerConfig = (
   options: Partial<ServerOptions> = {}
 ): Layer.Layer<SympleServer, ServerError | Config.ConfigError> =>
-  Layer.effect(SympleServer, Effect.flatMap(ServerConfig.fromEnv(options), make))
+  Layer.unwrap(Effect.map(ServerConfig.fromEnv(options), layer))

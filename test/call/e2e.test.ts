@@ -74,7 +74,7 @@ const startServer = (port: number) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
     yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
-    const server = yield* SympleServer.make({ port, host: "127.0.0.1" }).pipe(Scope.provide(scope))
+    const server = yield* SympleServer.makeWithDefaults({ port, host: "127.0.0.1" }).pipe(Scope.provide(scope))
     return { server, stop: Scope.close(scope, Exit.void) }
   })
 
@@ -101,7 +101,7 @@ const spawnCallee = (url: string) =>
 describe("call/e2e: two SympleClients on the project's server, real WebRTC (werift)", () => {
   it.live("call, data both ways, hang up; the server routes ordinary messages only", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
 
@@ -153,7 +153,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
 
   it.live("closing the remote's client hangs up its call first", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
       yield* awaitRosters(alice, bob)
@@ -237,7 +237,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "the remote process killed: the call ends after the grace period with reason offline",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
         const callee = yield* spawnCallee(server.url)
         const alice = yield* join(server.url, "alice", { session: { gracePeriod: "1 second" } })
         yield* alice.client.roster.changes.pipe(
@@ -270,7 +270,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "calling a user rings both of its clients: each accept order, and a rejection on one device",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
         const alice = yield* join(server.url, "alice")
         const devices = [yield* join(server.url, "bob"), yield* join(server.url, "bob")] as const
         // alice rings the sessions her roster lists for bob.
@@ -337,7 +337,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "as layers: a session provided inside another one signals through its own client",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
         const aliceChat = yield* makeChatPeer
         const bobChat = yield* makeChatPeer
         const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>

@@ -244,7 +244,7 @@ const connect = (url: string, options: Omit<ClientOptions, "url">) =>
 describe("client continuity against the Symple server (no resume)", () => {
   it.live("a network failure under one client: peers still online raise no event, only our own entry moves", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const line = yield* relay(server.port)
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const carol = yield* connect(server.url, { user: "carol", rooms: ["lobby"] })
@@ -271,7 +271,7 @@ describe("client continuity against the Symple server (no resume)", () => {
   it.live("a server restart: peers that came back raise no flap, the one that did not goes at the end of the grace period", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
-      const server = yield* SympleServer.make(serverOptions).pipe(Scope.provide(first))
+      const server = yield* SympleServer.makeWithDefaults(serverOptions).pipe(Scope.provide(first))
       const port = server.port
       const options = { rooms: ["lobby"], rosterGracePeriod: 1500 } as const
       const alice = yield* connect(server.url, { user: "alice", ...options })
@@ -285,7 +285,7 @@ describe("client continuity against the Symple server (no resume)", () => {
       // While the server is down the roster is kept, pending; carol stops for good.
       expect(yield* rosterIds(alice.client)).toEqual([alice.peer.id, bob.peer.id, carol.peer.id].sort())
       yield* Scope.close(carolScope, Exit.void)
-      const restarted = yield* SympleServer.make({ ...serverOptions, port })
+      const restarted = yield* SympleServer.makeWithDefaults({ ...serverOptions, port })
       expect(restarted.port).toBe(port)
       const aliceAgain = yield* waitFor(alice.client, "Online")
       assert(aliceAgain._tag === "Online")

@@ -12,7 +12,8 @@ import { Message } from "../../src/protocol/index.js"
 import * as SympleServer from "../../src/server/index.js"
 import { certificates } from "../support/tls.js"
 
-const startTls = (tls: SympleServer.ServerOptions["tls"]) => SympleServer.make({ port: 0, host: "127.0.0.1", tls })
+const startTls = (tls: SympleServer.ServerOptions["tls"]) =>
+  SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", tls })
 
 const httpsGet = (url: string, ca?: string) =>
   Effect.callback<{ readonly status: number; readonly body: string }, Error>((resume) => {

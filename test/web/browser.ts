@@ -51,7 +51,10 @@ export interface DemoServer {
 export const startServer = async (options: Partial<ServerOptions> = {}): Promise<DemoServer> => {
   const scope = Effect.runSync(Scope.make())
   const server = await Effect.runPromise(
-    Scope.provide(SympleServer.make({ port: 0, host: "127.0.0.1", routes: DemoPage.layer(), ...options }), scope)
+    Scope.provide(
+      SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", routes: DemoPage.layer(), ...options }),
+      scope
+    )
   )
   return {
     url: `http://127.0.0.1:${server.port}/`,

@@ -1,8 +1,8 @@
 /**
  * Owns admission: which sockets and frames the server takes on. A socket over `maxConnections` is refused (503,
  * close 1013); an unauthenticated connection has a budget of frames (`preAuthFrames`); an online session's frames
- * go through its rate-limit admission, made when it goes online and released (in the server's context) when it
- * ends.
+ * go through the admission the rate-limit policy (`RateLimit.RateLimit`) gives it when it goes online, released (in
+ * the server's context) when it ends.
  *
  * @since 0.2.0
  * @internal
@@ -10,6 +10,7 @@
 import type { Duplex } from "node:stream"
 import type { WebSocket } from "ws"
 import * as Message from "../../protocol/Message.js"
+import type * as Peer from "../../protocol/Peer.js"
 import * as RateLimit from "../RateLimit.js"
 import type { Hub } from "./hub.js"
 import { encode } from "./socketWriter.js"
@@ -57,8 +58,8 @@ export const overPreAuthBudget = (hub: Hub, framesBeforeAuth: number): boolean =
  * @since 0.2.0
  * @internal
  */
-export const forSession = (hub: Hub): RateLimit.Admission =>
-  RateLimit.make(hub.options.rateLimit, hub.options.rateSeconds, { store: hub.rateLimitStore })
+export const forSession = (hub: Hub, id: string, peer: Peer.Peer): RateLimit.Admission =>
+  hub.rateLimit.admission({ id, peer })
 
 /**
  * Forgets a session's bucket once the session has ended, in the server's context.

@@ -1,12 +1,9 @@
 /**
  * Owns a connection's life: the connection object (its outbound half in `socketWriter` and `mailbox`, its inbound
- * half in `inbound`), `accept` (listeners attached in the upgrade callback, so no frame arrives before someone
- * listens), the handshake's deadline, `run` (the connection's fiber), the close and the teardown.
- *
- * Frames are handled in the socket listener. Waking a fiber costs more than handling a frame, so the connection's
- * fiber sleeps through its life: one bare `Effect.callback`, which is also the cheapest fiber to start and to keep.
- * Interrupting it (server shutdown) sends the shutdown notice, closes the socket with 1001 and tears the connection
- * down.
+ * half in `inbound`, its fiber in `connectionFiber`), `accept` (listeners attached in the upgrade callback, so no
+ * frame arrives before someone listens), the handshake's deadline, the close, the teardown (the session leaves the
+ * registry, its neighbours get its offline presence, its admission is released, the fiber ends), and the goodbye
+ * when the server stops (shutdown notice, close 1001).
  *
  * @since 0.2.0
  * @internal
@@ -19,10 +16,11 @@ import type { RawData, WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type * as Authenticator from "../Authenticator.js"
-import * as PeerRegistry from "../PeerRegistry.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
 import * as Presence from "../Presence.js"
 import { ServerEvent } from "../ServerEvent.js"
 import * as Admission from "./admission.js"
+import * as ConnectionFiber from "./connectionFiber.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
@@ -83,12 +81,14 @@ export interface Connection extends PeerRegistry.Handle, Live {
  * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
  * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
  */
-class ConnectionImpl extends InboundFrames {
+class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   readonly id = Message.randomId()
   readonly openedAt = Date.now()
   alive = true
-  /** Resumes the connection's fiber, which then ends. */
-  finish: (() => void) | undefined = undefined
+  // The fiber's side (see `connectionFiber`).
+  wake: ConnectionFiber.Sleeper["wake"] = undefined
+  work: ConnectionFiber.Sleeper["work"] = undefined
+  stop: ConnectionFiber.Sleeper["stop"] = undefined
   /** The handshake's deadline, then the deadline of the close handshake. */
   timer: ReturnType<typeof setTimeout>
 
@@ -121,6 +121,10 @@ class ConnectionImpl extends InboundFrames {
     if (!this.done) this.timer = setTimeout(dropUnclosed, this.hub.options.shutdownTimeoutMillis, this)
   }
 
+  schedule(work: Effect.Effect<void>): void {
+    ConnectionFiber.schedule(this, work)
+  }
+
   goOnline(accepted: Authenticator.Accepted): void {
     clearTimeout(this.timer)
     this.current = Dispatch.online(this.hub, this.id, accepted)
@@ -142,7 +146,7 @@ class ConnectionImpl extends InboundFrames {
     const online = this.current
     try {
       if (online !== undefined) {
-        const removed = PeerRegistry.unsafeDisconnect(hub.registry, this.id)
+        const removed = hub.runNow(hub.registry.disconnect(this.id))
         if (removed !== undefined && removed.neighbours.length > 0 && !hub.shuttingDown) {
           const offline = Presence.offline(removed.session.peer)
           deliver(hub.stats, toSessions(removed.neighbours), encode(offline), offline)
@@ -154,9 +158,7 @@ class ConnectionImpl extends InboundFrames {
       hub.run(Effect.logError("Symple connection teardown failed", Cause.die(error)))
     } finally {
       // The fiber ends whatever happened: the server's shutdown waits for it.
-      const finish = this.finish
-      this.finish = undefined
-      finish?.()
+      ConnectionFiber.finish(this)
     }
   }
 
@@ -217,17 +219,12 @@ export const accept = (hub: Hub, ws: WebSocket, socket: Duplex, host: string | u
 }
 
 /**
- * The connection's fiber: it waits for the end of the connection. Never fails. Interrupting it (the server
- * stopping) sends the shutdown notice, closes the socket with 1001 and tears the connection down.
+ * The connection's fiber (see `connectionFiber`), for the server to supervise. Never fails.
  *
  * @since 0.2.0
  * @internal
  */
 export const run = (connection: Connection): Effect.Effect<void> =>
   connection instanceof ConnectionImpl
-    ? Effect.callback<void>((resume) => {
-      if (connection.done) return resume(Effect.void)
-      connection.finish = () => resume(Effect.void)
-      return Effect.sync(() => connection.interrupted())
-    })
+    ? ConnectionFiber.live(connection)
     : Effect.die(new Error("Connection.run: not a connection made by accept"))

@@ -12,7 +12,7 @@ import * as Frame from "../../protocol/Frame.js"
 import * as Json from "../../protocol/Json.js"
 import * as Peer from "../../protocol/Peer.js"
 import type * as Authenticator from "../Authenticator.js"
-import * as PeerRegistry from "../PeerRegistry.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
 import * as Presence from "../Presence.js"
 import type * as RateLimit from "../RateLimit.js"
 import * as Router from "../Router.js"
@@ -60,7 +60,7 @@ export const online = (hub: Hub, id: string, accepted: Authenticator.Accepted): 
     address,
     fromSuffix: `,"from":${JSON.stringify(address)}}`,
     peer: accepted.peer,
-    admission: Admission.forSession(hub),
+    admission: Admission.forSession(hub, id, accepted.peer),
     seen: undefined,
     me: undefined,
     routes: undefined
@@ -135,7 +135,7 @@ const route = (
     case "presence":
     case "command":
     case "event": {
-      const state = PeerRegistry.unsafeSnapshot(hub.registry)
+      const state = hub.registry.snapshotUnsafe()
       if (online.seen !== state) {
         online.seen = state
         online.me = State.session(state, online.id)

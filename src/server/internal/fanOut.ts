@@ -82,7 +82,7 @@ export const onlinePresence = (hub: Hub, peer: Peer.Peer): Encoded => {
 
 /**
  * Tells sessions that they are no longer in a room that became a user's personal room (see
- * `PeerRegistry.unsafeConnect`): an error 403 that says why, then the `leave:ok` a client keeps its rooms by.
+ * `PeerRegistry` `connect`): an error 403 that says why, then the `leave:ok` a client keeps its rooms by.
  *
  * @since 0.2.0
  * @internal

@@ -17,7 +17,7 @@ import * as Result from "effect/Result"
 import * as Frame from "../../protocol/Frame.js"
 import * as Json from "../../protocol/Json.js"
 import type * as Authenticator from "../Authenticator.js"
-import * as PeerRegistry from "../PeerRegistry.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
 import { ServerEvent } from "../ServerEvent.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
@@ -65,10 +65,11 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
     if (Option.isSome(failure)) return authFailure(hub, connection, failure.value.message)
   }
   const authenticate = Effect.result(attempt)
-  // A hook that hangs must not outlive the handshake's deadline.
-  const decision = hub.authenticatorMayWait
-    ? Effect.timeoutOption(authenticate, Math.max(0, connection.openedAt + hub.options.authTimeoutMillis - Date.now()))
-    : Effect.map(authenticate, Option.some)
+  // An authentication that hangs must not outlive the handshake's deadline.
+  const decision = Effect.timeoutOption(
+    authenticate,
+    Math.max(0, connection.openedAt + hub.options.authTimeoutMillis - Date.now())
+  )
   return {
     pending: Effect.flatMap(decision, (decision): Effect.Effect<Outcome> => {
       // The peer may have gone (or been refused) while the hook was deciding: nothing is left to register.
@@ -135,7 +136,7 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
   const member: State.Member<PeerRegistry.Handle> = { id, user: peer.user, handle: connection }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<PeerRegistry.Handle>> = []
-  const joined = PeerRegistry.unsafeConnect(hub.registry, member, peer, accepted.rooms, {
+  const joined = hub.runNow(hub.registry.connect(member, peer, accepted.rooms, {
     // The rooms the session is in: another user's personal room is never joined, whoever asked for it.
     announce: (neighbours, session) => {
       found = neighbours
@@ -147,7 +148,7 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
     // claiming would let them empty any room by taking its name.
     claimPersonalRoom: hub.options.authentication,
     evicted: evicted(hub.stats)
-  })
+  }))
   // Session ids are random and never reused: a clash is a bug, and costs this connection only.
   if (joined === undefined) return refuse(hub, connection, 500, "Session id in use", 1011)
   connection.goOnline(accepted)

@@ -23,7 +23,6 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
 import type { WebSocket } from "ws"
-import * as PeerRegistry from "../PeerRegistry.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import { ServerError } from "../ServerError.js"
 import * as State from "../State.js"
@@ -69,7 +68,7 @@ const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerErro
  * to the application when it routes it (a demo page); otherwise it says how to connect (426).
  */
 const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpRouter>) => {
-  const health = Effect.map(PeerRegistry.snapshot(hub.registry), (state) =>
+  const health = Effect.map(hub.registry.snapshot, (state) =>
     HttpServerResponse.jsonUnsafe({
       status: hub.shuttingDown ? "stopping" : "ok",
       peers: State.size(state),
@@ -101,17 +100,13 @@ const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpR
 }
 
 /**
- * Serves the hub's options on their port until the scope closes. Returns the bound address and the function that
- * forks a fiber supervised by the server (interrupted, connections first, when the scope closes).
+ * Serves on the port of the hub's options until the scope closes: each connection's fiber is supervised by the
+ * server (interrupted first when the scope closes). Returns the bound address.
  *
  * @since 0.2.0
  * @internal
  */
-export const serve = (hub: Hub): Effect.Effect<
-  { readonly address: AddressInfo; readonly fork: (effect: Effect.Effect<void>) => void },
-  ServerError,
-  Scope.Scope
-> =>
+export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.Scope> =>
   Effect.gen(function*() {
     const resolved = hub.options
     // The routes are built in the server's scope (a router of its own each time), and requests run in it.
@@ -199,5 +194,5 @@ export const serve = (hub: Hub): Effect.Effect<
       )
     }
 
-    return { address: server.address() as AddressInfo, fork: (effect) => void fork(effect) }
+    return server.address() as AddressInfo
   })

@@ -7,7 +7,7 @@
  * @internal
  */
 import type * as Context from "effect/Context"
-import type * as Effect from "effect/Effect"
+import * as Effect from "effect/Effect"
 import type * as PubSub from "effect/PubSub"
 import type * as Peer from "../../protocol/Peer.js"
 import type * as Authenticator from "../Authenticator.js"
@@ -41,14 +41,12 @@ export interface Live {
 export interface Hub {
   /** The options, `dynamicRooms` decided (a join policy of the application's turns it on in token mode). */
   readonly options: ServerConfig.Resolved
-  readonly registry: PeerRegistry.PeerRegistry<PeerRegistry.Handle>
+  /** Membership: the listeners read its published snapshot, and apply its transitions with `runNow`. */
+  readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
   readonly router: Context.Service.Shape<typeof Router.Router>
   readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
-  /** Whether authentication runs user code (a hook or a custom service) that could take its time. */
-  readonly authenticatorMayWait: boolean
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
-  /** Where the sessions' rate-limit buckets live (`RateLimit.Store`, read once when the server starts). */
-  readonly rateLimitStore: RateLimit.Store
+  readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
   readonly events: PubSub.PubSub<ServerEvent>
   /** `Stats` and the tallies behind `GET /metrics`. */
   readonly stats: Counters.Counters
@@ -69,8 +67,11 @@ export interface Hub {
    * runtime's, also while the server stops: for work started from socket listeners that nothing waits for.
    */
   readonly run: (effect: Effect.Effect<void>) => void
-  /** Forks a fiber supervised by the server (interrupted at shutdown). */
-  readonly fork: (effect: Effect.Effect<void>) => void
+  /**
+   * Runs an effect that completes synchronously (a registry transition) in the server's context, and returns its
+   * result: how the socket listeners cross into Effect.
+   */
+  readonly runNow: <A>(effect: Effect.Effect<A>) => A
   shuttingDown: boolean
   /** Set once the server has started (`GET /ready` answers 503 before). */
   started: boolean
@@ -84,24 +85,29 @@ export interface Hub {
  */
 export const make = (services: {
   readonly options: ServerConfig.Resolved
-  readonly registry: PeerRegistry.PeerRegistry<PeerRegistry.Handle>
+  readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
   readonly router: Context.Service.Shape<typeof Router.Router>
   readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
-  readonly authenticatorMayWait: boolean
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
-  readonly rateLimitStore: RateLimit.Store
+  readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
   readonly events: PubSub.PubSub<ServerEvent>
-  readonly run: (effect: Effect.Effect<void>) => void
-  readonly fork: (effect: Effect.Effect<void>) => void
-}): Hub => ({
-  ...services,
-  stats: Counters.make(),
-  outbound: OutboundBudget.make(services.options),
-  ticks: SocketWriter.makeTicks(),
-  presences: new WeakMap(),
-  connections: new Set(),
-  startedAt: Date.now(),
-  shuttingDown: false,
-  started: false,
-  readiness: new Map()
-})
+  /** The server's context: what `run` and `runNow` run effects with. */
+  readonly context: Context.Context<never>
+}): Hub => {
+  const { context, ...shared } = services
+  const fork = Effect.runForkWith(context)
+  return {
+    ...shared,
+    run: (effect) => void fork(effect),
+    runNow: Effect.runSyncWith(context),
+    stats: Counters.make(),
+    outbound: OutboundBudget.make(services.options),
+    ticks: SocketWriter.makeTicks(),
+    presences: new WeakMap(),
+    connections: new Set(),
+    startedAt: Date.now(),
+    shuttingDown: false,
+    started: false,
+    readiness: new Map()
+  }
+}

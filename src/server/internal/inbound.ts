@@ -1,8 +1,9 @@
 /**
  * Owns a connection's inbound side: each frame is handled where it arrives, in the socket listener (the handshake
- * before registration, `dispatch` after). When an authentication or join policy has to run effects, the connection
- * waits for it: what arrives meanwhile waits in the backlog (the socket is paused beyond `pauseAbove` frames) and is
- * handled, in order, once it has answered. A defect while handling a frame ends this connection only.
+ * before registration, `dispatch` after). When an authentication or join policy has to run effects, the
+ * connection's own fiber waits for it: what arrives meanwhile waits in the backlog (the socket is paused beyond
+ * `pauseAbove` frames) and is handled, in order, once it has answered. A defect while handling a frame ends this
+ * connection only, and is logged in the server's context (the application's Logger).
  *
  * @since 0.2.0
  * @internal
@@ -72,6 +73,8 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   abstract terminate(): void
   abstract goOnline(accepted: Authenticator.Accepted): void
   abstract end(): void
+  /** Hands an effect to the connection's fiber, which runs it (after any it is running). */
+  abstract schedule(work: Effect.Effect<void>): void
 
   /**
    * Inbound items waiting behind an authentication that is still being decided, in order; `undefined` while the
@@ -142,13 +145,16 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
     if (outcome === undefined) return
     if (outcome === "closing") return this.end()
     this.backlog = []
-    this.hub.fork(Effect.map(outcome.pending, (result) => {
-      try {
-        this.decided(result)
-      } catch (error) {
-        this.failed(error)
-      }
-    }))
+    this.schedule(this.decide(outcome.pending))
+  }
+
+  /** What the connection's fiber does for a decision that has to wait: wait, then go on with the backlog. */
+  decide(pending: Effect.Effect<Outcome>): Effect.Effect<void> {
+    return pending.pipe(
+      Effect.flatMap((outcome) => Effect.sync(() => this.decided(outcome))),
+      // A defect of the decision (a custom service that dies) or of what follows it ends this connection.
+      Effect.catchDefect((defect) => Effect.sync(() => this.failed(defect)))
+    )
   }
 
   /** The waiting authentication answered: handle what arrived meanwhile, until the backlog is empty or waits again. */

@@ -10,7 +10,7 @@
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Message from "../../protocol/Message.js"
-import * as PeerRegistry from "../PeerRegistry.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
 import * as State from "../State.js"
 import type { Connection } from "./connection.js"
 import { add } from "./counters.js"
@@ -33,7 +33,7 @@ export const join = (hub: Hub, connection: Connection, online: Online, room: str
   const refusal = joinRefusal(hub, online, room)
   if (refusal !== undefined) return answer(hub, connection, refusal.status, refusal.message)
   // Rejoining one's own personal room, or a room one is in, needs nobody's permission.
-  const me = State.session(PeerRegistry.unsafeSnapshot(hub.registry), online.id)
+  const me = State.session(hub.registry.snapshotUnsafe(), online.id)
   if (room === online.peer.user || (me !== undefined && State.inRoom(me, room))) {
     return joined(hub, connection, online, room)
   }
@@ -54,7 +54,7 @@ export const join = (hub: Hub, connection: Connection, online: Online, room: str
  * @internal
  */
 export const leave = (hub: Hub, connection: Connection, online: Online, room: string): Outcome => {
-  PeerRegistry.unsafeLeave(hub.registry, online.id, room)
+  hub.runNow(hub.registry.leave(online.id, room))
   reply(connection, { type: "leave:ok", room })
   return undefined
 }
@@ -75,7 +75,7 @@ const authorizedJoin = (
 }
 
 const joined = (hub: Hub, connection: Connection, online: Online, room: string): Outcome => {
-  const state = PeerRegistry.unsafeJoin(hub.registry, online.id, room)
+  const state = hub.runNow(hub.registry.join(online.id, room))
   reply(connection, { type: "join:ok", room })
   snapshotOf(hub, connection, state, room)
   return undefined
@@ -99,7 +99,7 @@ const joinRefusal = (
   online: Online,
   room: string
 ): { readonly status: number; readonly message: string } | undefined => {
-  const state = PeerRegistry.unsafeSnapshot(hub.registry)
+  const state = hub.registry.snapshotUnsafe()
   const me = State.session(state, online.id)
   if (me === undefined || State.inRoom(me, room)) return undefined
   const options = hub.options

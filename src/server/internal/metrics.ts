@@ -17,7 +17,6 @@ import * as PrometheusMetrics from "effect/observability/PrometheusMetrics"
 import type * as Scope from "effect/Scope"
 import * as Fs from "node:fs"
 import { monitorEventLoopDelay } from "node:perf_hooks"
-import * as PeerRegistry from "../PeerRegistry.js"
 import * as ServerConfig from "../ServerConfig.js"
 import * as State from "../State.js"
 import type { Tally } from "./counters.js"
@@ -69,7 +68,7 @@ export const make = (hub: Hub): Effect.Effect<Metrics, never, Scope.Scope> =>
     })
     const { counter, gauge } = series(own)
 
-    const snapshot = () => PeerRegistry.unsafeSnapshot(hub.registry)
+    const snapshot = () => hub.registry.snapshotUnsafe()
     gauge("symple_connections", "Open WebSocket connections, authenticated or not", () => hub.connections.size)
     gauge("symple_peers", "Peers online: authenticated sessions and virtual peers", () => State.size(snapshot()))
     gauge("symple_rooms", "Rooms with at least one member", () => HashMap.size(snapshot().rooms))

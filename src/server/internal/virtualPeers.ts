@@ -14,7 +14,7 @@ import type * as Scope from "effect/Scope"
 import type * as Frame from "../../protocol/Frame.js"
 import type { Json } from "../../protocol/Json.js"
 import type * as Peer from "../../protocol/Peer.js"
-import * as PeerRegistry from "../PeerRegistry.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
 import * as Presence from "../Presence.js"
 import { ServerError } from "../ServerError.js"
 import { ServerEvent } from "../ServerEvent.js"
@@ -72,7 +72,7 @@ export const make = (hub: Hub): Effect.Effect<VirtualPeers, never, Scope.Scope> 
           handle: { send: (_bytes, frame) => void Queue.offerUnsafe(inbox, frame) }
         }
         const joined = [peer.user, ...rooms.filter((room) => room !== "" && room !== peer.user)]
-        const state = yield* PeerRegistry.connect(hub.registry, member, peer, joined, { virtual: true })
+        const state = yield* hub.registry.connect(member, peer, joined, { virtual: true })
         if (state === undefined) {
           return yield* new ServerError({ reason: "DuplicatePeer", message: `A peer with id ${peer.id} exists` })
         }
@@ -92,9 +92,9 @@ export const make = (hub: Hub): Effect.Effect<VirtualPeers, never, Scope.Scope> 
 
     const remove: VirtualPeers["remove"] = (id) =>
       Effect.gen(function*() {
-        const current = State.session(yield* PeerRegistry.snapshot(hub.registry), id)
+        const current = State.session(yield* hub.registry.snapshot, id)
         if (current === undefined || !current.virtual) return false
-        const removed = yield* PeerRegistry.disconnect(hub.registry, id)
+        const removed = yield* hub.registry.disconnect(id)
         yield* FiberMap.remove(handlers, id)
         if (removed === undefined) return false
         if (removed.neighbours.length > 0) {
