@@ -116,6 +116,11 @@ export interface CallSession {
   readonly reject: (reason?: string) => Effect.Effect<void, CallError>
   /** Ends the call at any stage (default reason `cancelled` while ringing out, `hangup` otherwise). */
   readonly hangup: (reason?: string) => Effect.Effect<void, CallError>
+  /**
+   * Renegotiates the Active call: sends a new offer, as the peer connection's `negotiationneeded` event (a track
+   * added) does by itself. Fails unless the call is Active with no offer of ours outstanding.
+   */
+  readonly renegotiate: () => Effect.Effect<void, CallError>
   /** The peer connection of the current call, once created. */
   readonly peerConnection: Effect.Effect<Option.Option<PeerConnection>>
 }
@@ -214,11 +219,26 @@ export const make = (
       })
 
     const attach = (callId: number, pc: PeerConnection): Attached => {
+      // Gathering ends with an event without a candidate (browsers may first send an empty line per media
+      // section): the remote hears one end-of-candidates marker, for the media section of our last candidate.
+      let last: Call.IceCandidate | undefined
+      let ended = false
       const onCandidate = (event: { readonly candidate?: unknown }) => {
         const raw = event.candidate
-        if (typeof raw !== "object" || raw === null) return
-        Option.map(Call.iceCandidate(raw), (candidate) => post(Input.LocalCandidate({ callId, candidate })))
+        const candidate = typeof raw === "object" && raw !== null ? Call.iceCandidate(raw) : Option.none()
+        if (Option.isSome(candidate) && !Call.isEndOfCandidates(candidate.value)) {
+          last = candidate.value
+          ended = false
+          return post(Input.LocalCandidate({ callId, candidate: candidate.value }))
+        }
+        if (ended || last === undefined || (Option.isNone(candidate) && raw !== null && raw !== undefined)) return
+        ended = true
+        const { candidate: _, ...section } = Option.isSome(candidate) && candidate.value.sdpMid !== undefined
+          ? candidate.value
+          : last
+        post(Input.LocalCandidate({ callId, candidate: { candidate: "", ...section } }))
       }
+      const onNegotiationNeeded = () => post(Input.NegotiationNeeded({ callId }))
       const onState = () => {
         if (pc.connectionState === "connected") post(Input.Connected({ callId }))
         else if (pc.connectionState === "disconnected") post(Input.Disconnected({ callId }))
@@ -229,12 +249,14 @@ export const make = (
       }
       pc.addEventListener("icecandidate", onCandidate)
       pc.addEventListener("connectionstatechange", onState)
+      pc.addEventListener("negotiationneeded", onNegotiationNeeded)
       return {
         callId,
         pc,
         detach: () => {
           pc.removeEventListener("icecandidate", onCandidate)
           pc.removeEventListener("connectionstatechange", onState)
+          pc.removeEventListener("negotiationneeded", onNegotiationNeeded)
         }
       }
     }
@@ -294,9 +316,10 @@ export const make = (
             })).pipe(Effect.ignore)
         }
         case "AnswerOffer": {
-          const { callId, remote, sdp, uid } = instruction
+          const { callId, remote, rollback, sdp, uid } = instruction
           return withPeer(callId, (pc) =>
             Effect.gen(function*() {
+              if (rollback) yield* operation(callId, "rollback", () => pc.setLocalDescription({ type: "rollback" }))
               yield* operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "offer", sdp }))
               const answer = yield* operation(callId, "createAnswer", () => pc.createAnswer())
               yield* operation(
@@ -441,6 +464,8 @@ export const make = (
       accept: () => local(Input.Accept()),
       reject: (reason = Call.Reason.declined) => local(Input.Reject({ reason })),
       hangup: (reason) => local(Input.Hangup({ reason })),
+      renegotiate: () =>
+        Effect.flatMap(SubscriptionRef.get(state), ({ callId }) => local(Input.NegotiationNeeded({ callId }))),
       peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
     })
   })

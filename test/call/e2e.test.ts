@@ -151,6 +151,49 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       expect((yield* server.stats).refused).toBe(0)
     }), 30_000)
 
+  it.live(
+    "over the server: end-of-candidates markers are exchanged, and a track added later is renegotiated",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const alice = yield* join(server.url, "alice")
+        const bob = yield* join(server.url, "bob")
+        yield* alice.session.call(bob.address)
+        yield* waitFor(bob, "IncomingInit")
+        yield* bob.session.accept()
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        // Each side received the other's end-of-candidates marker, as the last of its candidates.
+        const candidates = (party: Party) =>
+          Effect.map(Ref.get(party.received), (frames) => frames.filter((f) => f.subtype === "call:candidate"))
+        yield* Effect.gen(function*() {
+          while (true) {
+            const all = [yield* candidates(alice), yield* candidates(bob)]
+            if (all.every((c) => (c[c.length - 1]?.data as { candidate?: string } | undefined)?.candidate === "")) break
+            yield* Effect.sleep("10 millis")
+          }
+        }).pipe(Effect.timeout("10 seconds"))
+        // bob adds a track: his offer is answered by alice and applied, over the server, and the call goes on.
+        const pcs = [alice.chat.created[0]!, bob.chat.created[0]!] as const
+        pcs[1].addTransceiver("audio", { direction: "sendrecv" })
+        yield* Effect.gen(function*() {
+          while (
+            !pcs[0].remoteDescription?.sdp.includes("m=audio") || pcs.some((pc) => pc.signalingState !== "stable")
+          ) {
+            yield* Effect.sleep("10 millis")
+          }
+        }).pipe(Effect.timeout("10 seconds"))
+        expect(pcs[0].getTransceivers().map((t) => t.kind)).toEqual(["audio"])
+        expect((yield* Ref.get(bob.sent)).filter((f) => f.subtype === "call:offer")).toHaveLength(1)
+        expect((yield* Ref.get(alice.received)).filter((f) => f.subtype === "call:offer")).toHaveLength(1)
+        expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1 })
+        const channel = yield* Deferred.await(bob.chat.open)
+        channel.send("after the new track")
+        expect(yield* Queue.take(alice.chat.received)).toBe("after the new track")
+        expect([...(yield* Ref.get(alice.received)), ...(yield* Ref.get(bob.received))].every(Call.isStrict)).toBe(true)
+      }),
+    30_000
+  )
+
   it.live("closing the remote's client hangs up its call first", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
