@@ -1,9 +1,9 @@
 /**
- * The example Symple server: `npm start` (or `PORT=4600 HOST=0.0.0.0 npm start`).
+ * A Symple server as a program of your own: `npx tsx examples/server.ts` (or `PORT=4600 HOST=0.0.0.0 npx tsx
+ * examples/server.ts`), with an extra HTTP route. Without code, `symple-ts serve` (`npm start`) runs one.
  *
  * Binds 127.0.0.1:4500 unless HOST / PORT say otherwise (SYMPLE_* variables tune the rest, see ServerConfig),
- * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001. `npm start` execs
- * node in place of npm's shell, so a signal sent to npm alone (as Docker and systemd send it) reaches this process.
+ * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, Effect, Exit, Layer, Runtime } from "effect"

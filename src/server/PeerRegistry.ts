@@ -9,8 +9,21 @@
  * @since 0.1.0
  */
 import * as Effect from "effect/Effect"
+import type * as Frame from "../protocol/Frame.js"
 import type * as Peer from "../protocol/Peer.js"
 import * as State from "./State.js"
+
+/**
+ * How the server reaches a session: a connection's socket writer, or a virtual peer's handler queue. `send` never
+ * blocks; a connection whose mailbox is full, or that has too many bytes waiting, closes itself (1013). `bytes` is
+ * the frame rendered once as a complete WebSocket text frame, shared by every recipient.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Handle {
+  readonly send: (bytes: Uint8Array, frame: Frame.Frame) => void
+}
 
 /**
  * @since 0.1.0

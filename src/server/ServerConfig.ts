@@ -217,7 +217,8 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`,
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
- * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms).
+ * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it).
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -243,7 +244,10 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   authFailureDelay: opt(Config.Int("AUTH_FAILURE_DELAY")),
   preAuthFrames: opt(Config.Int("PRE_AUTH_FRAMES")),
   headersTimeout: opt(Config.Int("HEADERS_TIMEOUT")),
-  requestTimeout: opt(Config.Int("REQUEST_TIMEOUT"))
+  requestTimeout: opt(Config.Int("REQUEST_TIMEOUT")),
+  maxPayload: opt(Config.Int("MAX_PAYLOAD")),
+  highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
+  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {
