@@ -23,6 +23,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
 import * as Call from "../protocol/Call.js"
 import type * as Frame from "../protocol/Frame.js"
+import type { IceServer } from "../protocol/IceServer.js"
 import * as Message from "../protocol/Message.js"
 import { CallState, Input, type Instruction, type Role, type Timer, transition } from "./CallState.js"
 import * as CallStateModule from "./CallState.js"
@@ -52,6 +53,11 @@ export interface CallInfo {
   readonly callId: number
   readonly remote: string
   readonly role: Role
+  /**
+   * The ICE servers to create the peer connection with: the `iceServers` option, or else those the signalling
+   * server handed out (the `welcome`'s, with TURN credentials for our user). `fromConstructor` passes them on.
+   */
+  readonly iceServers: ReadonlyArray<IceServer>
 }
 
 /**
@@ -75,6 +81,8 @@ export interface CallSessionOptions {
    * after this returns. Errors end the call with `hangup {reason:"failed"}`.
    */
   readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
+  /** ICE servers for every call, instead of the ones the signalling server hands out. */
+  readonly iceServers?: ReadonlyArray<IceServer> | undefined
   /**
    * How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`; restarted on accept, it
    * also bounds negotiation. Default 30 s.
@@ -295,7 +303,10 @@ export const make = (
         case "OpenPeer": {
           const { callId, remote, role } = instruction
           return closePeer.pipe(
-            Effect.andThen(options.peerConnection({ callId, remote, role })),
+            Effect.andThen(
+              options.iceServers === undefined ? signaller.iceServers : Effect.succeed(options.iceServers)
+            ),
+            Effect.flatMap((iceServers) => options.peerConnection({ callId, remote, role, iceServers })),
             Effect.flatMap((pc) => Ref.set(peer, Option.some(attach(callId, pc)))),
             Effect.catchCause((cause) =>
               Effect.sync(() => post(Input.PeerFailed({ callId, message: `peer connection: ${String(cause)}` })))
@@ -469,6 +480,34 @@ export const make = (
       peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
     })
   })
+
+/**
+ * A `peerConnection` factory from an `RTCPeerConnection` constructor (the browser's, or werift's): each call's peer
+ * connection gets `configuration` with the call's ICE servers (when there are any; otherwise the configuration's
+ * own, or the constructor's default), then `setup` adds its tracks and data channels.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromConstructor = <PC extends PeerConnection, C extends object>(
+  Constructor: new(configuration: C) => PC,
+  options: {
+    readonly configuration?: NoInfer<C> | undefined
+    readonly setup?: ((pc: PC, call: CallInfo) => void) | undefined
+  } = {}
+) =>
+(call: CallInfo): Effect.Effect<PC, unknown> =>
+  Effect.try(() => {
+    // The constructor's own `iceServers` type (an RTCIceServer array) takes the wire shape as it is.
+    const iceServers = call.iceServers.map((server) => ({ ...server, urls: copy(server.urls) }))
+    const configuration = { ...options.configuration, ...(iceServers.length > 0 ? { iceServers } : {}) }
+    const pc = new Constructor(configuration as C)
+    options.setup?.(pc, call)
+    return pc
+  })
+
+const copy = (urls: string | ReadonlyArray<string>): string | Array<string> =>
+  typeof urls === "string" ? urls : [...urls]
 
 /**
  * @since 0.1.0

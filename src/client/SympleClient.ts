@@ -99,6 +99,8 @@ export interface SympleClient {
   readonly awaitOnline: Effect.Effect<Peer.Peer, ClientClosed | AuthRefused>
   /** This session's peer, while online. */
   readonly peer: Effect.Effect<Option.Option<Peer.Peer>>
+  /** The `welcome` that opened this session, while online (its `iceServers` extension, when the server sent one). */
+  readonly welcome: Effect.Effect<Option.Option<Frame.Welcome>>
   /** The rooms this session is in (`welcome.rooms`, then `join:ok` / `leave:ok`), emptied while offline. */
   readonly rooms: Stream.Stream<ReadonlyArray<string>>
   readonly currentRooms: Effect.Effect<ReadonlyArray<string>>
@@ -225,6 +227,7 @@ export const make = (
     const closing = new Set<Effect.Effect<void>>()
     let desired: ReadonlyArray<string> = config.rooms
     let self: Peer.Peer | undefined
+    let welcomed: Frame.Welcome | undefined
     let closedWith: ClientClosed | undefined
     let terminated = false
     let userClosed = false
@@ -410,6 +413,7 @@ export const make = (
       Effect.gen(function*() {
         const me: Peer.Peer = { ...welcome.peer, online: true }
         self = me
+        welcomed = welcome
         session.online = true
         // The session's own frames go first: the joins of desired rooms the welcome left out, then the presence
         // probe. Publishing below may run a woken fiber at once (Effect 4), and what it sends must follow them.
@@ -503,6 +507,7 @@ export const make = (
 
     const leaveOnline = Effect.gen(function*() {
       self = undefined
+      welcomed = undefined
       yield* roster.clear
       yield* SubscriptionRef.set(rooms, [])
       // The intent is kept in the desired rooms and applied on the next welcome.
@@ -755,6 +760,7 @@ export const make = (
       announce: Stream.fromPubSub(announces),
       awaitOnline,
       peer: Effect.sync(() => Option.fromUndefinedOr(self)),
+      welcome: Effect.sync(() => Option.fromUndefinedOr(welcomed)),
       rooms: SubscriptionRef.changes(rooms),
       currentRooms: SubscriptionRef.get(rooms),
       desiredRooms: Effect.sync(() => desired),

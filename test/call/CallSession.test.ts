@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { RTCPeerConnection } from "werift"
-import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
+import { awaitState, type CallInfo, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
 import { makeMemoryNetwork, type MemoryNetwork, Signaller } from "../../src/call/Signaller.js"
 import * as Call from "../../src/protocol/Call.js"
@@ -551,6 +551,42 @@ describe("call/CallSession over an in-memory network", () => {
       )
       expect((yield* subtypes(network)).filter((s) => s === "alice:call:offer")).toEqual([])
     }))
+
+  it.live(
+    "a call's peer connection is made with the signaller's ICE servers, unless the session names its own",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const fromServer = [{ urls: "turn:turn.example.org", username: "1:alice", credential: "c" }]
+        const own = [{ urls: ["stun:stun.example.org"] }]
+        const calls: Array<CallInfo> = []
+        const recording = (chat: Effect.Success<typeof makeChatPeer>) => (call: CallInfo) => {
+          calls.push(call)
+          return chat.peerConnection(call)
+        }
+        const party = (user: string, options: Partial<CallSessionOptions>) =>
+          Effect.gen(function*() {
+            const signaller = yield* network.connect(user, { iceServers: fromServer })
+            const chat = yield* makeChatPeer
+            const session = yield* make({ peerConnection: recording(chat), ...options }).pipe(
+              Effect.provideService(Signaller, signaller)
+            )
+            return { session, address: yield* signaller.address }
+          })
+        const alice = yield* party("alice", {})
+        const bob = yield* party("bob", { iceServers: own })
+        yield* alice.session.call(bob.address)
+        yield* awaitState(bob.session, isTag("IncomingInit"))
+        yield* bob.session.accept()
+        yield* Effect.all([awaitState(alice.session, isTag("Active")), awaitState(bob.session, isTag("Active"))]).pipe(
+          Effect.timeout("10 seconds")
+        )
+        expect(calls.map((c) => [c.role, c.iceServers])).toEqual(
+          expect.arrayContaining([["callee", own], ["caller", fromServer]])
+        )
+      }),
+    30_000
+  )
 
   it.live("local actions in the wrong state fail with CallError and change nothing", () =>
     Effect.gen(function*() {
