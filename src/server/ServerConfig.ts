@@ -19,7 +19,8 @@ import type { JoinHook } from "./JoinPolicy.js"
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health` and `GET /`.
+ * builds the layer with a router of its own, alongside the built-in `GET /health` and `GET /` (and `GET /ice` when ICE
+ * servers are configured).
  *
  * @since 0.2.0
  * @category models
