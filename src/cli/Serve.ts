@@ -15,6 +15,7 @@ import * as Option from "effect/Option"
 import * as Result from "effect/Result"
 import * as ServerConfig from "../server/ServerConfig.js"
 import * as SympleServer from "../server/SympleServer.js"
+import * as DemoPage from "../web/DemoPage.js"
 import * as ServeOptions from "./ServeOptions.js"
 
 /**
@@ -103,7 +104,8 @@ export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effe
       Effect.mapError((error) => new ServeError({ reason: "Start", message: error.message }))
     )
     const http = server.url.replace(/^ws/, "http")
-    yield* Console.log(`Symple server listening on ${server.url} (health: ${http}/health)`)
+    const page = options.routes === undefined ? "" : `demo page: ${http}/, `
+    yield* Console.log(`Symple server listening on ${server.url} (${page}health: ${http}/health)`)
     // Runs before the server's own finalizers: the notice comes first, then the peers are told and closed.
     yield* Effect.addFinalizer(() => Console.log("Symple server stopping"))
     return yield* Effect.never
@@ -116,7 +118,8 @@ export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effe
 export const command = Command.make(
   "serve",
   { ...optionFlags, demo: demoFlag },
-  ({ demo: _demo, ...flags }) => Effect.flatMap(options(flags), serve)
+  ({ demo, ...flags }) =>
+    Effect.flatMap(options(flags), (resolved) => serve(demo ? { ...resolved, routes: DemoPage.layer() } : resolved))
 ).pipe(
   Command.withDescription(
     "Runs a Symple server: WebSocket peers and HTTP (GET /health) on one port. Each flag also reads from the " +

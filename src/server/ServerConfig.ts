@@ -19,8 +19,9 @@ import type { JoinHook } from "./JoinPolicy.js"
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health` and `GET /` (and `GET /ice` when ICE
- * servers are configured).
+ * builds the layer with a router of its own, alongside the built-in `GET /health` (and `GET /ice` when ICE servers are
+ * configured). `GET /` answers 426 (connect with a WebSocket) unless a route serves it, as the demo page does
+ * (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
@@ -103,7 +104,7 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /** Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in): see `Routes`. */
+  /** Extra HTTP routes served on the same port (`GET /health` is built in; `GET /` is 426 unless routed): see `Routes`. */
   readonly routes: Routes | undefined
   /**
    * ICE servers handed to every client as they are (STUN servers, or TURN servers with fixed credentials): in the

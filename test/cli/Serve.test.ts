@@ -12,8 +12,8 @@ import { run } from "./support.js"
 /** The URL the server printed, once it listens. */
 const listening = (program: Effect.Success<ReturnType<typeof run>>) =>
   Effect.map(program.line(/^Symple server listening on /), (line) => {
-    const match = /listening on (\S+) \(health: (\S+)\)/.exec(line)!
-    return { url: match[1]!, health: match[2]! }
+    const match = /listening on (\S+) \((?:demo page: (\S+), )?health: (\S+)\)/.exec(line)!
+    return { url: match[1]!, page: match[2], health: match[3]! }
   })
 
 const serve = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
@@ -25,9 +25,14 @@ describe("symple-ts serve", () => {
       `prints where it listens, serves peers and /health, and stops gracefully on ${signal} with exit code 0`,
       () =>
         Effect.gen(function*() {
-          const server = yield* serve([])
-          const { health, url } = yield* listening(server)
+          // With the demo page (the default) under SIGTERM, without it (`--no-demo`: 426 at /) under SIGINT.
+          const demo = signal === "SIGTERM"
+          const server = yield* serve(demo ? [] : ["--no-demo"])
+          const { health, page, url } = yield* listening(server)
           expect(url).toMatch(/^ws:\/\/127\.0\.0\.1:\d+$/)
+          expect(page).toBe(demo ? url.replace(/^ws/, "http") + "/" : undefined)
+          const root = yield* Effect.promise(() => fetch(health.replace(/\/health$/, "/")))
+          expect(root.status).toBe(demo ? 200 : 426)
           const status = yield* Effect.promise(() => fetch(health).then((response) => response.json()))
           expect(status).toMatchObject({ status: "ok", peers: 0 })
           const alice = yield* peer({ url }, "alice")

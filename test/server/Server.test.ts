@@ -161,7 +161,20 @@ describe("server", () => {
       expect(yield* get("/hello")).toEqual({ status: 200, body: "hi there" })
       expect((yield* get("/nope")).status).toBe(404)
       expect((yield* get("/broken")).status).toBe(500)
+      expect((yield* get("/?from=link")).status).toBe(426)
       yield* peer(server, "bob")
+    }).pipe(Effect.scoped))
+
+  it.live("a route on GET / replaces the 426, and the upgrade on / still works", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ routes: HttpRouter.add("GET", "/", HttpServerResponse.text("a page")) })
+      const response = yield* Effect.promise(() => fetch(`http://127.0.0.1:${server.port}/`))
+      expect(response.status).toBe(200)
+      expect(yield* Effect.promise(() => response.text())).toBe("a page")
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      alice.send({ type: "message", to: bob.address, data: "over /" })
+      expect((yield* bob.next(isMessage())).data).toBe("over /")
     }).pipe(Effect.scoped))
 
   it.live("a route that clashes with a built-in one (GET /health) fails the start with a ServerError", () =>

@@ -1,9 +1,9 @@
 /**
  * Owns the server's port: the Node HTTP server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`,
- * `GET /ice` when ICE servers are configured, the application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
- * the server supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each
- * sends its notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and
- * the port closed.
+ * `GET /ice` when ICE servers are configured, the application's), listening and closing, WebSocket upgrades (each
+ * accepted socket becomes a connection whose fiber the server supervises), pings to find dead peers, and the order
+ * of shutdown: connections are interrupted (each sends its notice and 1001), peers get `shutdownTimeout` to finish
+ * the close, then whatever is left is dropped and the port closed.
  *
  * @since 0.2.0
  * @internal
@@ -14,6 +14,7 @@ import * as Effect from "effect/Effect"
 import * as FiberSet from "effect/FiberSet"
 import * as HashMap from "effect/HashMap"
 import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
 import * as HttpServerResponse from "effect/http/HttpServerResponse"
 import * as Layer from "effect/Layer"
 import * as Schedule from "effect/Schedule"
@@ -59,7 +60,14 @@ const httpOptions = (resolved: ServerConfig.Resolved): Http.ServerOptions => {
 
 const ignore = () => {}
 
-/** The built-in routes and the application's, as one request handler built in the server's scope. */
+const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerError =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound" &&
+  error.request.url.split("?")[0] === "/"
+
+/**
+ * The built-in routes and the application's, as one request handler built in the server's scope. `GET /` belongs
+ * to the application when it routes it (a demo page); otherwise it says how to connect (426).
+ */
 const routes = (hub: Hub) => {
   const health = Effect.map(PeerRegistry.snapshot(hub.registry), (state) =>
     HttpServerResponse.jsonUnsafe({
@@ -69,14 +77,18 @@ const routes = (hub: Hub) => {
       connections: hub.connections.size,
       uptime: Math.round((Date.now() - hub.startedAt) / 1000)
     }))
-  const base = Layer.mergeAll(
-    HttpRouter.add("GET", "/health", health),
-    HttpRouter.add("GET", "/", HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
-  )
+  const base = HttpRouter.add("GET", "/health", health)
   const withIce = IceServers.isConfigured(hub.options) ? Layer.mergeAll(base, IceRoute.route(hub)) : base
   const app = hub.options.routes === undefined ? withIce : Layer.mergeAll(withIce, hub.options.routes)
   // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
   return HttpRouter.toHttpEffect(app).pipe(
+    Effect.map((handler) =>
+      Effect.catchIf(
+        handler,
+        isUnroutedRoot,
+        () => Effect.succeed(HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
+      )
+    ),
     Effect.catchDefect((defect) =>
       Effect.fail(
         new ServerError({
