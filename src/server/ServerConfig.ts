@@ -11,15 +11,18 @@ import type * as HttpRouter from "effect/http/HttpRouter"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
+import type { IceServer } from "../protocol/IceServer.js"
 import type { AuthHook } from "./Authenticator.js"
+import type * as IceServers from "./IceServers.js"
 import type { JoinHook } from "./JoinPolicy.js"
 
 /**
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready` and `GET /metrics`.
- * `GET /` answers 426 (connect with a WebSocket) unless a route serves it, as the demo page does (`DemoPage.layer`).
+ * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready` and `GET /metrics`
+ * (and `GET /ice` when ICE servers are configured). `GET /` answers 426 (connect with a WebSocket) unless a route
+ * serves it, as the demo page does (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
@@ -120,6 +123,16 @@ export interface ServerOptions {
   readonly routes: Routes | undefined
   /** Serve wss:// and https:// (instead of ws:// and http://) on the port, with this certificate. */
   readonly tls: Tls | undefined
+  /**
+   * ICE servers handed to every client as they are (STUN servers, or TURN servers with fixed credentials): in the
+   * `welcome` (extension field `iceServers`) and from `GET /ice`. See `IceServers`.
+   */
+  readonly iceServers: ReadonlyArray<IceServer> | undefined
+  /**
+   * A TURN server that shares a secret with this one (coturn's `use-auth-secret`): each client gets credentials of
+   * its own, minted for its user and valid for `ttl`, after the `iceServers`. See `IceServers`.
+   */
+  readonly turn: IceServers.TurnOptions | undefined
 }
 
 /**
@@ -153,7 +166,9 @@ export const defaults: ServerOptions = {
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
   routes: undefined,
-  tls: undefined
+  tls: undefined,
+  iceServers: undefined,
+  turn: undefined
 }
 
 /**
@@ -230,6 +245,9 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
 
 const opt = <A>(config: Config.Config<A>) => Config.option(config)
 
+const urlsOf = (text: string): ReadonlyArray<string> =>
+  text.split(",").map((url) => url.trim()).filter((url) => url !== "")
+
 /**
  * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT`, `SYMPLE_AUTHENTICATION`,
  * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
@@ -239,6 +257,8 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
  * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it);
  * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
+ * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
+ * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -280,7 +300,20 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
           )
         )
     )
-  )
+  ),
+  iceServers: opt(Config.map(Config.String("ICE_SERVERS"), (text) => urlsOf(text).map((urls) => ({ urls })))),
+  turn: opt(Config.map(
+    Config.all({
+      secret: Config.String("TURN_SECRET"),
+      urls: Config.map(Config.String("TURN_URLS"), urlsOf),
+      ttl: opt(Config.Int("TURN_TTL"))
+    }),
+    ({ secret, ttl, urls }): IceServers.TurnOptions => ({
+      secret,
+      urls,
+      ...(Option.isSome(ttl) ? { ttl: Duration.millis(ttl.value) } : {})
+    })
+  ))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

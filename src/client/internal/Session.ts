@@ -69,6 +69,8 @@ export type Phase = Data.TaggedEnum<{
   Online: {
     readonly conn: Conn
     readonly self: Peer.Peer
+    /** The `welcome` that opened the session (its extensions, such as `iceServers`, included). */
+    readonly welcome: Frame.Welcome
     readonly writable: boolean
     readonly verdict: Verdict | undefined
   }

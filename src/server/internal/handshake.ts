@@ -17,6 +17,7 @@ import * as Result from "effect/Result"
 import * as Frame from "../../protocol/Frame.js"
 import * as Json from "../../protocol/Json.js"
 import type * as Authenticator from "../Authenticator.js"
+import * as IceServers from "../IceServers.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import { ServerEvent } from "../ServerEvent.js"
 import * as State from "../State.js"
@@ -140,7 +141,17 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
     // The rooms the session is in: another user's personal room is never joined, whoever asked for it.
     announce: (neighbours, session) => {
       found = neighbours
-      reply(connection, { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: session.rooms })
+      reply(connection, {
+        type: "welcome",
+        protocol: "symple/4",
+        status: 200,
+        peer,
+        rooms: session.rooms,
+        // Extension: ICE servers, with TURN credentials minted for this user.
+        ...(IceServers.isConfigured(hub.options)
+          ? { iceServers: IceServers.forUser(hub.options, peer.user, Date.now()) }
+          : {})
+      })
       for (const other of neighbours) connection.offer(onlinePresence(hub, other.peer).bytes)
       add(hub.stats.framesOut, "presence", neighbours.length)
     },

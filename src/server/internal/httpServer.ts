@@ -1,9 +1,10 @@
 /**
  * Owns the server's port: the Node HTTP (or HTTPS) server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`,
- * `GET /metrics` and `GET /ready` from `operations`, the application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
- * the server supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each
- * sends its notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and
- * the port closed.
+ * `GET /ready` and `GET /metrics` from `operations`, `GET /ice` when ICE servers are configured, the application's),
+ * listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber the server
+ * supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each sends its
+ * notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and the port
+ * closed.
  *
  * @since 0.2.0
  * @internal
@@ -23,12 +24,14 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
 import type { WebSocket } from "ws"
+import * as IceServers from "../IceServers.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import { ServerError } from "../ServerError.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import * as Connection from "./connection.js"
 import type { Hub } from "./hub.js"
+import * as IceRoute from "./iceRoute.js"
 import * as Listener from "./listener.js"
 import * as Operations from "./operations.js"
 import { makeWebSocketServer } from "./socketWriter.js"
@@ -77,7 +80,8 @@ const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpR
       uptime: Math.round((Date.now() - hub.startedAt) / 1000)
     }))
   const base = Layer.mergeAll(operations, HttpRouter.add("GET", "/health", health))
-  const app = hub.options.routes === undefined ? base : Layer.mergeAll(base, hub.options.routes)
+  const withIce = IceServers.isConfigured(hub.options) ? Layer.mergeAll(base, IceRoute.route(hub)) : base
+  const app = hub.options.routes === undefined ? withIce : Layer.mergeAll(withIce, hub.options.routes)
   // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
   return HttpRouter.toHttpEffect(app).pipe(
     Effect.map((handler) =>
