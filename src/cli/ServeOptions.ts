@@ -19,15 +19,16 @@ import type * as ServerConfig from "../server/ServerConfig.js"
 export type Kind = "string" | "int" | "number" | "boolean" | "ms"
 
 /**
- * The options with a flag: every option that is a plain value (the hooks and `routes` are for programs; the ICE
- * servers and TURN settings are lists and records, read from their `SYMPLE_*` variables only).
+ * The options with a flag of their own: every option that is a plain value (the hooks and `routes` are for
+ * programs; `tls` has two flags, `--tls-cert` and `--tls-key`; the ICE servers and TURN settings are lists and
+ * records, read from their `SYMPLE_*` variables only).
  *
  * @since 0.2.0
  * @category models
  */
 export type Flagged = Exclude<
   keyof ServerConfig.ServerOptions,
-  "authenticate" | "authorizeJoin" | "routes" | "iceServers" | "turn"
+  "authenticate" | "authorizeJoin" | "routes" | "tls" | "iceServers" | "turn"
 >
 
 /**

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpRouter from "effect/http/HttpRouter"
@@ -19,14 +20,25 @@ import type { JoinHook } from "./JoinPolicy.js"
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health` (and `GET /ice` when ICE servers are
- * configured). `GET /` answers 426 (connect with a WebSocket) unless a route serves it, as the demo page does
- * (`DemoPage.layer`).
+ * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready` and `GET /metrics`
+ * (and `GET /ice` when ICE servers are configured). `GET /` answers 426 (connect with a WebSocket) unless a route
+ * serves it, as the demo page does (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
  */
 export type Routes = Layer.Layer<never, never, HttpRouter.HttpRouter | HttpRouter.Request<"Error", unknown>>
+
+/**
+ * A certificate and its private key, each as PEM text or as the path of a PEM file.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tls {
+  readonly cert: string | Uint8Array
+  readonly key: string | Uint8Array
+}
 
 /**
  * @since 0.1.0
@@ -104,8 +116,13 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /** Extra HTTP routes served on the same port (`GET /health` is built in; `GET /` is 426 unless routed): see `Routes`. */
+  /**
+   * Extra HTTP routes served on the same port (`GET /health`, `/ready` and `/metrics` are built in; `GET /` is 426
+   * unless routed): see `Routes`.
+   */
   readonly routes: Routes | undefined
+  /** Serve wss:// and https:// (instead of ws:// and http://) on the port, with this certificate. */
+  readonly tls: Tls | undefined
   /**
    * ICE servers handed to every client as they are (STUN servers, or TURN servers with fixed credentials): in the
    * `welcome` (extension field `iceServers`) and from `GET /ice`. See `IceServers`.
@@ -149,6 +166,7 @@ export const defaults: ServerOptions = {
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
   routes: undefined,
+  tls: undefined,
   iceServers: undefined,
   turn: undefined
 }
@@ -237,7 +255,8 @@ const urlsOf = (text: string): ReadonlyArray<string> =>
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
- * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it).
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it);
+ * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
  * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
  * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
  * Unset variables are absent from the result.
@@ -269,6 +288,19 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   maxPayload: opt(Config.Int("MAX_PAYLOAD")),
   highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
   shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT")),
+  tls: Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) }).pipe(
+    Config.mapEffect(({ cert, key }) =>
+      Option.isSome(cert) && Option.isSome(key)
+        ? Effect.succeed(Option.some<Tls>({ cert: cert.value, key: key.value }))
+        : Option.isNone(cert) && Option.isNone(key)
+        ? Effect.succeed(Option.none<Tls>())
+        : Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({ message: "SYMPLE_TLS_CERT and SYMPLE_TLS_KEY go together: set both" })
+          )
+        )
+    )
+  ),
   iceServers: opt(Config.map(Config.String("ICE_SERVERS"), (text) => urlsOf(text).map((urls) => ({ urls })))),
   turn: opt(Config.map(
     Config.all({

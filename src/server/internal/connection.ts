@@ -21,6 +21,7 @@ import * as Presence from "../Presence.js"
 import { ServerEvent } from "../ServerEvent.js"
 import * as Admission from "./admission.js"
 import * as ConnectionFiber from "./connectionFiber.js"
+import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub, Live } from "./hub.js"
@@ -46,6 +47,8 @@ const shutdownBytes = encode(shutdownNotice)
  */
 export interface Connection extends PeerRegistry.Handle, Live {
   readonly id: string
+  /** The server it belongs to. */
+  readonly hub: Hub
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly host: string | undefined
@@ -131,8 +134,9 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
    * The end of the connection, once: forgets the peer (the others sharing a room are told it went offline, unless
    * the server is stopping), then lets the fiber end.
    */
-  teardown(): void {
+  teardown(code: number): void {
     if (this.done) return
+    add(this.hub.stats.closes, String(code))
     this.done = true
     this.ending = true
     clearTimeout(this.timer)
@@ -163,9 +167,10 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     const ws = this.ws
     if (!this.done && ws.readyState === ws.OPEN) {
       this.socket.write(shutdownBytes)
+      add(this.hub.stats.framesOut, "event")
       ws.close(1001, "Server shutting down")
     }
-    this.teardown()
+    this.teardown(1001)
   }
 }
 
@@ -189,8 +194,8 @@ function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
   const connection = this[owner]
   if (connection !== undefined) connection.alive = true
 }
-function onClose(this: WebSocket & Owned<ConnectionImpl>): void {
-  this[owner]?.teardown()
+function onClose(this: WebSocket & Owned<ConnectionImpl>, code: number): void {
+  this[owner]?.teardown(code)
 }
 
 /**

@@ -19,6 +19,7 @@ import * as Router from "../Router.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import { deliver } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
@@ -184,10 +185,17 @@ export const handleFrame = (
   item: string | Uint8Array
 ): Outcome | Pending => {
   hub.stats.received++
-  if (!online.admission.admit()) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+  if (!online.admission.admit()) {
+    add(hub.stats.drops, "rate")
+    return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+  }
   const decoded = Frame.decode(item)
-  if (Result.isFailure(decoded)) return badRequest(hub, connection, decoded.failure.message)
+  if (Result.isFailure(decoded)) {
+    add(hub.stats.framesIn, "invalid")
+    return badRequest(hub, connection, decoded.failure.message)
+  }
   const frame = decoded.success
+  add(hub.stats.framesIn, frame.type)
   if (route(hub, connection, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":

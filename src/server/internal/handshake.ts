@@ -23,6 +23,7 @@ import { ServerEvent } from "../ServerEvent.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import { deliver, evicted, onlinePresence, toSessions } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
@@ -43,8 +44,9 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
     return refuse(hub, connection, 429, "Too many frames before authentication", 1008)
   }
   const parsed = Frame.parse(item)
+  const value = Result.isSuccess(parsed) ? parsed.success : undefined
+  add(hub.stats.framesIn, Json.isObject(value) && value.type === "auth" ? "auth" : "invalid")
   if (Result.isFailure(parsed)) return badRequest(hub, connection, parsed.failure.message)
-  const value = parsed.success
   if (!Json.isObject(value)) {
     const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
     return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
@@ -151,6 +153,7 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
           : {})
       })
       for (const other of neighbours) connection.offer(onlinePresence(hub, other.peer).bytes)
+      add(hub.stats.framesOut, "presence", neighbours.length)
     },
     // Only an authenticated user name owns its room: in anonymous mode anyone may call themselves anything, and
     // claiming would let them empty any room by taking its name.

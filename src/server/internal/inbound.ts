@@ -13,6 +13,7 @@ import * as Effect from "effect/Effect"
 import type { RawData } from "ws"
 import type * as Authenticator from "../Authenticator.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { handshake } from "./handshake.js"
 import type { Hub } from "./hub.js"
@@ -136,6 +137,7 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   /** Handles one inbound item now; an authentication that has to wait starts the backlog. */
   take(item: Inbound): void {
     if (item === Oversize) {
+      add(this.hub.stats.drops, "size")
       refuse(this.hub, this, 413, "Message too large", 1009)
       return this.end()
     }

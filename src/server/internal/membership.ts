@@ -13,6 +13,7 @@ import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import * as State from "../State.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import type { Online } from "./dispatch.js"
 import { onlinePresence } from "./fanOut.js"
 import type { Hub } from "./hub.js"
@@ -85,7 +86,9 @@ const snapshotOf = (hub: Hub, connection: Connection, state: State.State<PeerReg
   for (const other of State.members(state, room)) {
     if (other.id === connection.id) continue
     const session = State.session(state, other.id)
-    if (session !== undefined) connection.offer(onlinePresence(hub, session.peer).bytes)
+    if (session === undefined) continue
+    connection.offer(onlinePresence(hub, session.peer).bytes)
+    add(hub.stats.framesOut, "presence")
   }
 }
 
