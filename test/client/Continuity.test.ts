@@ -1,7 +1,7 @@
 /**
- * Continuity over real sockets: session resume against a scripted server that offers it, the fallback (the roster
- * kept through a reconnection and reconciled) against scripted servers and the project's own server, the cleaning
- * of our own peer record, and the inbound frame size limit.
+ * Continuity over real sockets: session resume against a scripted server that offers it and against the project's
+ * own server, the fallback (the roster kept through a reconnection and reconciled) against scripted servers and the
+ * project's own server without resume, the cleaning of our own peer record, and the inbound frame size limit.
  */
 import { NodeWS } from "@effect/platform-node"
 import { assert, describe, expect, it } from "@effect/vitest"

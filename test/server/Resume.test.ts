@@ -148,7 +148,7 @@ describe("session resume", () => {
 
   it.live("the window passes: one offline presence, then the token gives a new session", () =>
     Effect.gen(function*() {
-      const started = yield* start({ resumeWindow: 150 })
+      const started = yield* start({ resumeWindow: 300 })
       const alice = yield* peer(started.server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(started.server, "bob", { rooms: ["lobby"] })
       yield* settle(alice, bob)
