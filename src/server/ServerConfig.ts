@@ -117,6 +117,16 @@ export interface ServerOptions {
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
   /**
+   * How long a session whose connection ended without a close (the socket dropped, no answer to pings) is held for
+   * its peer to resume it with the `resume` token of its last `welcome`: it keeps its id and rooms, its neighbours
+   * see nothing, and what is routed to it waits. 0 disables resume (and `welcome` carries no token).
+   */
+  readonly resumeWindow: Duration.Input
+  /** Frames held for a detached session; one more ends the session (as a slow consumer). */
+  readonly resumeBufferSize: number
+  /** Bytes held for a detached session; over it the session ends (as a slow consumer). 0 = no limit of its own. */
+  readonly resumeBufferBytes: number
+  /**
    * Extra HTTP routes served on the same port (`GET /health`, `/ready` and `/metrics` are built in; `GET /` is 426
    * unless routed): see `Routes`.
    */
@@ -165,6 +175,9 @@ export const defaults: ServerOptions = {
   requestTimeout: Duration.seconds(10),
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
+  resumeWindow: Duration.seconds(30),
+  resumeBufferSize: 1024,
+  resumeBufferBytes: 1024 * 1024,
   routes: undefined,
   tls: undefined,
   iceServers: undefined,
@@ -188,6 +201,7 @@ export interface Resolved extends ServerOptions {
   readonly requestTimeoutMillis: number
   readonly pingIntervalMillis: number
   readonly shutdownTimeoutMillis: number
+  readonly resumeWindowMillis: number
   readonly hardPayloadLimit: number
 }
 
@@ -237,6 +251,7 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
     requestTimeoutMillis: millis(merged.requestTimeout),
     pingIntervalMillis: millis(merged.pingInterval),
     shutdownTimeoutMillis: millis(merged.shutdownTimeout),
+    resumeWindowMillis: millis(merged.resumeWindow),
     hardPayloadLimit: merged.maxPayload > 0
       ? Math.max(merged.maxPayload, merged.maxMessageSize)
       : Math.max(4 * merged.maxMessageSize, 1024 * 1024)
@@ -255,7 +270,8 @@ const urlsOf = (text: string): ReadonlyArray<string> =>
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
- * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it);
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms), `SYMPLE_RESUME_WINDOW` (ms), `SYMPLE_RESUME_BUFFER_SIZE`,
+ * `SYMPLE_RESUME_BUFFER_BYTES`: each option's name in upper snake case (the `symple-ts serve` flags rely on it);
  * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
  * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
  * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
@@ -288,6 +304,9 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   maxPayload: opt(Config.Int("MAX_PAYLOAD")),
   highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
   shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT")),
+  resumeWindow: opt(Config.Int("RESUME_WINDOW")),
+  resumeBufferSize: opt(Config.Int("RESUME_BUFFER_SIZE")),
+  resumeBufferBytes: opt(Config.Int("RESUME_BUFFER_BYTES")),
   tls: Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) }).pipe(
     Config.mapEffect(({ cert, key }) =>
       Option.isSome(cert) && Option.isSome(key)

@@ -20,6 +20,7 @@ import type * as Frame from "../../src/protocol/Frame.js"
 import * as Peer from "../../src/protocol/Peer.js"
 import * as IceServers from "../../src/server/IceServers.js"
 import * as SympleServer from "../../src/server/SympleServer.js"
+import { relay } from "../support/relay.js"
 import { loopback, makeChatPeer } from "./chatPeer.js"
 
 const room = "calls"
@@ -332,10 +333,84 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
   )
 
   it.live(
+    "a resume of either side under an Active call: the call stays Active, its data channel and signalling work on",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 10_000 })
+        const lines = { alice: yield* relay(server.port), bob: yield* relay(server.port) }
+        const options = {
+          client: { reconnection: true, reconnectDelay: "20 millis", reconnectMaxDelay: "100 millis" },
+          session: { gracePeriod: "300 millis" }
+        } as const
+        const alice = yield* join(lines.alice.url, "alice", options)
+        const bob = yield* join(lines.bob.url, "bob", options)
+        yield* awaitRosters(alice, bob)
+        yield* alice.session.call(bob.address)
+        yield* waitFor(bob, "IncomingInit")
+        yield* bob.session.accept()
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        const [aliceChannel, bobChannel] = yield* Effect.all([
+          Deferred.await(alice.chat.open),
+          Deferred.await(bob.chat.open)
+        ])
+        // Every call state either side goes through from now on.
+        const states = yield* Effect.all([alice, bob].map((party) =>
+          Effect.gen(function*() {
+            const seen: Array<CallState> = []
+            yield* party.session.state.pipe(
+              Stream.runForEach((s) => Effect.sync(() => seen.push(s))),
+              Effect.forkScoped({ startImmediately: true })
+            )
+            return seen
+          })
+        ))
+
+        for (const [party, line, other] of [[alice, lines.alice, bob], [bob, lines.bob, alice]] as const) {
+          yield* line.down
+          yield* party.client.state.pipe(Stream.filter((s) => s._tag !== "Online"), Stream.runHead)
+          yield* Effect.gen(function*() {
+            while ((yield* server.connectionCount) !== 1) yield* Effect.sleep(10)
+          }).pipe(Effect.timeout("5 seconds"))
+          // The peers' own channel never needed the server.
+          const [mine, theirs] = party === alice ? [aliceChannel, bob] : [bobChannel, alice]
+          mine.send(`during ${party.address}`)
+          expect(yield* Queue.take(theirs.chat.received)).toBe(`during ${party.address}`)
+          yield* line.up
+          const back = yield* party.client.state.pipe(
+            Stream.filter((s) => s._tag === "Online"),
+            Stream.runHead,
+            Effect.flatMap(Effect.fromOption),
+            Effect.timeout("5 seconds")
+          )
+          // The same session: the same address, which the other side's call still points at.
+          expect(back._tag === "Online" && Peer.address(back.peer)).toBe(party.address)
+          expect(yield* other.session.current).toMatchObject({ _tag: "Active", remote: party.address, away: false })
+        }
+        // Past the grace period: neither call moved at all.
+        yield* Effect.sleep("500 millis")
+        for (const seen of states) {
+          expect(seen.map((s) => s._tag)).toEqual(["Active"])
+          expect(seen[0]).toMatchObject({ callId: 1, away: false })
+        }
+        bobChannel.send("after")
+        expect(yield* Queue.take(alice.chat.received)).toBe("after")
+        aliceChannel.send("and back")
+        expect(yield* Queue.take(bob.chat.received)).toBe("and back")
+        // Signalling through the resumed sessions: bob's hangup reaches alice.
+        yield* bob.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
+        )
+      }),
+    60_000
+  )
+
+  it.live(
     "the remote process killed: the call ends after the grace period with reason offline",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        // The killed peer's session is held for the resume window, then announced offline.
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 300 })
         const callee = yield* spawnCallee(server.url)
         const alice = yield* join(server.url, "alice", { session: { gracePeriod: "1 second" } })
         yield* alice.client.roster.changes.pipe(

@@ -40,6 +40,8 @@ export interface Online {
   readonly fromSuffix: string
   readonly peer: Peer.Peer
   readonly admission: RateLimit.Admission
+  /** The secret of the session's resume token (see `resume`), replaced by every `welcome`; none with resume off. */
+  resume: string | undefined
   /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
   seen: State.State<PeerRegistry.Handle> | undefined
   me: State.Session<PeerRegistry.Handle> | undefined
@@ -53,7 +55,12 @@ export interface Online {
  * @since 0.2.0
  * @internal
  */
-export const online = (hub: Hub, id: string, accepted: Authenticator.Accepted): Online => {
+export const online = (
+  hub: Hub,
+  id: string,
+  accepted: Authenticator.Accepted,
+  resume: string | undefined
+): Online => {
   const address = Peer.address(accepted.peer)
   return {
     id,
@@ -61,6 +68,7 @@ export const online = (hub: Hub, id: string, accepted: Authenticator.Accepted): 
     fromSuffix: `,"from":${JSON.stringify(address)}}`,
     peer: accepted.peer,
     admission: Admission.forSession(hub, id, accepted.peer),
+    resume,
     seen: undefined,
     me: undefined,
     routes: undefined

@@ -3,7 +3,7 @@
  * `GET /ready` and `GET /metrics` from `operations`, `GET /ice` when ICE servers are configured, the application's),
  * listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber the server
  * supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each sends its
- * notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and the port
+ * notice and 1001; detached sessions end), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and the port
  * closed.
  *
  * @since 0.2.0
@@ -34,6 +34,7 @@ import type { Hub } from "./hub.js"
 import * as IceRoute from "./iceRoute.js"
 import * as Listener from "./listener.js"
 import * as Operations from "./operations.js"
+import * as Resume from "./resume.js"
 import { makeWebSocketServer } from "./socketWriter.js"
 
 const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
@@ -150,7 +151,13 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       })
     )
     const fork = yield* FiberSet.makeRuntime<never, void, never>()
-    yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
+    // First of all: no session is held from now on, and those held end (their peers cannot come back).
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        hub.shuttingDown = true
+        Resume.endAll(hub)
+      })
+    )
 
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
     // One listener for every socket (`this` is the socket): no closure per connection.
