@@ -36,6 +36,13 @@ export interface Session<H> {
   /** The same rooms as a set, for membership tests. Never mutated: a transition that changes it builds a new one. */
   readonly roomSet: ReadonlySet<string>
   readonly virtual: boolean
+  /**
+   * The session's connection dropped and the session is held for its peer to resume it: it keeps its id and its
+   * rooms, and its handle holds what is routed to it meanwhile (see `detach`).
+   *
+   * @since 0.2.0
+   */
+  readonly detached: boolean
 }
 
 /**
@@ -168,7 +175,14 @@ export const connect = <H>(
   const [joined, roomSet] = uniqueRooms(rooms)
   let next: State<H> = {
     ...state,
-    sessions: HashMap.set(state.sessions, member.id, { member, peer, rooms: joined, roomSet, virtual }),
+    sessions: HashMap.set(state.sessions, member.id, {
+      member,
+      peer,
+      rooms: joined,
+      roomSet,
+      virtual,
+      detached: false
+    }),
     users: HashMap.set(state.users, member.user, [...sessionsOfUser(state, member.user), member.id])
   }
   for (const room of joined) next = addMember(next, room, member)
@@ -259,3 +273,35 @@ export const claimPersonalRoom = <H>(
   }
   return { state: next, evicted }
 }
+
+/** The session `id` reached through `handle` from now on, everywhere its member appears, and its `detached` flag. */
+const rehandle = <H>(state: State<H>, id: string, handle: H, detached: boolean): State<H> => {
+  const current = session(state, id)
+  if (current === undefined || current.virtual) return state
+  if (current.member.handle === handle && current.detached === detached) return state
+  const member: Member<H> = { ...current.member, handle }
+  let rooms = state.rooms
+  for (const room of current.rooms) {
+    rooms = HashMap.set(rooms, room, members(state, room).map((m) => m.id === id ? member : m))
+  }
+  return { ...state, rooms, sessions: HashMap.set(state.sessions, id, { ...current, member, detached }) }
+}
+
+/**
+ * The session's connection is gone but the session is kept (for its peer to resume it): it stays in the registry
+ * and in every room, with `detached` set, and `handle` now reaches it (it holds what is routed to it). Unknown ids
+ * and virtual sessions leave the state unchanged.
+ *
+ * @since 0.2.0
+ * @category transitions
+ */
+export const detach = <H>(state: State<H>, id: string, handle: H): State<H> => rehandle(state, id, handle, true)
+
+/**
+ * A session is reached through `handle` again (a new connection resumed it): `detached` is cleared, its id, peer and
+ * rooms are unchanged. Unknown ids and virtual sessions leave the state unchanged.
+ *
+ * @since 0.2.0
+ * @category transitions
+ */
+export const resume = <H>(state: State<H>, id: string, handle: H): State<H> => rehandle(state, id, handle, false)

@@ -18,6 +18,7 @@ import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
 import * as Broker from "./Broker.js"
 import * as Cluster from "./internal/cluster.js"
+import * as Counters from "./internal/counters.js"
 import * as FanOut from "./internal/fanOut.js"
 import * as HttpServer from "./internal/httpServer.js"
 import * as Hub from "./internal/hub.js"
@@ -94,7 +95,7 @@ export interface Server {
   /** The bound port (useful with `port: 0`). */
   readonly port: number
   readonly host: string
-  /** `ws://host:port` of the bound socket. */
+  /** `ws://host:port` of the bound socket (`wss://` with the `tls` option). */
   readonly url: string
   /** Sends a frame to every member of a room (except `excludeId`); returns the number of recipients. */
   readonly broadcast: (room: string, frame: Frame.Frame, excludeId?: string) => Effect.Effect<number>
@@ -131,6 +132,12 @@ export interface Server {
   ) => Effect.Effect<Peer.Peer, ServerError>
   /** Removes a virtual peer (offline presence follows); `false` if there was none with that id. */
   readonly removeVirtualPeer: (id: string) => Effect.Effect<boolean>
+  /**
+   * Adds a check that `GET /ready` asks, until the scope closes: while it answers `false`, fails or takes over a
+   * second, `/ready` answers 503 and names it. For what the server depends on (a broker registers its link this
+   * way); checks run on each request to `/ready`, so keep them cheap.
+   */
+  readonly addReadinessCheck: (name: string, check: Effect.Effect<boolean>) => Effect.Effect<void, never, Scope.Scope>
 }
 
 /**
@@ -186,8 +193,12 @@ export const make = (
       // Work started from socket listeners runs with the application's Logger, Tracer and services.
       context: yield* Effect.context<never>()
     })
-    // Joins the cluster (the directory replicated into `own`) before the first peer can connect.
+    // Joins the cluster (the directory replicated into `own`) before the first peer can connect; `/ready` answers
+    // 503 while the node has lost its broker (cross-node frames are dropped meanwhile).
     yield* broker.start(Cluster.local(hub, own))
+    if (brokerService !== Broker.singleNode) {
+      hub.readiness.set("broker", Effect.map(brokerService.status, (status) => status.state === "connected"))
+    }
     const bound = yield* HttpServer.serve(hub)
     const virtuals = yield* VirtualPeers.make(hub)
     const snapshot = hub.registry.snapshot
@@ -201,10 +212,14 @@ export const make = (
         members.length === 0 ? 0 : FanOut.deliver(hub.stats, { members, exclude }, encode(frame), frame)
       )
 
+    // Ready from here on (`GET /ready`), until it starts to stop.
+    hub.started = true
     return {
       port: bound.port,
       host: resolved.host,
-      url: `ws://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
+      url: `${resolved.tls === undefined ? "ws" : "wss"}://${
+        bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+      }:${bound.port}`,
       broadcast: (room, frame, excludeId) =>
         Effect.flatMap(snapshot, (state) => sendToMembers(State.members(state, room), frame, excludeId)),
       sendTo: (id, frame) =>
@@ -235,11 +250,16 @@ export const make = (
       rooms: Effect.map(snapshot, (state) => Array.from(HashMap.keys(state.rooms))),
       peerCount: Effect.map(snapshot, State.size),
       connectionCount: Effect.sync(() => hub.connections.size),
-      stats: Effect.sync(() => ({ ...hub.stats })),
+      stats: Effect.sync(() => Counters.stats(hub.stats)),
       brokerStatus: hub.brokerStatus,
       events: Stream.fromPubSub(hub.events),
       addVirtualPeer: virtuals.add,
-      removeVirtualPeer: virtuals.remove
+      removeVirtualPeer: virtuals.remove,
+      addReadinessCheck: (name, check) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void hub.readiness.set(name, check)),
+          () => Effect.sync(() => void (hub.readiness.get(name) === check && hub.readiness.delete(name)))
+        )
     } satisfies Server
   })
 

@@ -5,6 +5,7 @@
  */
 export * as Authenticator from "./Authenticator.js"
 export * as Broker from "./Broker.js"
+export * as IceServers from "./IceServers.js"
 export * as JoinPolicy from "./JoinPolicy.js"
 export * as PeerRegistry from "./PeerRegistry.js"
 export * as Presence from "./Presence.js"
