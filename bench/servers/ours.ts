@@ -4,7 +4,8 @@
  * per peer. `BENCH_RATE_LIMIT=<n>` keeps the limiter running instead, to measure what it costs: a bucket of n
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
  * same work per frame as with the defaults. `BENCH_MAX_ROOMS=<n>` raises the rooms a peer may be in (the runner
- * sets it for `--rooms n`). Loopback only unless HOST says otherwise.
+ * sets it for `--rooms n`). `BENCH_REDIS=<url>` makes it a node of a cluster on that Redis (`bench/cluster.ts`).
+ * Loopback only unless HOST says otherwise.
  *
  * Usage: node ours.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
  * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
@@ -28,7 +29,8 @@ const program = Effect.gen(function*() {
     host,
     rateLimit,
     rateSeconds: Math.max(1, rateLimit / 10),
-    ...(Number.isInteger(maxRooms) && maxRooms > 0 ? { maxRoomsPerPeer: maxRooms } : {})
+    ...(Number.isInteger(maxRooms) && maxRooms > 0 ? { maxRoomsPerPeer: maxRooms } : {}),
+    ...(process.env["BENCH_REDIS"] ? { redis: process.env["BENCH_REDIS"] } : {})
   })
   process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid, rateLimit })}\n`)
   return yield* Effect.never

@@ -41,6 +41,8 @@ export interface Setting {
   readonly help: string
   /** The default, in words, where `ServerConfig.defaults` has none to print. */
   readonly fallback?: string | undefined
+  /** The variable, where it is not named after the option. */
+  readonly variable?: string | undefined
 }
 
 /**
@@ -93,7 +95,13 @@ export const settings: { readonly [K in Flagged]: Setting } = {
     help: "ms a session whose connection dropped is held for its peer to resume it; 0 disables resume"
   },
   resumeBufferSize: { kind: "int", help: "frames held for a detached session; one more ends it" },
-  resumeBufferBytes: { kind: "int", help: "bytes held for a detached session; over it, it ends; 0 = no limit" }
+  resumeBufferBytes: { kind: "int", help: "bytes held for a detached session; over it, it ends; 0 = no limit" },
+  redis: {
+    kind: "string",
+    help: "redis://host:port shared by several server processes that act as one; unset: this process alone",
+    variable: "SYMPLE_REDIS_URL"
+  },
+  redisTtl: { kind: "ms", help: "with --redis: ms without heartbeats after which a node's sessions go offline" }
 }
 
 /**
@@ -111,7 +119,8 @@ export const flagName = (option: string): string => option.replace(/[A-Z]/g, (c)
  * @category names
  */
 export const variableName = (option: string): string =>
-  `SYMPLE_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
+  (settings as Record<string, Setting | undefined>)[option]?.variable ??
+    `SYMPLE_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`
 
 const shown = (kind: Kind, value: unknown): string => {
   if (kind === "ms") return String(Duration.toMillis(Duration.fromInputUnsafe(value as Duration.Input)))

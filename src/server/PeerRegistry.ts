@@ -34,6 +34,11 @@ import * as State from "./State.js"
  */
 export interface Handle {
   readonly send: (bytes: Uint8Array, frame: Frame.Frame) => void
+  /**
+   * The node holding the session, for sessions of other server processes (see `Broker`); unset for this node's
+   * own: this node tells only its own peers about membership changes.
+   */
+  readonly node?: string | undefined
 }
 
 /**

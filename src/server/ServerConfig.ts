@@ -143,6 +143,16 @@ export interface ServerOptions {
    * its own, minted for its user and valid for `ttl`, after the `iceServers`. See `IceServers`.
    */
   readonly turn: IceServers.TurnOptions | undefined
+  /**
+   * `redis://host:port` of the Redis that several server processes share to act as one (see `symple-ts/redis`);
+   * unset: this process alone, everything in memory.
+   */
+  readonly redis: string | undefined
+  /**
+   * With `redis`: how long a node that stops sending heartbeats is still taken as alive; its sessions then go
+   * offline to their neighbours on the other nodes.
+   */
+  readonly redisTtl: Duration.Input
 }
 
 /**
@@ -181,7 +191,9 @@ export const defaults: ServerOptions = {
   routes: undefined,
   tls: undefined,
   iceServers: undefined,
-  turn: undefined
+  turn: undefined,
+  redis: undefined,
+  redisTtl: Duration.seconds(10)
 }
 
 /**
@@ -271,8 +283,9 @@ const urlsOf = (text: string): ReadonlyArray<string> =>
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
  * `SYMPLE_SHUTDOWN_TIMEOUT` (ms), `SYMPLE_RESUME_WINDOW` (ms), `SYMPLE_RESUME_BUFFER_SIZE`,
- * `SYMPLE_RESUME_BUFFER_BYTES`: each option's name in upper snake case (the `symple-ts serve` flags rely on it);
- * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
+ * `SYMPLE_RESUME_BUFFER_BYTES`, `SYMPLE_REDIS_TTL` (ms): each option's name in upper snake case (the
+ * `symple-ts serve` flags rely on it); `SYMPLE_REDIS_URL` (the option `redis`); and `SYMPLE_TLS_CERT` with
+ * `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
  * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
  * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
  * Unset variables are absent from the result.
@@ -332,7 +345,9 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
       urls,
       ...(Option.isSome(ttl) ? { ttl: Duration.millis(ttl.value) } : {})
     })
-  ))
+  )),
+  redis: opt(Config.String("REDIS_URL")),
+  redisTtl: opt(Config.Int("REDIS_TTL"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

@@ -16,6 +16,8 @@ import type * as Frame from "../protocol/Frame.js"
 import type { Json } from "../protocol/Json.js"
 import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
+import * as Broker from "./Broker.js"
+import * as Cluster from "./internal/cluster.js"
 import * as Counters from "./internal/counters.js"
 import * as FanOut from "./internal/fanOut.js"
 import * as HttpServer from "./internal/httpServer.js"
@@ -115,6 +117,8 @@ export interface Server {
   /** Open sockets, authenticated or not. */
   readonly connectionCount: Effect.Effect<number>
   readonly stats: Effect.Effect<Readonly<Stats>>
+  /** The broker's state and counters (`state: "single"` for a server that is no cluster node). */
+  readonly brokerStatus: Effect.Effect<Broker.Status>
   /** Peers connecting and leaving, from the moment of subscription. */
   readonly events: Stream.Stream<ServerEvent>
   /**
@@ -157,7 +161,9 @@ export type Services =
 
 /**
  * Starts a server in the current scope, on the services it is given; closing the scope shuts it down gracefully
- * (shutdown notice, close 1001). `makeWithDefaults` is the same with the built-in services.
+ * (shutdown notice, close 1001). `makeWithDefaults` is the same with the built-in services. A `Broker` in the
+ * context (e.g. `RedisBroker.layer` of `symple-ts/redis`) makes the server one node of a cluster; without one it
+ * is a single node.
  *
  * @since 0.1.0
  * @category constructors
@@ -170,17 +176,29 @@ export const make = (
     const joinPolicy = yield* JoinPolicy.JoinPolicy
     // In token mode rooms carry the authentication hook's grants: dynamic joins need the application's say.
     const dynamicRooms = options.dynamicRooms ?? (resolved.dynamicRooms || joinPolicy !== JoinPolicy.noPolicy)
+    const own = yield* PeerRegistry.PeerRegistry
+    // A `Broker` is optional: without one the server is a single node, its registry as it is. A cluster broker
+    // returns a registry that publishes the changes of local sessions.
+    const brokerService = Option.getOrElse(yield* Effect.serviceOption(Broker.Broker), () => Broker.singleNode)
+    const broker = yield* brokerService.attach(own)
     const hub = Hub.make({
       options: { ...resolved, dynamicRooms },
-      registry: yield* PeerRegistry.PeerRegistry,
+      registry: broker.registry,
       router: yield* Router.Router,
       authenticator: yield* Authenticator.Authenticator,
       joinPolicy,
       rateLimit: yield* RateLimit.RateLimit,
+      brokerStatus: brokerService.status,
       events: yield* PubSub.unbounded<ServerEvent>(),
       // Work started from socket listeners runs with the application's Logger, Tracer and services.
       context: yield* Effect.context<never>()
     })
+    // Joins the cluster (the directory replicated into `own`) before the first peer can connect; `/ready` answers
+    // 503 while the node has lost its broker (cross-node frames are dropped meanwhile).
+    yield* broker.start(Cluster.local(hub, own))
+    if (brokerService !== Broker.singleNode) {
+      hub.readiness.set("broker", Effect.map(brokerService.status, (status) => status.state === "connected"))
+    }
     const bound = yield* HttpServer.serve(hub)
     const virtuals = yield* VirtualPeers.make(hub)
     const snapshot = hub.registry.snapshot
@@ -233,6 +251,7 @@ export const make = (
       peerCount: Effect.map(snapshot, State.size),
       connectionCount: Effect.sync(() => hub.connections.size),
       stats: Effect.sync(() => Counters.stats(hub.stats)),
+      brokerStatus: hub.brokerStatus,
       events: Stream.fromPubSub(hub.events),
       addVirtualPeer: virtuals.add,
       removeVirtualPeer: virtuals.remove,
@@ -247,8 +266,9 @@ export const make = (
 /**
  * The built-in services, made from the options: the protocol's routing (`Router.layer`), the options'
  * authentication (`Authenticator.layer`), their `authorizeJoin` hook or no join policy (`JoinPolicy.noPolicy`),
- * their rate limit (`RateLimit.layer`) and a registry of the server's own (`PeerRegistry.layer`). Provide yours
- * first and these after, for the services you keep.
+ * their rate limit (`RateLimit.layer`) and a registry of the server's own (`PeerRegistry.layer`); with the `redis`
+ * option, also the Redis broker (`symple-ts/redis`, see `Broker`). Provide yours first and these after, for the
+ * services you keep.
  *
  * @since 0.2.0
  * @category layers
@@ -257,12 +277,42 @@ export const layerDefaults = (options: Partial<ServerOptions> = {}): Layer.Layer
   const resolved = ServerConfig.resolve(options)
   return Layer.mergeAll(
     Router.layer,
-    Authenticator.layer(resolved),
+    authenticatorLayer(resolved),
     Layer.succeed(JoinPolicy.JoinPolicy, JoinPolicy.fromHook(resolved.authorizeJoin)),
     RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }),
-    PeerRegistry.layer
+    PeerRegistry.layer,
+    brokerLayer(resolved)
   )
 }
+
+/**
+ * The options' authentication; in token mode with `redis` set and no hook, the sessions the JavaScript server
+ * reads (`symple:session:<token>`, see `RedisSessions` of `symple-ts/redis`).
+ */
+const authenticatorLayer = (options: ServerConfig.Resolved): Layer.Layer<Authenticator.Authenticator> =>
+  options.redis === undefined || options.redis === "" || !options.authentication ||
+    options.authenticate !== undefined
+    ? Authenticator.layer(options)
+    : Layer.unwrap(
+      Effect.map(
+        Effect.promise(() => import("../redis/RedisSessions.js")),
+        (RedisSessions) => RedisSessions.layer({ url: options.redis! })
+      )
+    )
+
+/**
+ * The single node, or with `redis` set the Redis broker (loaded only then, so that a single node never loads a
+ * Redis client).
+ */
+const brokerLayer = (options: ServerConfig.Resolved): Layer.Layer<never> =>
+  options.redis === undefined || options.redis === ""
+    ? Layer.empty
+    : Layer.unwrap(
+      Effect.map(
+        Effect.promise(() => import("../redis/RedisBroker.js")),
+        (RedisBroker) => RedisBroker.layer({ url: options.redis!, ttl: options.redisTtl })
+      )
+    )
 
 /**
  * `make` on the built-in services (`layerDefaults`), built in the current scope: the scoped constructor for tests

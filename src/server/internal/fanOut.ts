@@ -54,14 +54,19 @@ export const deliver = (
 }
 
 /**
- * The route to the given sessions.
+ * The route to the given sessions that this node holds: what the server announces (presence, evictions) goes only
+ * to its own peers, those of other nodes hear it from their own node (see `Broker`).
  *
  * @since 0.2.0
  * @internal
  */
 export const toSessions = (
   sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>
-): Router.Route<PeerRegistry.Handle> => ({ members: sessions.map((session) => session.member), exclude: undefined })
+): Router.Route<PeerRegistry.Handle> => {
+  const members: Array<State.Member<PeerRegistry.Handle>> = []
+  for (const session of sessions) if (session.member.handle.node === undefined) members.push(session.member)
+  return { members, exclude: undefined }
+}
 
 /**
  * A peer's online presence, encoded once per peer record: every snapshot that lists the peer reuses it (a storm of

@@ -72,14 +72,20 @@ const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerErro
  * to the application when it routes it (a demo page); otherwise it says how to connect (426).
  */
 const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpRouter>) => {
-  const health = Effect.map(hub.registry.snapshot, (state) =>
-    HttpServerResponse.jsonUnsafe({
-      status: hub.shuttingDown ? "stopping" : "ok",
-      peers: State.size(state),
-      rooms: HashMap.size(state.rooms),
-      connections: hub.connections.size,
-      uptime: Math.round((Date.now() - hub.startedAt) / 1000)
-    }))
+  const health = Effect.flatMap(
+    hub.registry.snapshot,
+    (state) =>
+      Effect.map(hub.brokerStatus, (broker) =>
+        HttpServerResponse.jsonUnsafe({
+          status: hub.shuttingDown ? "stopping" : "ok",
+          peers: State.size(state),
+          rooms: HashMap.size(state.rooms),
+          connections: hub.connections.size,
+          uptime: Math.round((Date.now() - hub.startedAt) / 1000),
+          // A cluster node says how it stands with the broker (cross-node frames are dropped while disconnected).
+          ...(broker.state === "single" ? {} : { broker })
+        }))
+  )
   const base = Layer.mergeAll(operations, HttpRouter.add("GET", "/health", health))
   const withIce = IceServers.isConfigured(hub.options) ? Layer.mergeAll(base, IceRoute.route(hub)) : base
   const app = hub.options.routes === undefined ? withIce : Layer.mergeAll(withIce, hub.options.routes)

@@ -11,6 +11,7 @@ import * as Effect from "effect/Effect"
 import type * as PubSub from "effect/PubSub"
 import type * as Peer from "../../protocol/Peer.js"
 import type * as Authenticator from "../Authenticator.js"
+import type * as Broker from "../Broker.js"
 import type * as JoinPolicy from "../JoinPolicy.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import type * as RateLimit from "../RateLimit.js"
@@ -47,6 +48,8 @@ export interface Hub {
   readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
   readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
+  /** The broker's state (`single` without one): for `/health`, and readiness (503 while `disconnected`). */
+  readonly brokerStatus: Effect.Effect<Broker.Status>
   readonly events: PubSub.PubSub<ServerEvent>
   /** `Stats` and the tallies behind `GET /metrics`. */
   readonly stats: Counters.Counters
@@ -90,6 +93,7 @@ export const make = (services: {
   readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
   readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
+  readonly brokerStatus: Effect.Effect<Broker.Status>
   readonly events: PubSub.PubSub<ServerEvent>
   /** The server's context: what `run` and `runNow` run effects with. */
   readonly context: Context.Context<never>

@@ -1,0 +1,315 @@
+/**
+ * Scale-out benchmark: two of our servers on one Redis (a redis-server of its own, on a free loopback port)
+ * against one of our servers alone, and the same two setups of Socket.IO 4 with `@socket.io/redis-adapter`
+ * (`servers/socketio.ts`), in the same run.
+ *
+ *   npx tsx bench/cluster.ts [--measure ms] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof]
+ *
+ * - `direct`: `pairs` closed-loop ping-pongs, one peer of each pair on each node (cross-node), or both on the single
+ *   server: round trips per second, and server CPU (both nodes together) per delivered frame.
+ * - `room`: one sender and `receivers` peers in one room (spread over both nodes, the sender on the first), the
+ *   sender keeping a window of frames in flight: deliveries per second, and server CPU per delivery.
+ *
+ * Servers are bundled (`servers/ours.ts` and `servers/socketio.ts`, `BENCH_REDIS` makes either a cluster node);
+ * the load comes from this process, so rates are bounded by it too: compare rows of one run. Prints a table, our
+ * cross-node / single-node ratios and ours / Socket.IO; writes the raw results to bench/results/.
+ */
+import { spawn } from "node:child_process"
+import { mkdirSync, writeFileSync } from "node:fs"
+import * as Net from "node:net"
+import * as Path from "node:path"
+import * as SocketIoClient from "socket.io-client"
+import WebSocket from "ws"
+import { benchDir, build } from "./build.js"
+import { cpuMillis, median, round } from "./stats.js"
+
+const args = process.argv.slice(2)
+const flag = (name: string, fallback: number): number => {
+  const i = args.indexOf(`--${name}`)
+  return i < 0 ? fallback : Number(args[i + 1])
+}
+const measureMs = flag("measure", 3000)
+const pairs = flag("pairs", 16)
+const receivers = flag("receivers", 40)
+const repeat = flag("repeat", 2)
+const window = 8
+/** `--cpu-prof`: V8 CPU profiles of the two cluster nodes, in bench/results/prof/ (read with bench/profile.ts). */
+const cpuProf = args.includes("--cpu-prof")
+
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = Net.createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const port = (server.address() as Net.AddressInfo).port
+      server.close(() => resolve(port))
+    })
+  })
+
+interface Proc {
+  readonly pid: number
+  readonly port: number
+  readonly stop: () => void
+}
+
+const startRedis = async (): Promise<Proc> => {
+  const port = await freePort()
+  const child = spawn("redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no"
+  ], {
+    stdio: "ignore"
+  })
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = Net.connect({ port, host: "127.0.0.1" }, () => {
+        socket.destroy()
+        resolve(true)
+      })
+      socket.once("error", () => resolve(false))
+    })
+    if (ok) break
+    await new Promise((resolve) => setTimeout(resolve, 25))
+  }
+  return { pid: child.pid!, port, stop: () => child.kill("SIGKILL") }
+}
+
+const profDir = Path.join(benchDir, "results", "prof")
+
+const startServer = (file: string, env: Record<string, string>, profile = false): Promise<Proc> =>
+  new Promise((resolve, reject) => {
+    const prof = profile ? ["--cpu-prof", "--cpu-prof-dir", profDir] : []
+    const child = spawn(process.execPath, [...prof, file, "0"], {
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    let out = ""
+    child.stdout.on("data", (chunk: Buffer) => {
+      out += chunk.toString()
+      const line = out.split("\n").find((l) => l.includes("listening"))
+      if (line !== undefined) {
+        const { listening } = JSON.parse(line) as { listening: number }
+        resolve({ pid: child.pid!, port: listening, stop: () => child.kill("SIGTERM") })
+      }
+    })
+    child.once("exit", (code) => reject(new Error(`server exited with ${code}`)))
+  })
+
+/** A load client of either server: `key` is how others address it (a Symple address, a Socket.IO socket id). */
+interface Client {
+  readonly key: string
+  readonly sendTo: (key: string, n: number) => void
+  readonly sendRoom: (room: string, n: number) => void
+  onMessage: (n: number) => void
+  readonly close: () => void
+}
+
+type Connect = (port: number, user: string, room: string) => Promise<Client>
+
+const symple: Connect = (port, user, room) =>
+  new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}`)
+    ws.once("error", reject)
+    ws.once("open", () => ws.send(JSON.stringify({ type: "auth", user, rooms: [room] })))
+    const self: { -readonly [K in keyof Client]?: Client[K] } = {
+      sendTo: (to, n) => ws.send(JSON.stringify({ type: "message", to, data: { n } })),
+      sendRoom: (to, n) => ws.send(JSON.stringify({ type: "message", to, data: { n } })),
+      onMessage: () => {},
+      close: () => ws.terminate()
+    }
+    ws.on("message", (data) => {
+      const frame = JSON.parse(String(data)) as {
+        type?: string
+        peer?: { id: string; user: string }
+        data?: { n?: number }
+      }
+      if (frame.type === "welcome") {
+        self.key = `${frame.peer!.user}|${frame.peer!.id}`
+        resolve(self as Client)
+      } else if (frame.type === "message") self.onMessage!(frame.data?.n ?? 0)
+    })
+  })
+
+const socketIo: Connect = (port, _user, room) =>
+  new Promise((resolve, reject) => {
+    const socket = SocketIoClient.io(`http://127.0.0.1:${port}`, { transports: ["websocket"], forceNew: true })
+    socket.once("connect_error", reject)
+    socket.once("connect", () => {
+      const self: Client = {
+        key: socket.id!,
+        sendTo: (to, n) => socket.emit("direct", { to, n }),
+        sendRoom: (to, n) => socket.emit("room", { room: to, n }),
+        onMessage: () => {},
+        close: () => socket.disconnect()
+      }
+      socket.on("msg", (message: { n?: number }) => self.onMessage(message.n ?? 0))
+      socket.emit("join", room, () => resolve(self))
+    })
+  })
+
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+interface Measured {
+  readonly rate: number
+  readonly cpuMicrosPerDelivery: number
+}
+
+/** Closed-loop ping-pong between pairs (first of each pair on `portA`, second on `portB`). */
+const direct = async (
+  connect: Connect,
+  portA: number,
+  portB: number,
+  pids: ReadonlyArray<number>
+): Promise<Measured> => {
+  const clients: Array<Client> = []
+  let trips = 0
+  let running = true
+  for (let i = 0; i < pairs; i++) {
+    const ping = await connect(portA, `ping${i}`, "pairs")
+    const pong = await connect(portB, `pong${i}`, "pairs")
+    clients.push(ping, pong)
+    pong.onMessage = (n) => pong.sendTo(ping.key, n)
+    ping.onMessage = () => {
+      trips++
+      if (running) ping.sendTo(pong.key, trips)
+    }
+  }
+  await settle(500)
+  for (let i = 0; i < pairs; i++) clients[2 * i]!.sendTo(clients[2 * i + 1]!.key, 0)
+  await settle(300)
+  const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
+  const trips0 = trips
+  const t0 = Date.now()
+  await settle(measureMs)
+  const elapsed = Date.now() - t0
+  const done = trips - trips0
+  const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
+  running = false
+  for (const c of clients) c.close()
+  return { rate: (done * 1000) / elapsed, cpuMicrosPerDelivery: (cpu * 1000) / (2 * done) }
+}
+
+/** One sender on `ports[0]`, receivers spread over `ports`, a window of frames in flight (acknowledged by the last). */
+const room = async (connect: Connect, ports: ReadonlyArray<number>, pids: ReadonlyArray<number>): Promise<Measured> => {
+  const sender = await connect(ports[0]!, "sender", "fan")
+  const members: Array<Client> = []
+  let delivered = 0
+  let sent = 0
+  let acked = 0
+  let running = true
+  const pump = () => {
+    while (running && sent - acked < window) sender.sendRoom("fan", ++sent)
+  }
+  for (let i = 0; i < receivers; i++) members.push(await connect(ports[i % ports.length]!, `r${i}`, "fan"))
+  const last = members.length - 1
+  members.forEach((member, i) => {
+    member.onMessage = (n) => {
+      delivered++
+      if (i === last) {
+        acked = Math.max(acked, n)
+        pump()
+      }
+    }
+  })
+  await settle(500)
+  pump()
+  await settle(300)
+  const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
+  const delivered0 = delivered
+  const t0 = Date.now()
+  await settle(measureMs)
+  const elapsed = Date.now() - t0
+  const done = delivered - delivered0
+  const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
+  running = false
+  for (const c of [sender, ...members]) c.close()
+  return { rate: (done * 1000) / elapsed, cpuMicrosPerDelivery: (cpu * 1000) / done }
+}
+
+const names = [
+  "direct single",
+  "direct cross-node",
+  "room single",
+  "room two nodes",
+  "sio direct single",
+  "sio direct cross-node",
+  "sio room single",
+  "sio room two nodes"
+]
+
+const main = async () => {
+  const { built, skipped } = await build({ ours: "servers/ours.ts", socketio: "servers/socketio.ts" })
+  if (built["ours"] === undefined) throw new Error(`cannot build our server: ${skipped["ours"]}`)
+  if (built["socketio"] === undefined) throw new Error(`cannot build the Socket.IO server: ${skipped["socketio"]}`)
+  const redis = await startRedis()
+  const url = `redis://127.0.0.1:${redis.port}`
+  const rows: Array<Record<string, number | string>> = []
+  try {
+    for (let r = 0; r < repeat; r++) {
+      for (
+        const [prefix, file, connect] of [["", built["ours"], symple], ["sio ", built["socketio"], socketIo]] as const
+      ) {
+        const single = await startServer(file, {})
+        const a = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
+        const b = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
+        await settle(500)
+        const cases: Array<[string, () => Promise<Measured>]> = [
+          [`${prefix}direct single`, () => direct(connect, single.port, single.port, [single.pid])],
+          [`${prefix}direct cross-node`, () => direct(connect, a.port, b.port, [a.pid, b.pid])],
+          [`${prefix}room single`, () => room(connect, [single.port], [single.pid])],
+          [`${prefix}room two nodes`, () => room(connect, [a.port, b.port], [a.pid, b.pid])]
+        ]
+        for (const [name, run] of r % 2 === 0 ? cases : [...cases].reverse()) {
+          const m = await run()
+          rows.push({ case: name, repeat: r, rate: round(m.rate), cpuMicrosPerDelivery: round(m.cpuMicrosPerDelivery) })
+          await settle(300)
+        }
+        for (const s of [single, a, b]) s.stop()
+        await settle(300)
+      }
+    }
+  } finally {
+    redis.stop()
+  }
+  const by = (name: string, key: "rate" | "cpuMicrosPerDelivery") =>
+    median(rows.filter((row) => row.case === name).map((row) => row[key] as number))
+  console.log("case                      rate/s   cpu µs/delivery")
+  for (const name of names) {
+    console.log(
+      `${name.padEnd(22)} ${String(round(by(name, "rate"))).padStart(9)}  ${
+        String(round(by(name, "cpuMicrosPerDelivery"))).padStart(12)
+      }`
+    )
+  }
+  const ratio = (a: string, b: string, key: "rate" | "cpuMicrosPerDelivery") => round(by(a, key) / by(b, key), 2)
+  console.log(
+    `ours cross-node / ours single: direct rate ${ratio("direct cross-node", "direct single", "rate")}, cpu ${
+      ratio("direct cross-node", "direct single", "cpuMicrosPerDelivery")
+    }; room rate ${ratio("room two nodes", "room single", "rate")}, cpu ${
+      ratio("room two nodes", "room single", "cpuMicrosPerDelivery")
+    }`
+  )
+  console.log(
+    `ours / Socket.IO, cross-node: direct rate ${ratio("direct cross-node", "sio direct cross-node", "rate")}, cpu ${
+      ratio("direct cross-node", "sio direct cross-node", "cpuMicrosPerDelivery")
+    }; room rate ${ratio("room two nodes", "sio room two nodes", "rate")}, cpu ${
+      ratio("room two nodes", "sio room two nodes", "cpuMicrosPerDelivery")
+    }`
+  )
+  const dir = Path.join(benchDir, "results")
+  mkdirSync(dir, { recursive: true })
+  const out = Path.join(dir, `cluster-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
+  writeFileSync(out, JSON.stringify({ measureMs, pairs, receivers, repeat, rows }, null, 2))
+  console.log(`raw results: ${Path.relative(process.cwd(), out)}`)
+}
+
+main().then(() => process.exit(0), (error) => {
+  console.error(error)
+  process.exit(1)
+})

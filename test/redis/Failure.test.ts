@@ -1,0 +1,112 @@
+/**
+ * Failures with real processes: a node killed with SIGKILL (a separate `symple-ts serve --redis` process), and
+ * Redis going away and coming back.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { run } from "../cli/support.js"
+import {
+  eventually,
+  expectEffect,
+  isMessage,
+  isPresenceOf,
+  type Peer,
+  peer,
+  type Received,
+  settle
+} from "../server/support.js"
+import { startRedis } from "./redisServer.js"
+import { converged, startNode } from "./support.js"
+
+const text = (t: string) => (f: Received) => f.data?.text === t
+const count = (client: Peer, predicate: (f: Received) => boolean) => client.all.filter(predicate).length
+
+describe("failures", () => {
+  it.live(
+    "a node killed with SIGKILL: its sessions go offline to each neighbour on the other nodes, once",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis
+        const ttl = 900
+        const a = yield* startNode(redis.url, {}, ttl)
+        const b = yield* startNode(redis.url, {}, ttl)
+        const node = yield* run(["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redis.url], {
+          SYMPLE_REDIS_TTL: String(ttl)
+        })
+        const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
+        const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
+        const bob = yield* peer(b, "bob", { rooms: ["lobby"] })
+        const doomed = yield* peer({ url }, "doomed", { rooms: ["lobby"] })
+        yield* alice.next(isPresenceOf(doomed, true))
+        yield* bob.next(isPresenceOf(doomed, true))
+        yield* converged([a, b], 3)
+        node.child.kill("SIGKILL")
+        yield* node.exited()
+        // Both survivors sweep the dead node; each neighbour hears of it once.
+        yield* alice.next(isPresenceOf(doomed, false), 5000)
+        yield* bob.next(isPresenceOf(doomed, false), 5000)
+        yield* converged([a, b], 2)
+        yield* Effect.sleep(ttl)
+        expect(count(alice, isPresenceOf(doomed, false))).toBe(1)
+        expect(count(bob, isPresenceOf(doomed, false))).toBe(1)
+        expect(count(alice, isPresenceOf(bob, false))).toBe(0)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "Redis goes away: local peers still served, cross-node frames dropped and counted; on return it converges",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis
+        const a = yield* startNode(redis.url, {}, 1500)
+        const b = yield* startNode(redis.url, {}, 1500)
+        const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
+        const alice2 = yield* peer(a, "alice2", { rooms: ["lobby"] })
+        const bob = yield* peer(b, "bob", { rooms: ["lobby"] })
+        yield* converged([a, b], 3)
+        yield* settle(alice, alice2, bob)
+
+        yield* redis.stop
+        yield* expectEffect(a.brokerStatus, (s) => s.state === "disconnected", "A sees Redis gone")
+        const health = yield* Effect.promise(() =>
+          fetch(`http://127.0.0.1:${a.port}/health`).then((r) => r.json() as Promise<{ broker: { state: string } }>)
+        )
+        expect(health.broker.state).toBe("disconnected")
+        const ready = yield* Effect.promise(() => fetch(`http://127.0.0.1:${a.port}/ready`))
+        expect(ready.status).toBe(503)
+        expect(yield* Effect.promise(() => ready.json())).toEqual({ status: "unready", failing: ["broker"] })
+        alice.send({ type: "message", to: "lobby", data: { text: "during" } })
+        yield* alice2.next(isMessage(text("during")))
+        yield* bob.none(isMessage(text("during")), 200)
+        expect((yield* a.brokerStatus).dropped).toBeGreaterThan(0)
+        // Meanwhile: bob leaves, carol arrives on B. Nobody on A can know yet.
+        bob.ws.close()
+        const carol = yield* peer(b, "carol", { rooms: ["lobby"] })
+
+        // Redis comes back empty (no persistence): each node resubscribes, republishes its sessions, reads the others'.
+        yield* redis.restart
+        yield* eventually(
+          Effect.flatMap(a.brokerStatus, (s) => s.state === "connected" ? Effect.void : Effect.fail(s)),
+          5000
+        )
+        yield* eventually(
+          Effect.flatMap(b.brokerStatus, (s) => s.state === "connected" ? Effect.void : Effect.fail(s)),
+          5000
+        )
+        yield* alice.next(isPresenceOf(bob, false), 5000)
+        yield* alice.next(isPresenceOf(carol, true), 5000)
+        yield* carol.next(isPresenceOf(alice, true), 5000)
+        yield* converged([a, b], 3)
+        expect((yield* Effect.promise(() => fetch(`http://127.0.0.1:${a.port}/ready`))).status).toBe(200)
+        alice.send({ type: "message", to: "lobby", data: { text: "after" } })
+        yield* carol.next(isMessage(text("after")))
+        carol.send({ type: "message", to: alice.address, data: { text: "back" } })
+        yield* alice.next(isMessage(text("back")))
+        yield* Effect.sleep(200)
+        expect(count(alice, isPresenceOf(bob, false))).toBe(1)
+        expect(count(alice, isPresenceOf(carol, true))).toBe(1)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+})
