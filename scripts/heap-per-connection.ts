@@ -46,20 +46,34 @@ const rules: ReadonlyArray<readonly [RegExp, string]> = [
   [/^\{id,address,fromSuffix/, "Online (routing context)"],
   [/^\{admit,release\}|^\{key,tokens,limit,refillMillis\}|^SessionAdmission$/, "rate-limit admission"],
   [/^\{tokens,lastRefill\}/, "rate-limit bucket"],
-  [/Fiber/, "fiber"],
-  // Effect.callback's resume and canceler, shared between the fiber and the connection that resumes it.
-  [
-    /^PrimitiveImpl$|^(closure \(anonymous\)@\d+:\d+ in )?(system \/ Context in )+synthetic|^closure \(anonymous\)@\d+:\d+ in PrimitiveImpl/,
-    "fiber"
-  ],
   [/^\{member,peer,rooms,roomSet,virtual\}|^SessionRecord$/, "registry Session"],
   [/^\{id,user,handle\}/, "registry Member"],
   [/^\{sessions,rooms,users\}/, "registry State"],
   [/HashMap|^(Leaf|Collision|Indexed|Array)Node/, "registry HashMap nodes"],
   [/^\{id,user,name/, "Peer record"],
-  [/^\{frame,bytes\}/, "online presence cache"],
-  [/^\{ws,socket,corked/, "baseline Conn"]
+  [/^\{frame,bytes\}|^Buffer$|^array in WeakMap/, "online presence, encoded once (and its cache)"],
+  [
+    /^array in Set in (\{open,|\{fork,|\{_tag,backing\}|synthetic|system \/ Context in synthetic|WebSocketServer)/,
+    "the server's sets of sockets"
+  ],
+  [/^\{ws,socket,corked/, "baseline Conn"],
+  [/^(array in )?Set in \{ws,socket,corked/, "baseline: a Conn's set of rooms"],
+  [/^(array in )?(Set|Map) in (array in )?Map/, "baseline: rooms and ids (Maps of Sets)"],
+  [/Fiber/, "fiber"]
 ]
+/**
+ * Categories of nodes that no categorised node dominates (held from several places at once). Effect.callback's
+ * primitives, its resume and canceler closures and their contexts are held by the fiber and by the connection that
+ * resumes it.
+ */
+const orphans: ReadonlyArray<readonly [RegExp, string]> = [
+  [/^string in synthetic/, "strings with several owners (ids, user and room names)"],
+  [
+    /^PrimitiveImpl$|^closure \(anonymous\)@\d+:\d+ in |^system \/ Context in (system \/ Context in )?synthetic/,
+    "fiber"
+  ]
+]
+const orphanOf = (label: string): string | undefined => orphans.find(([re]) => re.test(label))?.[1]
 const categoryOf = (label: string): string | undefined => rules.find(([re]) => re.test(label))?.[1]
 /** C++ objects of Node (a socket's handle) and buffer contents: counted apart, not in the JS heap. */
 const outside = (label: string): string | undefined =>
@@ -106,8 +120,8 @@ const diff = (a: string, b: string, connections: number, name: string): void => 
   print(
     `${name}: by category`,
     grown(
-      HeapSnapshot.byCategory(first, categoryOf, outside),
-      HeapSnapshot.byCategory(second, categoryOf, outside),
+      HeapSnapshot.byCategory(first, categoryOf, outside, orphanOf),
+      HeapSnapshot.byCategory(second, categoryOf, outside, orphanOf),
       connections
     ),
     topN

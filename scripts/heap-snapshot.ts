@@ -227,13 +227,15 @@ export const byLabel = (snapshot: Snapshot): Map<string, { bytes: number; count:
 
 /**
  * Self size and count by category: a node's category is the one `categoryOf` gives its label, or else its
- * dominator's (the object it belongs to), or `uncategorised: <label>` when no dominator has one. `alone` names
- * nodes counted apart that pass no category on (C++ objects, which own JS objects of every kind).
+ * dominator's (the object it belongs to), or what `orphanOf` gives its label when no dominator has one, or
+ * `uncategorised: <label>`. `alone` names nodes counted apart that pass no category on (C++ objects, which own JS
+ * objects of every kind).
  */
 export const byCategory = (
   snapshot: Snapshot,
   categoryOf: (label: string) => string | undefined,
-  alone: (label: string) => string | undefined = () => undefined
+  alone: (label: string) => string | undefined = () => undefined,
+  orphanOf: (label: string) => string | undefined = () => undefined
 ): Map<string, { bytes: number; count: number }> => {
   const category = new Array<string | undefined>(snapshot.nodeCount)
   const out = new Map<string, { bytes: number; count: number }>()
@@ -249,7 +251,7 @@ export const byCategory = (
     const d = snapshot.idom[v]!
     const label = snapshot.label[v]!
     const own = categoryOf(label)
-    category[v] = own ?? (d >= 0 ? category[d] : undefined)
+    category[v] = own ?? (d >= 0 ? category[d] : undefined) ?? orphanOf(label)
     add(alone(label) ?? category[v] ?? `uncategorised: ${label}`, snapshot.selfSize[v]!)
   }
   return out
