@@ -3,7 +3,7 @@
  *
  *   npx tsx bench/slow-readers.ts [--peers 8] [--frames 1000] [--size 65000] [--settle 5000] [--control]
  *
- * The server runs in a child process with the default options (`SympleServer.make({ port: 0, host: "127.0.0.1" })`,
+ * The server runs in a child process with the default options (`SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })`,
  * rate limit included). `--peers` raw TCP clients authenticate into room `r` and then never read a byte. Reading
  * senders in the same room send each of them `--frames` direct messages of `--size` characters (about 64 KiB on the
  * wire with the default), 100 frames per sender so that no sender meets the default rate limit; every frame is a
@@ -30,7 +30,7 @@ const serve = async (): Promise<void> => {
   const { Effect } = await import("effect")
   const SympleServer = await import("../src/server/index.js")
   const program = Effect.gen(function*() {
-    const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+    const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
     process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid })}\n`)
     return yield* Effect.never
   }).pipe(Effect.scoped)
@@ -157,7 +157,9 @@ const main = async (): Promise<void> => {
     const others = senderCount + 1
     const kind = control ? "reading (control)" : "non-reading"
     const mib = (n: number) => `${n.toFixed(1)} MiB`
-    console.log(`server: SympleServer.make({ port: 0, host: "127.0.0.1" }) (default options), node ${process.version}`)
+    console.log(
+      `server: SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" }) (default options), node ${process.version}`
+    )
     console.log(
       `${peers} ${kind} peers, each sent ${frames} frames of ${size} characters ` +
         `(${mib((peers * frames * (size + 100)) / 1048576)} in all) by ${senderCount} reading senders`

@@ -40,7 +40,7 @@ const peer = (url: string, user: string) =>
   })
 
 const program = Effect.gen(function*() {
-  const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+  const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
   const alice = yield* peer(server.url, "alice")
   const bob = yield* peer(server.url, "bob")
 

@@ -1,24 +1,25 @@
 /**
- * The example Symple server: `npm start` (or `PORT=4600 HOST=0.0.0.0 npm start`).
+ * A Symple server as a program of your own: `npx tsx examples/server.ts` (or `PORT=4600 HOST=0.0.0.0 npx tsx
+ * examples/server.ts`), with an extra HTTP route and the demo page at `/`. Without code, `symple-ts serve`
+ * (`npm start`) runs one.
  *
  * Binds 127.0.0.1:4500 unless HOST / PORT say otherwise (SYMPLE_* variables tune the rest, see ServerConfig),
- * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001. `npm start` execs
- * node in place of npm's shell, so a signal sent to npm alone (as Docker and systemd send it) reaches this process.
+ * and stops gracefully on SIGINT / SIGTERM: every peer gets the shutdown event and close 1001.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Config, Effect, Exit, Layer, Runtime } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as SympleServer from "../src/server/index.js"
+import { DemoPage } from "../src/web/index.js"
 
 const Address = Config.all({
   host: Config.String("HOST").pipe(Config.withDefault("127.0.0.1")),
   port: Config.Port("PORT").pipe(Config.withDefault(4500))
 })
 
-const routes = HttpRouter.add(
-  "GET",
-  "/version",
-  HttpServerResponse.jsonUnsafe({ name: "symple-ts", protocol: "symple/4" })
+const routes = Layer.mergeAll(
+  HttpRouter.add("GET", "/version", HttpServerResponse.jsonUnsafe({ name: "symple-ts", protocol: "symple/4" })),
+  DemoPage.layer()
 )
 
 const ServerLive = Layer.unwrap(
@@ -29,7 +30,9 @@ const LogAddress = Layer.effectDiscard(
   Effect.flatMap(
     SympleServer.SympleServer,
     (server) =>
-      Effect.log(`Symple server listening on ${server.url} (health: http://${server.host}:${server.port}/health)`)
+      Effect.log(
+        `Symple server listening on ${server.url} (demo page: http://${server.host}:${server.port}/, health: /health)`
+      )
   )
 )
 

@@ -1,5 +1,5 @@
 /**
- * Our server as the benchmark starts it: `SympleServer.make` with default options, except that the per-peer rate
+ * Our server as the benchmark starts it: `SympleServer.makeWithDefaults` with default options, except that the per-peer rate
  * limit is disabled (`rateLimit: 0`), because the benchmark sends far more than the default 100 frames per 10 s
  * per peer. `BENCH_RATE_LIMIT=<n>` keeps the limiter running instead, to measure what it costs: a bucket of n
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
@@ -32,7 +32,7 @@ const program = Effect.gen(function*() {
   const routes = !canCollect()
     ? undefined
     : HttpRouter.add("GET", memoryPath, Effect.sync(() => HttpServerResponse.jsonUnsafe(collectedMemory())))
-  const server = yield* SympleServer.make({
+  const server = yield* SympleServer.makeWithDefaults({
     port,
     host,
     rateLimit,

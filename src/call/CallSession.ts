@@ -23,7 +23,8 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
 import * as Call from "../protocol/Call.js"
 import type * as Frame from "../protocol/Frame.js"
-import { CallState, Input, type Instruction, type Role, transition } from "./CallState.js"
+import * as Message from "../protocol/Message.js"
+import { CallState, Input, type Instruction, type Role, type Timer, transition } from "./CallState.js"
 import * as CallStateModule from "./CallState.js"
 import type { PeerConnection } from "./PeerConnection.js"
 import { Signaller } from "./Signaller.js"
@@ -33,7 +34,7 @@ import { Signaller } from "./Signaller.js"
  * @category errors
  */
 export class CallError extends Data.TaggedError("CallError")<{
-  readonly reason: "InvalidAddress" | "InvalidState"
+  readonly reason: "InvalidAddress" | "InvalidState" | "Unreachable"
   readonly detail: string
 }> {
   override get message(): string {
@@ -74,10 +75,23 @@ export interface CallSessionOptions {
    * after this returns. Errors end the call with `hangup {reason:"failed"}`.
    */
   readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
-  /** How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`. Default 30 s. */
+  /**
+   * How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`; restarted on accept, it
+   * also bounds negotiation. Default 30 s.
+   */
   readonly ringTimeout?: Duration.Input | undefined
   /** Upper bound for each peer-connection operation (create/set descriptions, close). Default 10 s. */
   readonly operationTimeout?: Duration.Input | undefined
+  /**
+   * How long the remote party of an Active call may stay offline (or unheard of after either side reconnected)
+   * before the call ends with reason `offline`. The peer connection carries on meanwhile. Default 30 s.
+   */
+  readonly gracePeriod?: Duration.Input | undefined
+  /**
+   * How long an Active call's peer connection may stay `disconnected` before the call ends with
+   * `hangup {reason:"failed"}`. Default 15 s.
+   */
+  readonly disconnectedTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -90,13 +104,17 @@ export interface CallSession {
   readonly current: Effect.Effect<CallState>
   /** Calls ringing for the local user, as they arrive (a subscriber sees the calls that ring after it subscribed). */
   readonly incomingCall: Stream.Stream<IncomingCall>
-  /** Calls a full `user|id` address. Fails unless the session is `Idle` or `Ended`. */
-  readonly call: (address: string) => Effect.Effect<void, CallError>
+  /**
+   * Calls a full `user|id` address, or a user: then every online session of that user rings, the first to accept
+   * gets the call and the others are told `answered-elsewhere`. Fails with `InvalidState` unless the session is
+   * `Idle` or `Ended`, with `Unreachable` when the user has no session online.
+   */
+  readonly call: (target: string) => Effect.Effect<void, CallError>
   /** Accepts the ringing call. */
   readonly accept: () => Effect.Effect<void, CallError>
   /** Refuses the ringing call (default reason `declined`). */
   readonly reject: (reason?: string) => Effect.Effect<void, CallError>
-  /** Ends the call at any stage (default reason `hangup`). */
+  /** Ends the call at any stage (default reason `cancelled` while ringing out, `hangup` otherwise). */
   readonly hangup: (reason?: string) => Effect.Effect<void, CallError>
   /** The peer connection of the current call, once created. */
   readonly peerConnection: Effect.Effect<Option.Option<PeerConnection>>
@@ -115,6 +133,8 @@ interface Envelope {
   readonly done?: Deferred.Deferred<boolean>
 }
 
+type Outgoing = { readonly frame: Frame.Message } | { readonly marker: Deferred.Deferred<void> }
+
 interface Attached {
   readonly callId: number
   readonly pc: PeerConnection
@@ -122,7 +142,8 @@ interface Attached {
 }
 
 /**
- * Starts a session on the `Signaller` in context. Closing the scope hangs up a call in progress.
+ * Starts a session on the `Signaller` in context. Closing the scope, or the signaller's transport (the client), hangs
+ * up a call in progress first.
  *
  * @since 0.1.0
  * @category constructors
@@ -138,7 +159,17 @@ export const make = (
     const incoming = yield* PubSub.unbounded<IncomingCall>()
     const inputs = yield* Queue.unbounded<Envelope>()
     const peer = yield* Ref.make<Option.Option<Attached>>(Option.none())
-    const ringTimer = yield* FiberHandle.make<void, never>()
+    const timers: Record<Timer, FiberHandle.FiberHandle<void, never>> = {
+      ring: yield* FiberHandle.make<void, never>(),
+      grace: yield* FiberHandle.make<void, never>(),
+      disconnected: yield* FiberHandle.make<void, never>()
+    }
+    const durations: Record<Timer, Duration.Duration> = {
+      ring: ringTimeout,
+      grace: Duration.fromInputUnsafe(options.gracePeriod ?? "30 seconds"),
+      disconnected: Duration.fromInputUnsafe(options.disconnectedTimeout ?? "15 seconds")
+    }
+    const stopTimers = Effect.forEach(Object.values(timers), (handle) => FiberHandle.clear(handle), { discard: true })
 
     // Peer-connection callbacks run outside any fiber; the queue is unbounded, so offering never blocks.
     const post = (input: Input) => {
@@ -151,10 +182,21 @@ export const make = (
         Effect.annotateLogs({ module: "CallSession", to: String(frame.to), subtype: String(frame.subtype) })
       )
     // Signals leave in order through one sender, so that a transport waiting to reconnect never stalls the state
-    // machine (a hangup must still be processed while an offer waits for the network).
-    const outbox = yield* Queue.unbounded<Frame.Message>()
-    yield* Queue.take(outbox).pipe(Effect.flatMap(sendNow), Effect.forever, Effect.forkScoped)
-    const send = (to: string, signal: Call.Signal) => Queue.offer(outbox, Call.message(to, signal))
+    // machine (a hangup must still be processed while an offer waits for the network). A marker in the queue is
+    // completed once everything before it has gone.
+    const outbox = yield* Queue.unbounded<Outgoing>()
+    yield* Queue.take(outbox).pipe(
+      Effect.flatMap((item) => "marker" in item ? Deferred.succeed(item.marker, undefined) : sendNow(item.frame)),
+      Effect.forever,
+      Effect.forkScoped
+    )
+    const send = (to: string, signal: Call.Signal, uid: string | undefined) =>
+      Queue.offer(outbox, { frame: Call.message(to, signal, { callId: uid }) })
+    const flush = Effect.gen(function*() {
+      const marker = yield* Deferred.make<void>()
+      yield* Queue.offer(outbox, { marker })
+      yield* Deferred.await(marker)
+    })
 
     const operation = <A>(callId: number, name: string, run: () => Promise<A>) =>
       Effect.tryPromise(run).pipe(
@@ -179,6 +221,7 @@ export const make = (
       }
       const onState = () => {
         if (pc.connectionState === "connected") post(Input.Connected({ callId }))
+        else if (pc.connectionState === "disconnected") post(Input.Disconnected({ callId }))
         // Our own close() detaches these listeners first, so a "closed" seen here came from somewhere else.
         else if (pc.connectionState === "failed" || pc.connectionState === "closed") {
           post(Input.PeerFailed({ callId, message: `connection ${pc.connectionState}` }))
@@ -213,16 +256,20 @@ export const make = (
     const run = (instruction: Instruction): Effect.Effect<void> => {
       switch (instruction._tag) {
         case "Send":
-          return send(instruction.to, instruction.signal)
+          return send(instruction.to, instruction.signal, instruction.uid)
         case "Ring":
           return PubSub.publish(incoming, { callId: instruction.callId, remote: instruction.remote })
-        case "StartRingTimer": {
-          const callId = instruction.callId
+        case "StartTimer": {
+          const { callId, timer } = instruction
           return FiberHandle.run(
-            ringTimer,
-            Effect.sleep(ringTimeout).pipe(Effect.andThen(Effect.sync(() => post(Input.RingTimeout({ callId })))))
+            timers[timer],
+            Effect.sleep(durations[timer]).pipe(
+              Effect.andThen(Effect.sync(() => post(Input.Timeout({ callId, timer }))))
+            )
           ).pipe(Effect.asVoid)
         }
+        case "StopTimer":
+          return FiberHandle.clear(timers[instruction.timer])
         case "OpenPeer": {
           const { callId, remote, role } = instruction
           return closePeer.pipe(
@@ -234,7 +281,7 @@ export const make = (
           )
         }
         case "SendOffer": {
-          const { callId, remote } = instruction
+          const { callId, remote, uid } = instruction
           return withPeer(callId, (pc) =>
             Effect.gen(function*() {
               const offer = yield* operation(callId, "createOffer", () => pc.createOffer())
@@ -243,11 +290,11 @@ export const make = (
                 "setLocalDescription",
                 () => pc.setLocalDescription({ type: "offer", sdp: offer.sdp ?? "" })
               )
-              yield* send(remote, Call.Signal.Offer({ sdp: localSdp(pc, offer) }))
+              yield* send(remote, Call.Signal.Offer({ sdp: localSdp(pc, offer) }), uid)
             })).pipe(Effect.ignore)
         }
         case "AnswerOffer": {
-          const { callId, remote, sdp } = instruction
+          const { callId, remote, sdp, uid } = instruction
           return withPeer(callId, (pc) =>
             Effect.gen(function*() {
               yield* operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "offer", sdp }))
@@ -257,7 +304,7 @@ export const make = (
                 "setLocalDescription",
                 () => pc.setLocalDescription({ type: "answer", sdp: answer.sdp ?? "" })
               )
-              yield* send(remote, Call.Signal.Answer({ sdp: localSdp(pc, answer) }))
+              yield* send(remote, Call.Signal.Answer({ sdp: localSdp(pc, answer) }), uid)
             })).pipe(Effect.ignore)
         }
         case "ApplyAnswer": {
@@ -281,7 +328,7 @@ export const make = (
         }
         case "ClosePeer": {
           const callId = instruction.callId
-          return FiberHandle.clear(ringTimer).pipe(
+          return stopTimers.pipe(
             Effect.andThen(closePeer),
             Effect.andThen(Effect.sync(() => post(Input.Closed({ callId }))))
           )
@@ -304,7 +351,9 @@ export const make = (
     // and anyone can call us; the yields give the others (a transport that subscribes asynchronously) a chance too.
     yield* signaller.messages.pipe(
       Stream.runForEach((frame) =>
-        Effect.sync(() => Option.map(Call.parse(frame), ({ from, signal }) => post(Input.Remote({ from, signal }))))
+        Effect.sync(() =>
+          Option.map(Call.parse(frame), ({ callId, from, signal }) => post(Input.Remote({ from, signal, uid: callId })))
+        )
       ),
       Effect.forkScoped({ startImmediately: true })
     )
@@ -312,19 +361,39 @@ export const make = (
       Stream.runForEach((address) => Effect.sync(() => post(Input.PeerOffline({ address })))),
       Effect.forkScoped({ startImmediately: true })
     )
+    yield* signaller.online.pipe(
+      Stream.runForEach((address) => Effect.sync(() => post(Input.PeerOnline({ address })))),
+      Effect.forkScoped({ startImmediately: true })
+    )
+    // Our address changing (a reconnection without resume) is news for the remote party of an Active call.
+    let known = ""
+    yield* signaller.addresses.pipe(
+      Stream.runForEach((address) =>
+        Effect.sync(() => {
+          if (address === "") return
+          if (known !== "" && address !== known) post(Input.Reconnected({ address }))
+          known = address
+        })
+      ),
+      Effect.forkScoped({ startImmediately: true })
+    )
     yield* Effect.yieldNow
     yield* Effect.yieldNow
 
-    // Registered last, so it runs first on close: a call in progress is hung up while the network is still there.
+    // Registered last, so it runs first on close: a call in progress is hung up (every ring of a call ringing out)
+    // while the network is still there.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
-        const current = yield* SubscriptionRef.get(state)
-        if (CallStateModule.isLive(current) && current._tag !== "Idle" && current._tag !== "Ended") {
-          yield* sendNow(Call.message(current.remote, Call.Signal.Hangup({ reason: Call.Reason.hangup }))).pipe(
-            Effect.timeout(operationTimeout),
-            Effect.ignore
-          )
-        }
+        const self = yield* signaller.address
+        const { instructions } = transition({ self }, yield* SubscriptionRef.get(state), Input.Hangup({}))
+        const hangups = instructions.flatMap((i) =>
+          i._tag === "Send" ? [Call.message(i.to, i.signal, { callId: i.uid })] : []
+        )
+        yield* Effect.forEach(hangups, sendNow, { concurrency: "unbounded", discard: true }).pipe(
+          Effect.timeout(operationTimeout),
+          Effect.ignore
+        )
+        yield* stopTimers
         yield* closePeer
       })
     )
@@ -341,21 +410,37 @@ export const make = (
         })
       })
 
+    // A client closed by its user hangs up first: the hangup is sent before the client's close frame.
+    yield* signaller.beforeClose(
+      local(Input.Hangup({})).pipe(
+        Effect.ignore,
+        Effect.andThen(flush),
+        Effect.timeout(operationTimeout),
+        Effect.ignore
+      )
+    )
+
     return CallSession.of({
       state: SubscriptionRef.changes(state),
       current: SubscriptionRef.get(state),
       incomingCall: Stream.fromPubSub(incoming),
-      call: (address) =>
+      call: (target) =>
         Effect.gen(function*() {
           const self = yield* signaller.address
-          if (!Address.isFull(Address.parse(address)) || address === self) {
-            return yield* new CallError({ reason: "InvalidAddress", detail: `not a full peer address: ${address}` })
+          const address = Address.parse(target)
+          const user = !Address.hasSeparator(target) && target !== ""
+          if ((!Address.isFull(address) && !user) || target === self) {
+            return yield* new CallError({ reason: "InvalidAddress", detail: `not a peer address or a user: ${target}` })
           }
-          yield* local(Input.Dial({ remote: address }))
+          const sessions = user ? (yield* signaller.sessionsOf(target)).filter((s) => s !== self) : [target]
+          if (sessions.length === 0) {
+            return yield* new CallError({ reason: "Unreachable", detail: `no session of ${target} is online` })
+          }
+          yield* local(Input.Dial({ remote: target, sessions, uid: Message.randomId() }))
         }),
       accept: () => local(Input.Accept()),
       reject: (reason = Call.Reason.declined) => local(Input.Reject({ reason })),
-      hangup: (reason = Call.Reason.hangup) => local(Input.Hangup({ reason })),
+      hangup: (reason) => local(Input.Hangup({ reason })),
       peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
     })
   })

@@ -50,6 +50,15 @@ export interface ClientOptions {
   readonly createPresence?: ((peer: Peer.Peer) => JsonObject) | undefined
   /** Answer command requests that no `onCommand` route matches with status 404. Default true. */
   readonly answerUnhandledCommands?: boolean | undefined
+  /**
+   * How long peers known before a reconnection may stay in the roster, marked pending, without being seen again
+   * after a `welcome` that did not resume the session. 0 empties the roster whenever the connection is lost.
+   * Default 10 s.
+   */
+  readonly rosterGracePeriod?: Duration.Input | undefined
+  /** Bytes of one inbound frame; a larger one closes the connection (`ConnectionLost` reason `TooLarge`). 0 = no limit.
+   * Default 1 MiB. */
+  readonly maxFrameSize?: number | undefined
 }
 
 /**
@@ -70,6 +79,8 @@ export interface ResolvedConfig {
   readonly requestTimeout: Duration.Duration
   readonly createPresence: ((peer: Peer.Peer) => JsonObject) | undefined
   readonly answerUnhandledCommands: boolean
+  readonly rosterGracePeriod: Duration.Duration
+  readonly maxFrameSize: number
 }
 
 /**
@@ -82,7 +93,9 @@ export const defaults = {
   reconnectDelay: Duration.seconds(3),
   reconnectMaxDelay: Duration.seconds(30),
   openTimeout: Duration.seconds(10),
-  requestTimeout: Duration.seconds(10)
+  requestTimeout: Duration.seconds(10),
+  rosterGracePeriod: Duration.seconds(10),
+  maxFrameSize: 1024 * 1024
 } as const
 
 /**
@@ -136,20 +149,35 @@ export const resolve = (options: ClientOptions): ResolvedConfig => ({
   openTimeout: Duration.fromInputUnsafe(options.openTimeout ?? defaults.openTimeout),
   requestTimeout: Duration.fromInputUnsafe(options.requestTimeout ?? defaults.requestTimeout),
   createPresence: options.createPresence,
-  answerUnhandledCommands: options.answerUnhandledCommands ?? true
+  answerUnhandledCommands: options.answerUnhandledCommands ?? true,
+  rosterGracePeriod: Duration.fromInputUnsafe(options.rosterGracePeriod ?? defaults.rosterGracePeriod),
+  maxFrameSize: Math.max(0, Math.floor(options.maxFrameSize ?? defaults.maxFrameSize))
 })
 
 const dedupe = (rooms: ReadonlyArray<string>): ReadonlyArray<string> =>
   Array.from(new Set(rooms.filter((room) => room !== "")))
 
 /**
+ * An `auth` frame that may carry the session-resume extension: `resume` is the token of the last `welcome`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type Auth = Frame.Auth & { readonly resume?: string }
+
+/**
  * The `auth` frame, as the C++ client builds it: no empty `name` or `token`, `data.peerType` when a type is set,
- * and `rooms` (the desired rooms) when there are any.
+ * and `rooms` (the desired rooms) when there are any; plus `resume` when the client holds a resume token (a server
+ * without the extension ignores the field).
  *
  * @since 0.1.0
  * @category constructors
  */
-export const authFrame = (config: ResolvedConfig, desiredRooms: ReadonlyArray<string>): Frame.Auth => {
+export const authFrame = (
+  config: ResolvedConfig,
+  desiredRooms: ReadonlyArray<string>,
+  resume?: string | undefined
+): Auth => {
   const data: Record<string, JsonObject[string]> = { ...config.data }
   if (config.type !== undefined && config.type !== "") data.peerType = config.type
   return {
@@ -158,6 +186,7 @@ export const authFrame = (config: ResolvedConfig, desiredRooms: ReadonlyArray<st
     ...(config.name !== undefined && config.name !== "" ? { name: config.name } : {}),
     ...(config.token !== undefined && config.token !== "" ? { token: config.token } : {}),
     ...(Object.keys(data).length > 0 ? { data } : {}),
-    ...(desiredRooms.length > 0 ? { rooms: desiredRooms } : {})
+    ...(desiredRooms.length > 0 ? { rooms: desiredRooms } : {}),
+    ...(resume !== undefined && resume !== "" ? { resume } : {})
   }
 }

@@ -70,11 +70,15 @@ export class RequestError extends Data.TaggedError("RequestError")<{
  * @category errors
  */
 export class ConnectionLost extends Data.TaggedError("ConnectionLost")<{
-  readonly reason: "Open" | "Refused" | "Closed" | "Shutdown"
+  readonly reason: "Open" | "Refused" | "Closed" | "Shutdown" | "TooLarge"
   /** Whether the connection got as far as `welcome`. */
   readonly wasOnline: boolean
   readonly code?: number | undefined
   readonly status?: number | undefined
+  /** `TooLarge`: the size of the frame that went over `maxFrameSize`, when it was read. */
+  readonly bytes?: number | undefined
+  /** `TooLarge`: the `maxFrameSize` it went over. */
+  readonly limit?: number | undefined
   readonly cause?: unknown
 }> {
   override get message(): string {
@@ -87,6 +91,10 @@ export class ConnectionLost extends Data.TaggedError("ConnectionLost")<{
         return `The connection closed${this.code === undefined ? "" : ` (code ${this.code})`}`
       case "Shutdown":
         return "The server shut down"
+      case "TooLarge":
+        return `The server sent a frame ${
+          this.bytes === undefined ? "" : `of ${this.bytes} bytes `
+        }over the client's maxFrameSize of ${this.limit} bytes`
     }
   }
 }

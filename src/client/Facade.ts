@@ -37,6 +37,7 @@ export interface ClientEvents {
   readonly presence: Frame.Presence
   readonly error: Frame.ErrorFrame
   readonly peerConnected: Peer.Peer
+  /** A peer's record changed; after a reconnection, also a new session of a peer's user that took its place. */
   readonly peerUpdated: Peer.Peer
   readonly peerDisconnected: Peer.Peer
 }

@@ -4,6 +4,12 @@
  * Updates are idempotent: servers repeat presence (the JavaScript server once per shared room) and send snapshots
  * after `welcome` and `join:ok`, so a presence that changes nothing produces no event.
  *
+ * The roster is kept through reconnections: when the connection is lost its peers stay, marked pending (`pending`),
+ * without an event. A resumed session confirms them at once. After a new session, a pending peer seen again just
+ * stops being pending; a new session of a pending peer's user takes its place with an `Updated` change whose
+ * `previous` is the old session (after a server restart every session is new); the others are removed, with
+ * `Disconnected`, when the client's `rosterGracePeriod` ends.
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -123,6 +129,11 @@ export interface Roster {
   readonly subscribe: Effect.Effect<PubSub.Subscription<Change>, never, Scope.Scope>
   readonly peerConnected: Stream.Stream<Peer.Peer>
   readonly peerDisconnected: Stream.Stream<Peer.Peer>
+  /**
+   * Peers held from before a reconnection and not seen since (they are in the roster too): after a new session,
+   * they are confirmed by presence, replaced by a new session of their user, or removed when the grace period ends.
+   */
+  readonly pending: Effect.Effect<ReadonlyArray<Peer.Peer>>
 }
 
 /**
@@ -138,6 +149,11 @@ export interface RosterHandle {
   readonly apply: (peer: Peer.Peer) => Effect.Effect<Option.Option<Change>>
   /** Removes everyone, announcing each removal. */
   readonly clear: Effect.Effect<void>
+  /**
+   * Publishes a roster computed elsewhere, synchronously: `peers` (of which `pending` are pending), then the
+   * `changes` that led there, in order. For a single writer that does not also use `apply` or `clear`.
+   */
+  readonly showUnsafe: (peers: Peers, pending: ReadonlyArray<string>, changes: ReadonlyArray<Change>) => void
 }
 
 /**
@@ -159,10 +175,19 @@ export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
       if (Option.isSome(change)) yield* PubSub.publish(changesHub, change.value)
       return change
     }))
+  let pendingIds: ReadonlyArray<string> = []
   const clear = lock.withPermit(Effect.gen(function*() {
+    pendingIds = []
     const peers = yield* SubscriptionRef.getAndSet(ref, HashMap.empty<string, Peer.Peer>())
     for (const peer of HashMap.values(peers)) yield* PubSub.publish(changesHub, Change.Disconnected({ peer }))
   }))
+  // As `SubscriptionRef.set` does, without its effect.
+  const showUnsafe = (peers: Peers, pending: ReadonlyArray<string>, changes: ReadonlyArray<Change>) => {
+    pendingIds = pending
+    ref.value = peers
+    PubSub.publishUnsafe(ref.pubsub, peers)
+    for (const change of changes) PubSub.publishUnsafe(changesHub, change)
+  }
   const updates = Stream.fromPubSub(changesHub)
   const roster: Roster = {
     changes: SubscriptionRef.changes(ref),
@@ -176,8 +201,12 @@ export const make: Effect.Effect<RosterHandle> = Effect.gen(function*() {
     peerDisconnected: Stream.filterMap(
       updates,
       (c) => c._tag === "Disconnected" ? Result.succeed(c.peer) : Result.failVoid
+    ),
+    pending: Effect.map(
+      SubscriptionRef.get(ref),
+      (peers) => pendingIds.flatMap((id) => Option.toArray(HashMap.get(peers, id)))
     )
   }
-  const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear }
+  const handle: RosterHandle = { roster, ref, changesHub, apply: applyPeer, clear, showUnsafe }
   return handle
 })

@@ -6,6 +6,16 @@
  * sends it), a candidate line may start with `a=` (libdatachannel), and `init` / `accept` may carry `{}`, no `data`
  * at all, or extra keys. Output is always the strict shape both references accept.
  *
+ * Extensions (each ignored by the reference peers, which read only the keys they know and drop unknown actions):
+ *
+ * - `data.callId` in every frame: a random id the caller gives a call in its `call:init`, repeated by both sides in
+ *   every frame of that call. A frame of another call is ignored; a frame without one (a reference peer) is taken
+ *   as it comes.
+ * - `call:moved {callId}`: sent by a party whose address changed during a call (its client reconnected without
+ *   resuming its session) to the other party's user (`to` a bare user: the server delivers it to every session of
+ *   that user sharing a room). The session holding that call answers from its own address with a `call:moved` of
+ *   its own when it changed the address it sends to; both sides then carry on with the new addresses.
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -21,13 +31,22 @@ import * as Message from "./Message.js"
  * @since 0.1.0
  * @category models
  */
-export type Action = "init" | "accept" | "reject" | "offer" | "answer" | "candidate" | "hangup"
+export type Action = "init" | "accept" | "reject" | "offer" | "answer" | "candidate" | "hangup" | "moved"
 
 /**
  * @since 0.1.0
  * @category constants
  */
-export const actions: ReadonlyArray<Action> = ["init", "accept", "reject", "offer", "answer", "candidate", "hangup"]
+export const actions: ReadonlyArray<Action> = [
+  "init",
+  "accept",
+  "reject",
+  "offer",
+  "answer",
+  "candidate",
+  "hangup",
+  "moved"
+]
 
 /**
  * @since 0.1.0
@@ -42,7 +61,7 @@ export const subtypePrefix = "call:"
 export const subtype = (action: Action): string => `${subtypePrefix}${action}`
 
 /**
- * The action named by a `subtype`, if it is one of the seven call actions.
+ * The action named by a `subtype`, if it is one of the call actions.
  *
  * @since 0.1.0
  * @category conversions
@@ -54,8 +73,15 @@ export const actionOf = (subtype: string | undefined): Option.Option<Action> => 
 }
 
 /**
- * Reasons the references send in `reject` and `hangup`. Any other non-empty string is legal too (this package sends
- * `timeout` when a call rings unanswered and `failed` when the connection cannot be established).
+ * Reasons in `reject` and `hangup`. The references send `declined`, `busy` and `hangup`; any other non-empty string
+ * is legal too, and this package also sends:
+ *
+ * - `timeout`: the call rang (or negotiated) unanswered for too long;
+ * - `failed`: the peer connection could not be established, or failed;
+ * - `cancelled`: the caller gave up before an answer (to every session still ringing);
+ * - `answered-elsewhere`: another session of the same user accepted the call (to the sessions that rang too).
+ *
+ * `offline` is never sent: it is the reason a call ends with when its remote party went offline.
  *
  * @since 0.1.0
  * @category constants
@@ -66,7 +92,9 @@ export const Reason = {
   hangup: "hangup",
   timeout: "timeout",
   failed: "failed",
-  offline: "offline"
+  offline: "offline",
+  cancelled: "cancelled",
+  answeredElsewhere: "answered-elsewhere"
 } as const
 
 /**
@@ -95,6 +123,8 @@ export type Signal = Data.TaggedEnum<{
   Answer: { readonly sdp: string }
   Candidate: { readonly candidate: IceCandidate }
   Hangup: { readonly reason: string }
+  /** Extension: the sender's address changed during the call (see the module header). */
+  Moved: {}
 }>
 
 /**
@@ -115,6 +145,8 @@ export interface Incoming {
   readonly signal: Signal
   /** The `id` of the message that carried it, when it had one. */
   readonly id?: string
+  /** Extension: the call's id (`data.callId`), when the sender gave one. */
+  readonly callId?: string
 }
 
 /**
@@ -137,6 +169,8 @@ export const actionOfSignal = (signal: Signal): Action => {
       return "candidate"
     case "Hangup":
       return "hangup"
+    case "Moved":
+      return "moved"
   }
 }
 
@@ -146,13 +180,16 @@ export const actionOfSignal = (signal: Signal): Action => {
 
 const NonEmpty = Schema.String.check(Schema.isMinLength(1))
 
+/** The `callId` extension, optional in every action's data but `moved`. */
+const callIdField = { callId: Schema.optionalKey(NonEmpty) }
+
 /**
- * `data` of `call:init` and `call:accept` as this package sends it.
+ * `data` of `call:init` and `call:accept` as this package sends it: `{}`, or `{callId}`.
  *
  * @since 0.1.0
  * @category schemas
  */
-export const EmptyData = Schema.Struct({}).annotate({ identifier: "CallEmptyData" })
+export const EmptyData = Schema.Struct(callIdField).annotate({ identifier: "CallEmptyData" })
 
 /**
  * `data` of `call:reject` and `call:hangup`.
@@ -160,7 +197,9 @@ export const EmptyData = Schema.Struct({}).annotate({ identifier: "CallEmptyData
  * @since 0.1.0
  * @category schemas
  */
-export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotate({ identifier: "CallReasonData" })
+export const ReasonData = Schema.Struct({ reason: NonEmpty, ...callIdField }).annotate({
+  identifier: "CallReasonData"
+})
 
 /**
  * `data` of `call:offer` and `call:answer`.
@@ -170,7 +209,8 @@ export const ReasonData = Schema.Struct({ reason: NonEmpty }).annotate({ identif
  */
 export const DescriptionData = Schema.Struct({
   type: Schema.Literals(["offer", "answer"]),
-  sdp: NonEmpty
+  sdp: NonEmpty,
+  ...callIdField
 }).annotate({ identifier: "CallDescriptionData" })
 
 /**
@@ -182,8 +222,17 @@ export const DescriptionData = Schema.Struct({
 export const CandidateData = Schema.Struct({
   candidate: NonEmpty.check(Schema.makeFilter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")),
   sdpMid: Schema.optionalKey(Schema.String),
-  sdpMLineIndex: Schema.optionalKey(Schema.Natural)
+  sdpMLineIndex: Schema.optionalKey(Schema.Natural),
+  ...callIdField
 }).annotate({ identifier: "CallCandidateData" })
+
+/**
+ * `data` of the `call:moved` extension.
+ *
+ * @since 0.2.0
+ * @category schemas
+ */
+export const MovedData = Schema.Struct({ callId: NonEmpty }).annotate({ identifier: "CallMovedData" })
 
 /** `Schema.is` ignores excess keys; the strict shapes refuse them. */
 const strictly = <S extends Schema.Codec<unknown>>(schema: S) => {
@@ -194,7 +243,8 @@ const validators = {
   empty: strictly(EmptyData),
   reason: strictly(ReasonData),
   description: strictly(DescriptionData),
-  candidate: strictly(CandidateData)
+  candidate: strictly(CandidateData),
+  moved: strictly(MovedData)
 }
 
 /**
@@ -216,6 +266,8 @@ export const isStrictData = (action: Action, data: unknown): boolean => {
       return validators.description(data) && data.type === action
     case "candidate":
       return validators.candidate(data)
+    case "moved":
+      return validators.moved(data)
   }
 }
 
@@ -253,15 +305,21 @@ export const iceCandidate = (input: {
 }
 
 /**
- * The wire `data` of a signal, in the strict shape.
+ * The wire `data` of a signal, in the strict shape, with the call's id when given.
  *
  * @since 0.1.0
  * @category encoding
  */
-export const data = (signal: Signal): JsonObject => {
+export const data = (signal: Signal, callId?: string): JsonObject => {
+  const payload = signalData(signal)
+  return callId === undefined || callId === "" ? payload : { ...payload, callId }
+}
+
+const signalData = (signal: Signal): JsonObject => {
   switch (signal._tag) {
     case "Init":
     case "Accept":
+    case "Moved":
       return {}
     case "Reject":
       return { reason: signal.reason === "" ? Reason.declined : signal.reason }
@@ -283,17 +341,32 @@ export const data = (signal: Signal): JsonObject => {
 }
 
 /**
- * The `message` frame that carries a signal to `to` (a full `user|id` address; the sending client sets `from`).
+ * @since 0.2.0
+ * @category models
+ */
+export interface MessageOptions {
+  /** The call's id, sent as `data.callId` (an extension the reference peers ignore). */
+  readonly callId?: string | undefined
+}
+
+/**
+ * The `message` frame that carries a signal to `to` (a full `user|id` address, or a user for `moved`; the sending
+ * client sets `from`).
  *
  * @since 0.1.0
  * @category encoding
  */
-export const message = (to: string, signal: Signal, fields: Omit<Frame.Message, "type" | "to"> = {}): Frame.Message =>
-  Message.message({ ...fields, to, subtype: subtype(actionOfSignal(signal)), data: data(signal) })
+export const message = (to: string, signal: Signal, options: MessageOptions = {}): Frame.Message =>
+  Message.message({ to, subtype: subtype(actionOfSignal(signal)), data: data(signal, options.callId) })
+
+const isRecipient = (action: Action, to: string): boolean => {
+  const address = Address.parse(to)
+  return Address.isFull(address) || (action === "moved" && address.user !== "" && !Address.hasSeparator(to))
+}
 
 /**
- * Checks a frame built elsewhere against the strict output rules: a call subtype, a full `to` address and the
- * strict `data` of its action.
+ * Checks a frame built elsewhere against the strict output rules: a call subtype, a full `to` address (a user for
+ * `moved`) and the strict `data` of its action.
  *
  * @since 0.1.0
  * @category guards
@@ -302,7 +375,7 @@ export const isStrict = (frame: Frame.Message): boolean =>
   Option.match(actionOf(frame.subtype), {
     onNone: () => false,
     onSome: (action) =>
-      typeof frame.to === "string" && Address.isFull(Address.parse(frame.to)) && isStrictData(action, frame.data)
+      typeof frame.to === "string" && isRecipient(action, frame.to) && isStrictData(action, frame.data)
   })
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -344,7 +417,21 @@ export const signalOf = (action: Action, raw: unknown): Option.Option<Signal> =>
     case "candidate":
       if (!isObject(raw)) return Option.none()
       return Option.map(iceCandidate(raw), (candidate) => Signal.Candidate({ candidate }))
+    case "moved":
+      // Without the call's id nobody could tell which call moved.
+      return Option.isSome(callIdOf(raw)) ? Option.some(Signal.Moved()) : Option.none()
   }
+}
+
+/**
+ * The `callId` extension of a frame's `data`, when it has a usable one.
+ *
+ * @since 0.2.0
+ * @category decoding
+ */
+export const callIdOf = (raw: unknown): Option.Option<string> => {
+  const id = isObject(raw) ? raw.callId : undefined
+  return typeof id === "string" && id !== "" ? Option.some(id) : Option.none()
 }
 
 /**
@@ -357,9 +444,15 @@ export const signalOf = (action: Action, raw: unknown): Option.Option<Signal> =>
 export const parse = (frame: Frame.Message): Option.Option<Incoming> => {
   const from = frame.from
   if (typeof from !== "string" || !Address.isFull(Address.parse(from))) return Option.none()
+  const callId = callIdOf(frame.data)
   return actionOf(frame.subtype).pipe(
     Option.flatMap((action) => signalOf(action, frame.data)),
-    Option.map((signal): Incoming => frame.id === undefined ? { from, signal } : { from, signal, id: frame.id })
+    Option.map((signal): Incoming => ({
+      from,
+      signal,
+      ...(frame.id === undefined ? {} : { id: frame.id }),
+      ...(Option.isSome(callId) ? { callId: callId.value } : {})
+    }))
   )
 }
 

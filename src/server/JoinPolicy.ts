@@ -3,7 +3,8 @@
  *
  * The server applies its own rules first, and no policy can override them: nobody joins another user's personal
  * room, and names over `maxRoomNameLength` or joins beyond `maxRoomsPerPeer` are refused. A policy then decides
- * the rest. Provide one with `Layer.provide(JoinPolicy.layer(hook))`, or pass `authorizeJoin` in the server options.
+ * the rest. Pass `authorizeJoin` in the server options, or provide a policy (`JoinPolicy.layer(hook)`) to
+ * `SympleServer.layerWithoutDefaults`.
  *
  * @since 0.1.0
  */
@@ -55,6 +56,25 @@ export const make = (hook?: JoinHook | undefined): Context.Service.Shape<typeof 
       return Effect.catchCause(Effect.map(answer, (ok) => ok === true), () => refused)
     }
   })
+
+/**
+ * The policy of a server given none (no `authorizeJoin` hook and no policy of the application's): every join that
+ * the `dynamicRooms` setting lets through is allowed. The one policy that does not turn dynamic rooms on in token
+ * mode: any other (`make()` and `layerAllowAll` included) is the application's say over joins.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const noPolicy: Context.Service.Shape<typeof JoinPolicy> = JoinPolicy.of({ authorizeJoin: () => allowed })
+
+/**
+ * `make(hook)`, or `noPolicy` without a hook: the policy the server options describe.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromHook = (hook: JoinHook | undefined): Context.Service.Shape<typeof JoinPolicy> =>
+  hook === undefined ? noPolicy : make(hook)
 
 /**
  * @since 0.1.0

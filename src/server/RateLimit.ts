@@ -15,6 +15,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as RateLimiter from "effect/persistence/RateLimiter"
+import type * as Peer from "../protocol/Peer.js"
 import * as internal from "./internal/rateLimitStore.js"
 
 /**
@@ -259,3 +260,28 @@ export const make = (limit: number, seconds: number, options?: {
   }
   return new SessionAdmission(policy, options?.key)
 }
+
+/**
+ * The server's rate-limit policy: the admission each session's frames go through, made when the session goes
+ * online and released when it ends. The default (`layer`) is a token bucket per session in the `Store`; provide
+ * another to limit by user, by peer type, or not at all.
+ *
+ * @since 0.2.0
+ * @category tags
+ */
+export class RateLimit extends Context.Service<RateLimit, {
+  readonly admission: (session: { readonly id: string; readonly peer: Peer.Peer }) => Admission
+}>()("symple/RateLimit") {}
+
+/**
+ * Every session gets a token bucket of `limit` frames refilled over `seconds` (see `make`), in the current `Store`;
+ * a limit of 0 admits everything.
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layer = (options: { readonly limit: number; readonly seconds: number }): Layer.Layer<RateLimit> =>
+  Layer.effect(
+    RateLimit,
+    Effect.map(Store, (store) => RateLimit.of({ admission: () => make(options.limit, options.seconds, { store }) }))
+  )

@@ -141,16 +141,29 @@ export const resolveInjected = <H>(state: State.State<H>, to: unknown): Route<H>
 }
 
 /**
- * The routing policy as a service, so that it can be replaced. `resolve` must be a pure function of its arguments,
- * and a `"user|id"` address must route by its id alone (as the protocol says): the server reuses a sender's routes
- * for as long as the state stays the same, keyed by target, so `"x|id"` and `"y|id"` share one resolved route.
+ * The routing policy as a service, so that it can be replaced. Both functions must be pure functions of their
+ * arguments. `resolve` routes a peer's frames: a `"user|id"` address must route by its id alone (as the protocol
+ * says), since the server reuses a sender's routes for as long as the state stays the same, keyed by target, so
+ * `"x|id"` and `"y|id"` share one resolved route. `resolveInjected` routes what the application injects
+ * (`SympleServer.inject`), which has no sender.
  *
  * @since 0.1.0
  * @category tags
  */
 export class Router extends Context.Service<Router, {
   readonly resolve: <H>(state: State.State<H>, sender: State.Session<H>, to: unknown) => Route<H>
+  readonly resolveInjected: <H>(state: State.State<H>, to: unknown) => Route<H>
 }>()("symple/Router") {}
+
+/**
+ * The protocol's routing table, with any of its functions replaced.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const make = (
+  overrides: Partial<Context.Service.Shape<typeof Router>> = {}
+): Context.Service.Shape<typeof Router> => Router.of({ resolve, resolveInjected, ...overrides })
 
 /**
  * The protocol's routing table.
@@ -158,4 +171,4 @@ export class Router extends Context.Service<Router, {
  * @since 0.1.0
  * @category layers
  */
-export const layer: Layer.Layer<Router> = Layer.succeed(Router, Router.of({ resolve }))
+export const layer: Layer.Layer<Router> = Layer.succeed(Router, make())

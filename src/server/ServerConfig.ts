@@ -17,7 +17,8 @@ import type { JoinHook } from "./JoinPolicy.js"
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health` and `GET /`.
+ * builds the layer with a router of its own, alongside the built-in `GET /health`. `GET /` answers 426 (connect with
+ * a WebSocket) unless a route serves it, as the demo page does (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
@@ -100,7 +101,7 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /** Extra HTTP routes served on the same port (`GET /health` and `GET /` are built in): see `Routes`. */
+  /** Extra HTTP routes served on the same port (`GET /health` is built in; `GET /` is 426 unless routed): see `Routes`. */
   readonly routes: Routes | undefined
 }
 
@@ -217,7 +218,8 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`,
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
- * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms).
+ * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it).
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -243,7 +245,10 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   authFailureDelay: opt(Config.Int("AUTH_FAILURE_DELAY")),
   preAuthFrames: opt(Config.Int("PRE_AUTH_FRAMES")),
   headersTimeout: opt(Config.Int("HEADERS_TIMEOUT")),
-  requestTimeout: opt(Config.Int("REQUEST_TIMEOUT"))
+  requestTimeout: opt(Config.Int("REQUEST_TIMEOUT")),
+  maxPayload: opt(Config.Int("MAX_PAYLOAD")),
+  highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
+  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT"))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

@@ -5,6 +5,7 @@
  */
 export * as Authenticator from "./Authenticator.js"
 export * as JoinPolicy from "./JoinPolicy.js"
+export * as PeerRegistry from "./PeerRegistry.js"
 export * as Presence from "./Presence.js"
 export * as RateLimit from "./RateLimit.js"
 export * as Router from "./Router.js"

@@ -20,8 +20,10 @@ const signal: fc.Arbitrary<Call.Signal> = fc.oneof(
   text.map((reason) => Call.Signal.Hangup({ reason })),
   text.map((sdp) => Call.Signal.Offer({ sdp })),
   text.map((sdp) => Call.Signal.Answer({ sdp })),
-  candidate.map((candidate) => Call.Signal.Candidate({ candidate }))
+  candidate.map((candidate) => Call.Signal.Candidate({ candidate })),
+  fc.constant(Call.Signal.Moved())
 )
+const callId = fc.option(fc.stringMatching(/^[A-Za-z0-9]{1,16}$/), { nil: undefined })
 
 /** Sends a frame through JSON and the protocol decoder, as a peer would receive it (with `from` set). */
 const overTheWire = (frame: Frame.Message, from: string): Frame.Message => {
@@ -31,12 +33,19 @@ const overTheWire = (frame: Frame.Message, from: string): Frame.Message => {
 }
 
 describe("protocol/Call", () => {
-  prop("every signal survives the wire and is strict on output", [signal, address, address], ([s, to, from]) => {
-    const frame = Call.message(to, s)
+  prop("every signal survives the wire, with its call id, and is strict on output", [
+    signal,
+    address,
+    address,
+    callId
+  ], ([s, to, from, id]) => {
+    // `moved` needs the call id: without one there is nothing to send.
+    const callId = s._tag === "Moved" ? id ?? "c1" : id
+    const frame = Call.message(to, s, { callId })
     expect(frame.subtype).toBe(`call:${Call.actionOfSignal(s)}`)
     expect(Call.isStrict(frame)).toBe(true)
     const parsed = Call.parse(overTheWire(frame, from))
-    expect(parsed).toEqual(Option.some({ from, signal: s, id: frame.id }))
+    expect(parsed).toEqual(Option.some({ from, signal: s, id: frame.id, ...(callId === undefined ? {} : { callId }) }))
   })
 
   prop("any data on a call subtype never throws and yields a signal or none", [
@@ -128,5 +137,38 @@ describe("protocol/Call", () => {
     expect(read("call:hangup", {})).toEqual(Option.some(Call.Signal.Hangup({ reason: "hangup" })))
     expect(read("call:reject", { reason: "busy" })).toEqual(Option.some(Call.Signal.Reject({ reason: "busy" })))
     expect(Call.message("a|b", Call.Signal.Reject({ reason: "" })).data).toEqual({ reason: "declined" })
+  })
+
+  it("the callId extension: written into data when given, read back, and absent from the references' frames", () => {
+    expect(Call.message("bob|1", Call.Signal.Init(), { callId: "c1" }).data).toEqual({ callId: "c1" })
+    expect(Call.message("bob|1", Call.Signal.Hangup({ reason: "hangup" }), { callId: "c1" }).data).toEqual({
+      reason: "hangup",
+      callId: "c1"
+    })
+    // Extra keys in data are what both references ignore: the frames they send parse as before, without a call id.
+    const reference: Frame.Message = { type: "message", subtype: "call:init", from: "bob|1", data: {} }
+    expect(Call.parse(reference)).toEqual(Option.some({ from: "bob|1", signal: Call.Signal.Init() }))
+    const withId: Frame.Message = { ...reference, data: { callId: "c9" } }
+    expect(Option.map(Call.parse(withId), (i) => i.callId)).toEqual(Option.some("c9"))
+    // An unusable call id is no call id.
+    for (const bad of [7, "", null]) {
+      expect(Option.map(Call.parse({ ...reference, data: { callId: bad } }), (i) => i.callId)).toEqual(
+        Option.some(undefined)
+      )
+    }
+    expect(Call.isStrictData("init", { callId: "" })).toBe(false)
+    expect(Call.isStrictData("init", { callId: "c1", url: "x" })).toBe(false)
+  })
+
+  it("call:moved: needs a call id, and alone among the actions may go to a bare user", () => {
+    const moved: Frame.Message = { type: "message", subtype: "call:moved", from: "bob|2", data: { callId: "c1" } }
+    expect(Call.parse(moved)).toEqual(Option.some({ from: "bob|2", signal: Call.Signal.Moved(), callId: "c1" }))
+    expect(Call.parse({ ...moved, data: {} })).toEqual(Option.none())
+    expect(Call.parse({ type: "message", subtype: "call:moved", from: "bob|2" })).toEqual(Option.none())
+    const toUser = Call.message("bob", Call.Signal.Moved(), { callId: "c1" })
+    expect(toUser).toMatchObject({ to: "bob", subtype: "call:moved", data: { callId: "c1" } })
+    expect(Call.isStrict(toUser)).toBe(true)
+    expect(Call.isStrict(Call.message("bob", Call.Signal.Moved()))).toBe(false)
+    expect(Call.isStrict(Call.message("bob", Call.Signal.Hangup({ reason: "hangup" }), { callId: "c1" }))).toBe(false)
   })
 })

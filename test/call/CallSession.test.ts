@@ -53,8 +53,8 @@ describe("call/CallSession over an in-memory network", () => {
       yield* alice.session.call(bob.address)
       yield* Fiber.join(answered)
       const [aliceActive, bobActive] = yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-      expect(aliceActive).toEqual(CallState.Active({ callId: 1, remote: bob.address, role: "caller" }))
-      expect(bobActive).toEqual(CallState.Active({ callId: 1, remote: alice.address, role: "callee" }))
+      expect(aliceActive).toMatchObject({ _tag: "Active", callId: 1, remote: bob.address, role: "caller" })
+      expect(bobActive).toMatchObject({ _tag: "Active", callId: 1, remote: alice.address, role: "callee" })
 
       const [aliceChannel, bobChannel] = yield* Effect.all([
         Deferred.await(alice.chat.open),
@@ -133,11 +133,16 @@ describe("call/CallSession over an in-memory network", () => {
       yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Hangup({ reason: "hangup" })))
       yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Accept()))
       yield* Effect.sleep("50 millis")
-      expect(yield* bob.session.current).toEqual(CallState.IncomingInit({ callId: 1, remote: alice.address }))
-      expect(yield* alice.session.current).toEqual(CallState.OutgoingInit({ callId: 1, remote: bob.address }))
+      expect(yield* bob.session.current).toMatchObject({ _tag: "IncomingInit", callId: 1, remote: alice.address })
+      expect(yield* alice.session.current).toMatchObject(
+        { _tag: "OutgoingInit", callId: 1, remote: bob.address, ringing: [bob.address], declined: [] }
+      )
       const seen = yield* subtypes(network)
       expect(seen).toContain("bob:call:reject")
-      expect((yield* network.routed).find((f) => f.subtype === "call:reject")?.data).toEqual({ reason: "busy" })
+      // The busy answer carries carol's own call id, so that she can tell which of her calls it is about.
+      const init = (yield* network.routed).find((f) => f.subtype === "call:init" && f.from === carol.address)
+      const busy = (yield* network.routed).find((f) => f.subtype === "call:reject")
+      expect(busy?.data).toEqual({ reason: "busy", callId: (init?.data as { callId: string }).callId })
     }))
 
   it.live("ring timeout: an unanswered call ends with hangup {reason: timeout}", () =>
@@ -154,7 +159,7 @@ describe("call/CallSession over an in-memory network", () => {
         CallState.Ended({ callId: 1, remote: alice.address, reason: "timeout", by: "remote" })
       )
       const hangup = (yield* network.routed).find((f) => f.subtype === "call:hangup")
-      expect(hangup?.data).toEqual({ reason: "timeout" })
+      expect(hangup?.data).toEqual({ reason: "timeout", callId: expect.any(String) })
     }))
 
   it.live("ring timeout on the callee side ends a call nobody picks up", () =>
@@ -253,21 +258,117 @@ describe("call/CallSession over an in-memory network", () => {
     30_000
   )
 
-  it.live("remote offline: an active call ends when the other peer disappears", () =>
-    Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice")
-      const bob = yield* join(network, "bob")
-      const answered = yield* answerNextCall(bob)
-      yield* alice.session.call(bob.address)
-      yield* Fiber.join(answered)
-      yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-      yield* network.disconnect(bob.address)
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "offline", by: "remote" })
+  describe("signalling blips", () => {
+    /** alice calls bob and both reach Active; both may be given options. */
+    const activeCall = (options: Partial<CallSessionOptions> = {}) =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice", options)
+        const bob = yield* join(network, "bob", options)
+        const answered = yield* answerNextCall(bob)
+        yield* alice.session.call(bob.address)
+        yield* Fiber.join(answered)
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        const channels = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
+        return { network, alice, bob, channels }
+      })
+
+    const awaitAway = (party: Party, away: boolean) =>
+      party.session.state.pipe(
+        Stream.filter((s) => s._tag === "Active" && s.away === away),
+        Stream.runHead,
+        Effect.timeout("5 seconds")
       )
-      expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
-    }), 30_000)
+
+    it.live("the remote staying gone past the grace period ends the call with offline", () =>
+      Effect.gen(function*() {
+        const { alice, bob, network } = yield* activeCall({ gracePeriod: "300 millis" })
+        yield* network.disconnect(bob.address)
+        // Gone from signalling, but the call waits for it.
+        yield* awaitAway(alice, true)
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: bob.address, reason: "offline", by: "remote" })
+        )
+        expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+        // Nobody was told: there was nobody to tell.
+        expect((yield* subtypes(network)).filter((s) => s.endsWith("hangup"))).toEqual([])
+      }), 30_000)
+
+    it.live("the remote dropping and coming back under its address keeps the call", () =>
+      Effect.gen(function*() {
+        const { alice, bob, channels, network } = yield* activeCall({ gracePeriod: "300 millis" })
+        yield* network.reconnect(bob.address, { keepAddress: true })
+        yield* awaitAway(alice, false)
+        // Well past the grace period: still the same call, and it still carries data.
+        yield* Effect.sleep("600 millis")
+        expect(yield* alice.session.current).toMatchObject({ _tag: "Active", remote: bob.address, away: false })
+        channels[0].send("still there?")
+        expect(yield* Queue.take(bob.chat.received)).toBe("still there?")
+        yield* bob.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ reason: "hangup", by: "remote" })
+      }), 30_000)
+
+    it.live(
+      "both sides reconnecting under new addresses (a server restart): call:moved rebinds the call",
+      () =>
+        Effect.gen(function*() {
+          const { alice, bob, channels, network } = yield* activeCall({ gracePeriod: "300 millis" })
+          const before = { alice: alice.address, bob: bob.address }
+          yield* network.restart
+          const now = { alice: yield* alice.signaller.address, bob: yield* bob.signaller.address }
+          expect(now.alice).not.toBe(before.alice)
+          expect(now.bob).not.toBe(before.bob)
+          // Each side follows the other to its new address.
+          for (const [party, remote] of [[alice, now.bob], [bob, now.alice]] as const) {
+            yield* party.session.state.pipe(
+              Stream.filter((s) => s._tag === "Active" && s.remote === remote && !s.away),
+              Stream.runHead,
+              Effect.timeout("5 seconds")
+            )
+          }
+          yield* Effect.sleep("600 millis")
+          expect(yield* alice.session.current).toMatchObject({ _tag: "Active", remote: now.bob, away: false })
+          expect(yield* bob.session.current).toMatchObject({ _tag: "Active", remote: now.alice, away: false })
+          channels[1].send("after the restart")
+          expect(yield* Queue.take(alice.chat.received)).toBe("after the restart")
+          // The moves went to the users, and came back from the new addresses; a few frames, no storm.
+          const moves = (yield* network.routed).filter((f) => f.subtype === "call:moved")
+          expect(moves.map((f) => f.to)).toEqual(expect.arrayContaining(["bob", "alice"]))
+          expect(moves.length).toBeLessThanOrEqual(4)
+          // A hangup now reaches the other side at its new address.
+          yield* alice.session.hangup()
+          expect(yield* waitFor(bob, "Ended")).toEqual(
+            CallState.Ended({ callId: 1, remote: now.alice, reason: "hangup", by: "remote" })
+          )
+        }),
+      30_000
+    )
+
+    it.live("our own client reconnecting under a new address: the remote follows us", () =>
+      Effect.gen(function*() {
+        const { alice, bob, network } = yield* activeCall({ gracePeriod: "300 millis" })
+        const moved = yield* network.reconnect(alice.address)
+        yield* bob.session.state.pipe(
+          Stream.filter((s) => s._tag === "Active" && s.remote === moved),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        yield* Effect.sleep("600 millis")
+        expect(yield* alice.session.current).toMatchObject({ _tag: "Active", remote: bob.address, away: false })
+        yield* bob.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ reason: "hangup", by: "remote" })
+      }), 30_000)
+
+    it.live("closing a client hangs up its call before it goes", () =>
+      Effect.gen(function*() {
+        const { alice, bob, network } = yield* activeCall()
+        yield* network.close(bob.address)
+        expect(yield* waitFor(bob, "Ended")).toMatchObject({ reason: "hangup", by: "local" })
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
+        )
+      }), 30_000)
+  })
 
   it.live(
     "glare: both call each other at once, the lower address stays the caller, the call connects",
@@ -321,12 +422,15 @@ describe("call/CallSession over an in-memory network", () => {
       const bob = yield* join(network, "bob")
       expect((yield* Effect.flip(alice.session.accept())).reason).toBe("InvalidState")
       expect((yield* Effect.flip(alice.session.hangup())).reason).toBe("InvalidState")
-      expect((yield* Effect.flip(alice.session.call("bob"))).reason).toBe("InvalidAddress")
+      expect((yield* Effect.flip(alice.session.call("bob|"))).reason).toBe("InvalidAddress")
+      expect((yield* Effect.flip(alice.session.call("nobody"))).reason).toBe("Unreachable")
       expect((yield* Effect.flip(alice.session.call(alice.address))).reason).toBe("InvalidAddress")
       yield* alice.session.call(bob.address)
       expect((yield* Effect.flip(alice.session.call(bob.address))).reason).toBe("InvalidState")
       const states = yield* alice.session.state.pipe(Stream.take(1), Stream.runCollect)
-      expect(states).toEqual([CallState.OutgoingInit({ callId: 1, remote: bob.address })])
+      expect(states).toMatchObject([
+        { _tag: "OutgoingInit", callId: 1, remote: bob.address, ringing: [bob.address], declined: [] }
+      ])
     }))
 
   it.live("closing a session hangs up its call", () =>
@@ -349,4 +453,126 @@ describe("call/CallSession over an in-memory network", () => {
         CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
       )
     }))
+
+  describe("multi-device ringing", () => {
+    const hangupsTo = (network: MemoryNetwork, address: string) =>
+      Effect.map(
+        network.routed,
+        (frames) =>
+          frames.filter((f) => f.to === address && f.subtype === "call:hangup").map((f) =>
+            (f.data as { reason: string }).reason
+          )
+      )
+
+    for (const first of [0, 1] as const) {
+      it.live(
+        `calling a user rings both sessions; device ${first + 1} accepts first and wins`,
+        () =>
+          Effect.gen(function*() {
+            const network = yield* makeMemoryNetwork
+            const alice = yield* join(network, "alice")
+            const devices = [yield* join(network, "bob"), yield* join(network, "bob")] as const
+            const winner = devices[first]
+            const loser = devices[1 - first]!
+            yield* alice.session.call("bob")
+            yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+            expect(yield* alice.session.current).toMatchObject({
+              _tag: "OutgoingInit",
+              callId: 1,
+              remote: "bob",
+              ringing: devices.map((d) => d.address),
+              declined: []
+            })
+            yield* winner.session.accept()
+            expect(yield* waitFor(loser, "Ended")).toEqual(
+              CallState.Ended({ callId: 1, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
+            )
+            const [active] = yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")])
+            expect(active).toMatchObject({ _tag: "Active", callId: 1, remote: winner.address, role: "caller" })
+            // The call really is with the winner: its data channel carries the message.
+            const channel = yield* Deferred.await(alice.chat.open)
+            channel.send("to the device that answered")
+            expect(yield* Queue.take(winner.chat.received)).toBe("to the device that answered")
+            // The loser was told exactly once, and never got further than ringing.
+            expect(yield* hangupsTo(network, loser.address)).toEqual(["answered-elsewhere"])
+            expect(loser.chat.created).toEqual([])
+            yield* alice.session.hangup()
+            expect(yield* waitFor(winner, "Ended")).toMatchObject({ reason: "hangup", by: "remote" })
+            expect(yield* hangupsTo(network, loser.address)).toHaveLength(1)
+          }),
+        30_000
+      )
+    }
+
+    it.live("a device that rejects leaves the other ringing; the call is declined once both have", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const [phone, laptop] = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all([waitFor(phone, "IncomingInit"), waitFor(laptop, "IncomingInit")])
+        yield* phone.session.reject()
+        yield* waitFor(phone, "Ended")
+        // The rejection reached alice, and changed only whom she is ringing.
+        yield* alice.session.state.pipe(
+          Stream.filter((s) => s._tag === "OutgoingInit" && s.ringing.length === 1),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        expect(yield* alice.session.current).toMatchObject(
+          { _tag: "OutgoingInit", callId: 1, remote: "bob", ringing: [laptop.address], declined: ["declined"] }
+        )
+        expect((yield* laptop.session.current)._tag).toBe("IncomingInit")
+        yield* laptop.session.reject("busy")
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: "bob", reason: "declined", by: "remote" })
+        )
+        // Nobody was sent a hangup: both said no themselves.
+        expect((yield* subtypes(network)).filter((s) => s.endsWith("call:hangup"))).toEqual([])
+      }))
+
+    it.live("a rejection on one device, an accept on the other: the call goes on", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const [phone, laptop] = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all([waitFor(phone, "IncomingInit"), waitFor(laptop, "IncomingInit")])
+        yield* phone.session.reject()
+        yield* laptop.session.accept()
+        const [active] = yield* Effect.all([waitFor(alice, "Active"), waitFor(laptop, "Active")])
+        expect(active.remote).toBe(laptop.address)
+        expect(yield* phone.session.current).toMatchObject({ _tag: "Ended", reason: "declined", by: "local" })
+        expect(yield* hangupsTo(network, phone.address)).toEqual([])
+      }), 30_000)
+
+    it.live("a caller who gives up ends every ring with cancelled", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice")
+        const devices = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* alice.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: "bob", reason: "cancelled", by: "local" })
+        )
+        for (const device of devices) {
+          expect(yield* waitFor(device, "Ended")).toMatchObject({ reason: "cancelled", by: "remote" })
+          expect(yield* hangupsTo(network, device.address)).toEqual(["cancelled"])
+        }
+      }))
+
+    it.live("the ring timeout ends every ring", () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const alice = yield* join(network, "alice", { ringTimeout: "300 millis" })
+        const devices = [yield* join(network, "bob"), yield* join(network, "bob")]
+        yield* alice.session.call("bob")
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ reason: "timeout", by: "local" })
+        for (const device of devices) {
+          expect(yield* waitFor(device, "Ended")).toMatchObject({ reason: "timeout", by: "remote" })
+        }
+      }))
+  })
 })

@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Layer, Queue, Ref, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Result, Scope, Stream } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as CallSession from "../../src/call/CallSession.js"
-import { awaitState, isTag, make as makeSession } from "../../src/call/CallSession.js"
+import { awaitState, type CallSessionOptions, isTag, make as makeSession } from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
 import { fromClient, layerClient, Signaller } from "../../src/call/Signaller.js"
+import type { ClientOptions } from "../../src/client/ClientConfig.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import { SympleClient } from "../../src/client/SympleClient.js"
 import * as Call from "../../src/protocol/Call.js"
@@ -14,9 +16,13 @@ import { makeChatPeer } from "./chatPeer.js"
 
 const room = "calls"
 
-const join = (url: string, user: string) =>
+const join = (
+  url: string,
+  user: string,
+  options: { readonly client?: Partial<ClientOptions>; readonly session?: Partial<CallSessionOptions> } = {}
+) =>
   Effect.gen(function*() {
-    const client = yield* NodeSympleClient.make({ url, user, rooms: [room], reconnection: false })
+    const client = yield* NodeSympleClient.make({ url, user, rooms: [room], reconnection: false, ...options.client })
     yield* client.awaitOnline
     // Every call frame this peer sends, to compare with what the other side receives.
     const sent = yield* Ref.make<ReadonlyArray<Frame.Message>>([])
@@ -26,7 +32,11 @@ const join = (url: string, user: string) =>
       send: (frame) => Effect.andThen(Ref.update(sent, (all) => [...all, frame]), base.send(frame))
     }
     const chat = yield* makeChatPeer
-    const session = yield* makeSession({ peerConnection: chat.peerConnection, ringTimeout: "10 seconds" }).pipe(
+    const session = yield* makeSession({
+      peerConnection: chat.peerConnection,
+      ringTimeout: "10 seconds",
+      ...options.session
+    }).pipe(
       Effect.provideService(Signaller, signaller)
     )
     // Every call frame this client receives, to check what the server delivered.
@@ -59,10 +69,39 @@ const awaitRosters = (a: Party, b: Party) =>
     )
   )).pipe(Effect.timeout("5 seconds"))
 
+/** A server in a scope of its own, to stop it (and start another on its port) within a test. */
+const startServer = (port: number) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    yield* Effect.addFinalizer(() => Scope.close(scope, Exit.void))
+    const server = yield* SympleServer.makeWithDefaults({ port, host: "127.0.0.1" }).pipe(Scope.provide(scope))
+    return { server, stop: Scope.close(scope, Exit.void) }
+  })
+
+/** `fixtures/callee.ts` in a process of its own; killed with the scope if the test has not killed it. */
+const spawnCallee = (url: string) =>
+  Effect.acquireRelease(
+    Effect.callback<{ readonly child: ChildProcess.ChildProcess; readonly address: string }, Error>((resume) => {
+      const child = ChildProcess.spawn(
+        process.execPath,
+        ["--import", "tsx", "test/call/fixtures/callee.ts", url],
+        { stdio: ["ignore", "pipe", "inherit"] }
+      )
+      let out = ""
+      child.stdout!.on("data", (chunk: Buffer) => {
+        out += chunk.toString()
+        const match = /ready (\S+)/.exec(out)
+        if (match !== null) resume(Effect.succeed({ child, address: match[1]! }))
+      })
+      child.on("exit", (code) => resume(Effect.fail(new Error(`callee exited (${code}): ${out}`))))
+    }),
+    ({ child }) => Effect.sync(() => child.kill("SIGKILL"))
+  )
+
 describe("call/e2e: two SympleClients on the project's server, real WebRTC (werift)", () => {
   it.live("call, data both ways, hang up; the server routes ordinary messages only", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
 
@@ -112,9 +151,9 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       expect((yield* server.stats).refused).toBe(0)
     }), 30_000)
 
-  it.live("the call ends when the remote client goes offline", () =>
+  it.live("closing the remote's client hangs up its call first", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
       yield* awaitRosters(alice, bob)
@@ -123,16 +162,182 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       yield* bob.session.accept()
       yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
       yield* bob.client.close
+      // A hangup, not an offline presence, is what alice learns first: the call ends at once, not after a grace.
       expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "offline", by: "remote" })
+        CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
       )
+      expect(yield* bob.session.current).toMatchObject({ _tag: "Ended", reason: "hangup", by: "local" })
+      expect((yield* Ref.get(alice.received)).map((f) => f.subtype)).toContain("call:hangup")
     }), 30_000)
+
+  it.live(
+    "the server restarted under an Active call: the call stays Active and its data channel still works",
+    () =>
+      Effect.gen(function*() {
+        const first = yield* startServer(0)
+        const port = first.server.port
+        const options = {
+          client: { reconnection: true, reconnectDelay: "50 millis", reconnectMaxDelay: "200 millis" },
+          session: { gracePeriod: "1 second" }
+        } as const
+        const alice = yield* join(first.server.url, "alice", options)
+        const bob = yield* join(first.server.url, "bob", options)
+        yield* awaitRosters(alice, bob)
+        yield* alice.session.call(bob.address)
+        yield* waitFor(bob, "IncomingInit")
+        yield* bob.session.accept()
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        const [aliceChannel, bobChannel] = yield* Effect.all([
+          Deferred.await(alice.chat.open),
+          Deferred.await(bob.chat.open)
+        ])
+        aliceChannel.send("before")
+        expect(yield* Queue.take(bob.chat.received)).toBe("before")
+
+        yield* first.stop
+        yield* startServer(port)
+        // Both clients come back as new sessions (no resume), and each call follows the other to its new address.
+        const addresses = yield* Effect.all([alice, bob].map((party) =>
+          party.client.state.pipe(
+            Stream.filterMap((s) =>
+              s._tag === "Online" && Peer.address(s.peer) !== party.address
+                ? Result.succeed(Peer.address(s.peer))
+                : Result.failVoid
+            ),
+            Stream.runHead,
+            Effect.flatMap(Effect.fromOption),
+            Effect.timeout("10 seconds")
+          )
+        ))
+        for (const [party, remote] of [[alice, addresses[1]!], [bob, addresses[0]!]] as const) {
+          yield* party.session.state.pipe(
+            Stream.filter((s) => s._tag === "Active" && s.remote === remote && !s.away),
+            Stream.runHead,
+            Effect.timeout("10 seconds")
+          )
+        }
+        // Past the grace period: still Active, and the peer-to-peer channel never noticed.
+        yield* Effect.sleep("1500 millis")
+        expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1, remote: addresses[1] })
+        expect(yield* bob.session.current).toMatchObject({ _tag: "Active", callId: 1, remote: addresses[0] })
+        bobChannel.send("after")
+        expect(yield* Queue.take(alice.chat.received)).toBe("after")
+        aliceChannel.send("and back")
+        expect(yield* Queue.take(bob.chat.received)).toBe("and back")
+        // Signalling works too: bob's hangup reaches alice at her new address.
+        yield* bob.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: addresses[1]!, reason: "hangup", by: "remote" })
+        )
+      }),
+    60_000
+  )
+
+  it.live(
+    "the remote process killed: the call ends after the grace period with reason offline",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const callee = yield* spawnCallee(server.url)
+        const alice = yield* join(server.url, "alice", { session: { gracePeriod: "1 second" } })
+        yield* alice.client.roster.changes.pipe(
+          Stream.filter((peers) => [...peers].some(([, p]) => Peer.address(p) === callee.address)),
+          Stream.runHead,
+          Effect.timeout("10 seconds")
+        )
+        yield* alice.session.call(callee.address)
+        yield* waitFor(alice, "Active")
+        const channel = yield* Deferred.await(alice.chat.open)
+        channel.send("ping")
+        expect(yield* Queue.take(alice.chat.received)).toBe("echo ping")
+
+        callee.child.kill("SIGKILL")
+        // The server reports it offline; the call holds on for the grace period, then ends.
+        yield* alice.session.state.pipe(
+          Stream.filter((s) => s._tag === "Active" && s.away),
+          Stream.runHead,
+          Effect.timeout("10 seconds")
+        )
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: callee.address, reason: "offline", by: "remote" })
+        )
+        expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
+      }),
+    60_000
+  )
+
+  it.live(
+    "calling a user rings both of its clients: each accept order, and a rejection on one device",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const alice = yield* join(server.url, "alice")
+        const devices = [yield* join(server.url, "bob"), yield* join(server.url, "bob")] as const
+        // alice rings the sessions her roster lists for bob.
+        yield* alice.client.roster.changes.pipe(
+          Stream.filter((peers) => [...peers].filter(([, p]) => p.user === "bob").length === 2),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        const received = (party: Party, subtype: string) =>
+          Effect.map(Ref.get(party.received), (frames) => frames.filter((f) => f.subtype === subtype))
+
+        for (const [round, first] of [[1, 0], [2, 1]] as const) {
+          const winner = devices[first]
+          const loser = devices[1 - first]!
+          yield* alice.session.call("bob")
+          yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+          yield* winner.session.accept()
+          expect(yield* waitFor(loser, "Ended")).toEqual(
+            CallState.Ended({ callId: round, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
+          )
+          expect((yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")]))[0].remote).toBe(
+            winner.address
+          )
+          yield* alice.session.hangup()
+          yield* Effect.all([waitFor(alice, "Ended"), waitFor(winner, "Ended")])
+          // The losing device (a different one each round) was told exactly once.
+          const told = (yield* received(loser, "call:hangup")).filter((f) =>
+            (f.data as { reason?: string }).reason === "answered-elsewhere"
+          )
+          expect(told).toHaveLength(1)
+        }
+
+        // Round 3: the first device says no, the second picks up.
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* devices[0].session.reject()
+        yield* alice.session.state.pipe(
+          Stream.filter((s) => s._tag === "OutgoingInit" && s.ringing.length === 1),
+          Stream.runHead,
+          Effect.timeout("5 seconds")
+        )
+        yield* devices[1].session.accept()
+        expect((yield* waitFor(alice, "Active")).remote).toBe(devices[1].address)
+        yield* devices[1].session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toMatchObject({ callId: 3, reason: "hangup", by: "remote" })
+
+        // Round 4: both say no: declined.
+        yield* alice.session.call("bob")
+        yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
+        yield* Effect.all(devices.map((d) => d.session.reject()))
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 4, remote: "bob", reason: "declined", by: "remote" })
+        )
+        // Every frame on the wire was a strict call frame from its true sender.
+        for (const party of [alice, ...devices]) {
+          expect((yield* Ref.get(party.received)).every(Call.isStrict)).toBe(true)
+        }
+        expect((yield* server.stats).refused).toBe(0)
+      }),
+    60_000
+  )
 
   it.live(
     "as layers: a session provided inside another one signals through its own client",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
         const aliceChat = yield* makeChatPeer
         const bobChat = yield* makeChatPeer
         const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>
@@ -161,11 +366,11 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
             yield* alice.call(bobAddress)
             // Never rings if bob's session was handed alice's signaller.
             yield* Fiber.join(answered).pipe(Effect.timeout("10 seconds"))
-            expect(yield* within("Active", alice)).toEqual(
-              CallState.Active({ callId: 1, remote: bobAddress, role: "caller" })
+            expect(yield* within("Active", alice)).toMatchObject(
+              { _tag: "Active", callId: 1, remote: bobAddress, role: "caller" }
             )
-            expect(yield* within("Active", bob)).toEqual(
-              CallState.Active({ callId: 1, remote: aliceAddress, role: "callee" })
+            expect(yield* within("Active", bob)).toMatchObject(
+              { _tag: "Active", callId: 1, remote: aliceAddress, role: "callee" }
             )
             yield* alice.hangup()
             expect(yield* within("Ended", bob)).toEqual(

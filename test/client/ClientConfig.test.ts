@@ -42,6 +42,18 @@ describe("ClientConfig", () => {
     expect(ClientConfig.authFrame(ClientConfig.resolve({ user: "u" }), [])).toEqual({ type: "auth", user: "u" })
   })
 
+  it("auth offers a resume token when the client holds one, and never an empty one", () => {
+    const config = ClientConfig.resolve({ user: "u", rooms: ["a"] })
+    expect(ClientConfig.authFrame(config, config.rooms, "t1")).toEqual({
+      type: "auth",
+      user: "u",
+      rooms: ["a"],
+      resume: "t1"
+    })
+    expect(ClientConfig.authFrame(config, config.rooms, "")).not.toHaveProperty("resume")
+    expect(ClientConfig.authFrame(config, config.rooms, undefined)).not.toHaveProperty("resume")
+  })
+
   it.effect("the default schedule is exponential, jittered, capped and limited by reconnectAttempts", () =>
     Effect.gen(function*() {
       // 5 retries, then the schedule is done.
@@ -68,5 +80,11 @@ describe("ClientConfig", () => {
     expect(config.answerUnhandledCommands).toBe(true)
     expect(Duration.toMillis(config.requestTimeout)).toBe(10_000)
     expect(Duration.toMillis(config.openTimeout)).toBe(10_000)
+    expect(Duration.toMillis(config.rosterGracePeriod)).toBe(10_000)
+    expect(config.maxFrameSize).toBe(1024 * 1024)
+    expect(ClientConfig.resolve({ user: "u", maxFrameSize: -5.5, rosterGracePeriod: 0 })).toMatchObject({
+      maxFrameSize: 0,
+      rosterGracePeriod: Duration.zero
+    })
   })
 })

@@ -26,7 +26,7 @@ const facadeFor = (
 describe("facade", () => {
   it.live("connect, listeners, send, request, onCommand, roster, close", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* facadeFor(server.url, "alice", { rooms: ["lobby"] })
       const bob = yield* facadeFor(server.url, "bob", { rooms: ["lobby"] })
       const states: Array<ClientState["_tag"]> = []
@@ -74,7 +74,7 @@ describe("facade", () => {
 
   it.live("connect rejects with AuthRefused when the server refuses", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({
+      const server = yield* SympleServer.makeWithDefaults({
         ...serverOptions,
         authentication: true,
         authenticate: () => Effect.succeed({ allowed: false, message: "Bad token" })

@@ -10,7 +10,7 @@ import * as SympleServer from "../../src/server/index.js"
 describe("README client examples", () => {
   it.live("Effect style: roster as a Stream, command route, request", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const bob = yield* NodeSympleClient.make({ url: server.url, user: "bob", rooms: ["lobby"] })
       // --- README (Effect) ---
       yield* bob.onCommand("media:video:*", (command) => Effect.succeed({ data: { started: command.node ?? "" } }))
@@ -37,7 +37,7 @@ describe("README client examples", () => {
 
   it.live("facade", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ port: 0, host: "127.0.0.1" })
+      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
       const bob = yield* NodeSympleClient.make({ url: server.url, user: "bob", rooms: ["lobby"] })
       const bobPeer = yield* bob.awaitOnline
       const inbox = yield* bob.subscribe

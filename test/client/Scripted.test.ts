@@ -333,6 +333,34 @@ describe("client sending", () => {
       for (const fiber of sending) yield* Fiber.join(fiber)
     }))
 
+  it.live("concurrent senders: every frame written once, each sender's frames in its order", () =>
+    Effect.gen(function*() {
+      const server = yield* Scripted.make()
+      const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
+      const { conn } = yield* Scripted.accept(server, "a1")
+      yield* conn.nextOf("presence")
+      const senders = 5
+      const each = 200
+      yield* Effect.forEach(
+        Array.from({ length: senders }, (_, s) => s),
+        (s) =>
+          Effect.forEach(
+            Array.from({ length: each }, (_, i) => i),
+            (i) => client.send(Message.message({ data: { s, i } })),
+            { discard: true }
+          ),
+        { concurrency: "unbounded", discard: true }
+      )
+      const got: Array<{ s: number; i: number }> = []
+      for (let n = 0; n < senders * each; n++) {
+        got.push((yield* conn.nextOf("message")).data as { s: number; i: number })
+      }
+      for (let s = 0; s < senders; s++) {
+        expect(got.filter((d) => d.s === s).map((d) => d.i)).toEqual(Array.from({ length: each }, (_, i) => i))
+      }
+      expect(yield* noneWithin(conn.nextOf("message"), 100)).toBe(true)
+    }))
+
   it.live("frames waiting when the client gives up fail with ClientClosed", () =>
     Effect.gen(function*() {
       const server = yield* Scripted.make()

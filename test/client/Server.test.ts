@@ -25,7 +25,7 @@ const connect = (url: string, options: Omit<ClientOptions, "url">) =>
 describe("client against the Symple server", () => {
   it.live("connects, fills the roster from the snapshot, sees presence both ways", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", name: "Alice", rooms: ["lobby"] })
       expect(alice.peer).toMatchObject({ user: "alice", name: "Alice", online: true })
       expect(yield* alice.client.currentRooms).toEqual(expect.arrayContaining(["alice", "lobby"]))
@@ -53,7 +53,7 @@ describe("client against the Symple server", () => {
 
   it.live("direct message, respond, request success and timeout", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const bobAddress = `bob|${bob.peer.id}`
@@ -79,7 +79,7 @@ describe("client against the Symple server", () => {
 
   it.live("commands are routed by wildcard; unhandled requests get 404; events carry a time", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const bobAddress = `bob|${bob.peer.id}`
@@ -104,7 +104,7 @@ describe("client against the Symple server", () => {
 
   it.live("rooms: join, route to the room, leave", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* connect(server.url, { user: "alice" })
       const bob = yield* connect(server.url, { user: "bob" })
       yield* alice.client.joinRoom("team")
@@ -128,7 +128,7 @@ describe("client against the Symple server", () => {
 
   it.live("with dynamic rooms disabled, joinRoom fails at once with the server's 400, not by timeout", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ ...serverOptions, dynamicRooms: false })
+      const server = yield* SympleServer.makeWithDefaults({ ...serverOptions, dynamicRooms: false })
       const alice = yield* NodeSympleClient.make({ url: server.url, ...fast, requestTimeout: 60_000, user: "alice" })
       yield* alice.awaitOnline
       const refused = yield* alice.joinRoom("team").pipe(Effect.flip, Effect.timeout("5 seconds"))
@@ -142,7 +142,7 @@ describe("client against the Symple server", () => {
 
   it.live("a join the server refuses for that room (403, 400) fails that join only, with the server's status", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({ ...serverOptions, maxRoomNameLength: 8 })
+      const server = yield* SympleServer.makeWithDefaults({ ...serverOptions, maxRoomNameLength: 8 })
       yield* connect(server.url, { user: "carol" })
       const mallory = yield* NodeSympleClient.make({
         url: server.url,
@@ -167,12 +167,13 @@ describe("client against the Symple server", () => {
       expect((yield* mallory.currentState)._tag).toBe("Online")
     }))
 
-  it.live("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt", () =>
+  it.live("reconnects after the server restarts on the same port: new id, rooms rejoined, roster rebuilt (no grace)", () =>
     Effect.gen(function*() {
       const first = yield* Scope.make()
-      const server = yield* SympleServer.make(serverOptions).pipe(Scope.provide(first))
+      const server = yield* SympleServer.makeWithDefaults(serverOptions).pipe(Scope.provide(first))
       const port = server.port
-      const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
+      // Without a grace period the roster empties when the connection is lost.
+      const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"], rosterGracePeriod: 0 })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       yield* alice.client.joinRoom("dynamic")
       yield* eventually(rosterIds(alice.client), (ids) => ids.length === 2, "alice sees bob")
@@ -182,7 +183,7 @@ describe("client against the Symple server", () => {
       // While the server is down the roster is empty and a message waits.
       expect(yield* rosterIds(alice.client)).toEqual([])
       const waiting = yield* Effect.forkChild(alice.client.send(Message.message({ to: ["lobby"], data: "queued" })))
-      const restarted = yield* SympleServer.make({ ...serverOptions, port })
+      const restarted = yield* SympleServer.makeWithDefaults({ ...serverOptions, port })
       expect(restarted.port).toBe(port)
       // A virtual peer in the lobby sees the queued message whichever client gets back first.
       const watcherInbox = yield* Queue.unbounded<Frame.Frame>()
@@ -210,7 +211,7 @@ describe("client against the Symple server", () => {
 
   it.live("an auth refusal is not retried", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make({
+      const server = yield* SympleServer.makeWithDefaults({
         ...serverOptions,
         authentication: true,
         authenticate: (_peer, auth) =>
@@ -237,7 +238,7 @@ describe("client against the Symple server", () => {
 
   it.live("close() sends the close frame: the server drops the session at once", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const alice = yield* connect(server.url, { user: "alice", rooms: ["lobby"] })
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const gone = yield* bob.client.roster.peerDisconnected.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
@@ -254,7 +255,7 @@ describe("client against the Symple server", () => {
 describe("client as a layer", () => {
   it.live("NodeSympleClient.layer provides the SympleClient service; the roster is a Stream", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.make(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(serverOptions)
       const other = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const program = Effect.gen(function*() {
         const client = yield* SympleClient.SympleClient

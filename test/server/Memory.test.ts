@@ -6,7 +6,7 @@ import type * as Net from "node:net"
 import * as Path from "node:path"
 import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
-import * as OutboundBudget from "../../src/server/OutboundBudget.js"
+import * as OutboundBudget from "../../src/server/internal/outboundBudget.js"
 import {
   type Client,
   eventually,

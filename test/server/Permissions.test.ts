@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import * as SympleServer from "../../src/server/index.js"
-import { connect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
+import { connect, isMessage, isPresenceOf, peer, startServer, startServerWith } from "./support.js"
 
 const tokens: Record<string, { readonly user: string; readonly rooms: ReadonlyArray<string> }> = {
   "tok-carol": { user: "carol", rooms: [] },
@@ -116,7 +116,7 @@ describe("rooms as the permission boundary", () => {
       const slowPolicy = SympleServer.JoinPolicy.layer((peer, room) =>
         Effect.as(Effect.sleep(50), peer.user === "sam" || room !== "staff")
       )
-      const server = yield* startServer(tokenMode).pipe(Effect.provide(Layer.fresh(slowPolicy)))
+      const server = yield* startServerWith(slowPolicy, tokenMode)
       const sam = yield* peer(server, "x", { token: "tok-sam" })
       const mallory = yield* peer(server, "x", { token: "tok-mallory" })
       mallory.send({ type: "join", room: "staff" })

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import * as SympleServer from "../../src/server/index.js"
-import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServer } from "./support.js"
+import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServer, startServerWith } from "./support.js"
 
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
 
@@ -83,8 +83,9 @@ describe.each(modes)("routing ($label)", (mode) => {
           return Effect.succeed({ peer, rooms: [auth.user, "shared"] })
         }
       })
-      const server = yield* startServer(mode).pipe(
-        Effect.provideService(SympleServer.Authenticator.Authenticator, authenticator)
+      const server = yield* startServerWith(
+        Layer.succeed(SympleServer.Authenticator.Authenticator, authenticator),
+        mode
       )
       const alice = yield* peer(server, "alice")
       const bob = yield* peer(server, "bob")
@@ -260,7 +261,7 @@ describe.each(modes)("routing ($label)", (mode) => {
 describe("route cache", () => {
   /** The protocol's router, recording every `to` it resolves. */
   const countingRouter = (resolved: Array<unknown>) =>
-    SympleServer.Router.Router.of({
+    SympleServer.Router.make({
       resolve: (state, sender, to) => {
         resolved.push(to)
         return SympleServer.Router.resolve(state, sender, to)
@@ -270,9 +271,7 @@ describe("route cache", () => {
   it.live("an address is cached by its id: x|id, y|id and z|id are resolved once, and all delivered", () =>
     Effect.gen(function*() {
       const resolved: Array<unknown> = []
-      const server = yield* startServer().pipe(
-        Effect.provideService(SympleServer.Router.Router, countingRouter(resolved))
-      )
+      const server = yield* startServerWith(Layer.succeed(SympleServer.Router.Router, countingRouter(resolved)))
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
@@ -292,9 +291,7 @@ describe("route cache", () => {
   it.live("a room name never hits the cached route of another kind of `to`", () =>
     Effect.gen(function*() {
       const resolved: Array<unknown> = []
-      const server = yield* startServer().pipe(
-        Effect.provideService(SympleServer.Router.Router, countingRouter(resolved))
-      )
+      const server = yield* startServerWith(Layer.succeed(SympleServer.Router.Router, countingRouter(resolved)))
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       yield* settle(alice, bob)

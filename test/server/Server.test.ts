@@ -17,18 +17,27 @@ import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as Net from "node:net"
 import type { Frame } from "../../src/protocol/index.js"
 import * as SympleServer from "../../src/server/index.js"
-import { connect, eventually, expectEffect, isMessage, isPresenceOf, peer, startServer } from "./support.js"
+import {
+  connect,
+  eventually,
+  expectEffect,
+  isMessage,
+  isPresenceOf,
+  peer,
+  startServer,
+  startServerWith
+} from "./support.js"
 
 describe("server", () => {
   it.live("a defect while handling a peer's frame (a custom router that throws) ends that connection only", () =>
     Effect.gen(function*() {
-      const throwing = SympleServer.Router.Router.of({
+      const throwing = SympleServer.Router.make({
         resolve: (state, sender, to) => {
           if (to === "boom") throw new Error("router bug")
           return SympleServer.Router.resolve(state, sender, to)
         }
       })
-      const server = yield* startServer().pipe(Effect.provideService(SympleServer.Router.Router, throwing))
+      const server = yield* startServerWith(Layer.succeed(SympleServer.Router.Router, throwing))
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       const carol = yield* peer(server, "carol", { rooms: ["lobby"] })
@@ -58,13 +67,12 @@ describe("server", () => {
       const collect = Logger.make((options) => {
         lines.push(`${String(options.message)} ${Cause.pretty(options.cause)}`)
       })
-      const throwing = SympleServer.Router.Router.of({
+      const throwing = SympleServer.Router.make({
         resolve: () => {
           throw new Error("router bug")
         }
       })
-      const server = yield* startServer().pipe(
-        Effect.provideService(SympleServer.Router.Router, throwing),
+      const server = yield* startServerWith(Layer.succeed(SympleServer.Router.Router, throwing)).pipe(
         Effect.provide(Logger.layer([collect]))
       )
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
@@ -161,7 +169,20 @@ describe("server", () => {
       expect(yield* get("/hello")).toEqual({ status: 200, body: "hi there" })
       expect((yield* get("/nope")).status).toBe(404)
       expect((yield* get("/broken")).status).toBe(500)
+      expect((yield* get("/?from=link")).status).toBe(426)
       yield* peer(server, "bob")
+    }).pipe(Effect.scoped))
+
+  it.live("a route on GET / replaces the 426, and the upgrade on / still works", () =>
+    Effect.gen(function*() {
+      const server = yield* startServer({ routes: HttpRouter.add("GET", "/", HttpServerResponse.text("a page")) })
+      const response = yield* Effect.promise(() => fetch(`http://127.0.0.1:${server.port}/`))
+      expect(response.status).toBe(200)
+      expect(yield* Effect.promise(() => response.text())).toBe("a page")
+      const alice = yield* peer(server, "alice", { rooms: ["r"] })
+      const bob = yield* peer(server, "bob", { rooms: ["r"] })
+      alice.send({ type: "message", to: bob.address, data: "over /" })
+      expect((yield* bob.next(isMessage())).data).toBe("over /")
     }).pipe(Effect.scoped))
 
   it.live("a route that clashes with a built-in one (GET /health) fails the start with a ServerError", () =>

@@ -66,8 +66,9 @@ interface Started {
 const npmStart = Effect.acquireRelease(
   Effect.gen(function*() {
     const port = yield* freePort
-    const env: NodeJS.ProcessEnv = { ...process.env, HOST: "127.0.0.1", PORT: String(port) }
+    const env: NodeJS.ProcessEnv = { ...process.env }
     for (const key of Object.keys(env)) if (key.startsWith("SYMPLE_")) delete env[key]
+    Object.assign(env, { SYMPLE_HOST: "127.0.0.1", SYMPLE_PORT: String(port) })
     const npm = spawn("npm", ["start"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
     const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
       npm.once("exit", (code, signal) => resolve({ code, signal }))

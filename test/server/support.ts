@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import * as Net from "node:net"
 import WebSocket from "ws"
@@ -57,7 +57,19 @@ export interface Peer extends Client {
 }
 
 export const startServer = (options: Partial<SympleServer.ServerOptions> = {}) =>
-  SympleServer.make({ port: 0, host: "127.0.0.1", ...options })
+  SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", ...options })
+
+/** A server on the given services (built in the current scope), and the built-in ones for the rest. */
+export const startServerWith = <ROut extends SympleServer.Services, E>(
+  services: Layer.Layer<ROut, E>,
+  options: Partial<SympleServer.ServerOptions> = {}
+) =>
+  Effect.gen(function*() {
+    const resolved = { port: 0, host: "127.0.0.1", ...options }
+    const own = yield* Layer.build(services)
+    const defaults = yield* Layer.build(SympleServer.layerDefaults(resolved))
+    return yield* SympleServer.make(resolved).pipe(Effect.provideContext(own), Effect.provideContext(defaults))
+  })
 
 const any = () => true
 

@@ -64,11 +64,13 @@ export const makeMemory = (): MemoryStore => {
   const buckets = new Map<string, Bucket>()
   const counters = new Map<string, Counter>()
   let adaptive: RateLimiter.RateLimiterStore["Service"] | undefined
-  const adaptiveStore = () =>
-    adaptive ??= Context.get(
-      Effect.runSync(Effect.scoped(Layer.build(Layer.fresh(RateLimiter.layerStoreMemory)))),
-      RateLimiter.RateLimiterStore
+  // Built by the first caller's fiber (no runtime of its own), then kept.
+  const adaptiveStore = Effect.suspend(() =>
+    adaptive !== undefined ? Effect.succeed(adaptive) : Effect.map(
+      Effect.scoped(Layer.build(Layer.fresh(RateLimiter.layerStoreMemory))),
+      (context) => adaptive ??= Context.get(context, RateLimiter.RateLimiterStore)
     )
+  )
 
   const bucketOf = (key: string, limit: number, now: number): Bucket => {
     let bucket = buckets.get(key)
@@ -110,8 +112,8 @@ export const makeMemory = (): MemoryStore => {
           return [counter.count, counter.expiresAt - now] as const
         })
       ),
-    adaptiveConsume: (options) => Effect.suspend(() => adaptiveStore().adaptiveConsume(options)),
-    adaptiveFeedback: (options) => Effect.suspend(() => adaptiveStore().adaptiveFeedback(options)),
+    adaptiveConsume: (options) => Effect.flatMap(adaptiveStore, (store) => store.adaptiveConsume(options)),
+    adaptiveFeedback: (options) => Effect.flatMap(adaptiveStore, (store) => store.adaptiveFeedback(options)),
     forget: (key) =>
       Effect.sync(() => {
         buckets.delete(key)

@@ -1,5 +1,5 @@
 /**
- * The outbound byte budgets: how much a peer that reads slowly (or not at all) can make the server hold.
+ * Owns the outbound byte budgets: how much a peer that reads slowly (or not at all) can make the server hold.
  *
  * A peer's waiting bytes are its mailbox plus what its socket holds and has not handed to the kernel yet. A socket's
  * bytes count once it reports backpressure (a write returned `false`, so a `drain` event is certain to follow and
@@ -11,6 +11,7 @@
  * `maxOutboundBytes` (rare) looks at the peers that have something waiting, to close the slowest.
  *
  * @since 0.1.0
+ * @internal
  */
 
 /**

@@ -1,0 +1,225 @@
+/**
+ * Owns a connection's life: the connection object (its outbound half in `socketWriter` and `mailbox`, its inbound
+ * half in `inbound`, its fiber in `connectionFiber`), `accept` (listeners attached in the upgrade callback, so no
+ * frame arrives before someone listens), the handshake's deadline, the close, the teardown (the session leaves the
+ * registry, its neighbours get its offline presence, its admission is released, the fiber ends), and the goodbye
+ * when the server stops (shutdown notice, close 1001).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as PubSub from "effect/PubSub"
+import type { Duplex } from "node:stream"
+import type { RawData, WebSocket } from "ws"
+import type * as Frame from "../../protocol/Frame.js"
+import * as Message from "../../protocol/Message.js"
+import type * as Authenticator from "../Authenticator.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
+import * as Presence from "../Presence.js"
+import { ServerEvent } from "../ServerEvent.js"
+import * as Admission from "./admission.js"
+import * as ConnectionFiber from "./connectionFiber.js"
+import * as Dispatch from "./dispatch.js"
+import { deliver, toSessions } from "./fanOut.js"
+import type { Hub, Live } from "./hub.js"
+import { InboundFrames } from "./inbound.js"
+import { type Owned, owner } from "./mailbox.js"
+import { refuse } from "./reply.js"
+import { encode, type Outbound } from "./socketWriter.js"
+
+/** The shutdown notice every peer gets before close 1001. */
+const shutdownNotice: Frame.Event = {
+  type: "event",
+  name: "shutdown",
+  subtype: "shutdown",
+  message: "Server shutting down"
+}
+const shutdownBytes = encode(shutdownNotice)
+
+/**
+ * A socket accepted by the server: its state, its outbound path, and the transitions of its life.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export interface Connection extends PeerRegistry.Handle, Live {
+  readonly id: string
+  readonly ws: WebSocket
+  readonly socket: Duplex
+  readonly host: string | undefined
+  readonly openedAt: number
+  /**
+   * Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the peer is too slow:
+   * its mailbox is full, or it has too many bytes waiting.
+   */
+  readonly offer: (item: Outbound) => boolean
+  /** Closes the socket right away; what waits in the mailbox is dropped. */
+  readonly kick: (code: number, reason: string) => void
+  /** Set once the peer is registered. */
+  readonly online: () => Dispatch.Online | undefined
+  /** Whether the connection is closing or closed (nothing more is to be done for it). */
+  readonly ended: () => boolean
+  /** Counts a frame received before authentication; returns how many there have been. */
+  readonly countPreAuth: () => number
+  /** Counts a refused `auth`; returns how many there have been. */
+  readonly countAuthFailure: () => number
+  /** Registered: frames are now routed. */
+  readonly goOnline: (accepted: Authenticator.Accepted) => void
+  /**
+   * The connection is closing (a close frame is on its way): later frames are ignored, and a peer that does not
+   * finish the close handshake in time is dropped.
+   */
+  readonly end: () => void
+}
+
+/**
+ * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
+ * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
+ */
+class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
+  readonly id = Message.randomId()
+  readonly openedAt = Date.now()
+  alive = true
+  // The fiber's side (see `connectionFiber`).
+  wake: ConnectionFiber.Sleeper["wake"] = undefined
+  work: ConnectionFiber.Sleeper["work"] = undefined
+  stop: ConnectionFiber.Sleeper["stop"] = undefined
+  /** The handshake's deadline, then the deadline of the close handshake. */
+  timer: ReturnType<typeof setTimeout>
+
+  constructor(hub: Hub, ws: WebSocket, socket: Duplex, readonly host: string | undefined) {
+    super(hub, ws, socket)
+    this.timer = setTimeout(onDeadline, hub.options.authTimeoutMillis, this)
+  }
+
+  ping(): void {
+    this.ws.ping()
+  }
+
+  terminate(): void {
+    this.ws.terminate()
+  }
+
+  end(): void {
+    if (!this.ending) this.closing()
+  }
+
+  closing(): void {
+    this.ending = true
+    clearTimeout(this.timer)
+    // Later frames are ignored, but the peer's close frame must still be read to finish the close handshake.
+    if (this.paused) {
+      this.paused = false
+      this.ws.resume()
+    }
+    // A peer that does not finish the close handshake (e.g. it stopped reading) is dropped.
+    if (!this.done) this.timer = setTimeout(dropUnclosed, this.hub.options.shutdownTimeoutMillis, this)
+  }
+
+  schedule(work: Effect.Effect<void>): void {
+    ConnectionFiber.schedule(this, work)
+  }
+
+  goOnline(accepted: Authenticator.Accepted): void {
+    clearTimeout(this.timer)
+    this.current = Dispatch.online(this.hub, this.id, accepted)
+  }
+
+  /**
+   * The end of the connection, once: forgets the peer (the others sharing a room are told it went offline, unless
+   * the server is stopping), then lets the fiber end.
+   */
+  teardown(): void {
+    if (this.done) return
+    this.done = true
+    this.ending = true
+    clearTimeout(this.timer)
+    const hub = this.hub
+    hub.connections.delete(this)
+    this.release()
+    const online = this.current
+    try {
+      if (online !== undefined) {
+        const removed = hub.runNow(hub.registry.disconnect(this.id))
+        if (removed !== undefined && removed.neighbours.length > 0 && !hub.shuttingDown) {
+          const offline = Presence.offline(removed.session.peer)
+          deliver(hub.stats, toSessions(removed.neighbours), encode(offline), offline)
+        }
+        PubSub.publishUnsafe(hub.events, ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
+        Admission.release(hub, online.admission)
+      }
+    } catch (error) {
+      hub.run(Effect.logError("Symple connection teardown failed", Cause.die(error)))
+    } finally {
+      // The fiber ends whatever happened: the server's shutdown waits for it.
+      ConnectionFiber.finish(this)
+    }
+  }
+
+  /** The server is stopping (the fiber is interrupted): notice, close 1001, teardown. */
+  interrupted(): void {
+    const ws = this.ws
+    if (!this.done && ws.readyState === ws.OPEN) {
+      this.socket.write(shutdownBytes)
+      ws.close(1001, "Server shutting down")
+    }
+    this.teardown()
+  }
+}
+
+function onDeadline(connection: ConnectionImpl): void {
+  if (connection.current !== undefined || connection.ending) return
+  refuse(connection.hub, connection, 408, "Authentication timeout", 1008)
+  connection.end()
+}
+
+function dropUnclosed(connection: ConnectionImpl): void {
+  connection.ws.terminate()
+}
+
+const ignore = () => {}
+
+// Shared listeners: `this` is the emitter, which knows its connection.
+function onMessage(this: WebSocket & Owned<ConnectionImpl>, data: RawData, isBinary: boolean): void {
+  this[owner]?.onMessage(data, isBinary)
+}
+function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
+  const connection = this[owner]
+  if (connection !== undefined) connection.alive = true
+}
+function onClose(this: WebSocket & Owned<ConnectionImpl>): void {
+  this[owner]?.teardown()
+}
+
+/**
+ * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback. The raw socket must
+ * already have an error listener (the server adds one before the upgrade).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const accept = (hub: Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
+  const connection = new ConnectionImpl(hub, ws, socket, host)
+  const owned: WebSocket & Owned<ConnectionImpl> = ws
+  owned[owner] = connection
+  ws.on("message", onMessage)
+  ws.on("pong", onPong)
+  // Errors are followed by "close"; without a listener they would be thrown.
+  ws.on("error", ignore)
+  ws.on("close", onClose)
+  hub.connections.add(connection)
+  return connection
+}
+
+/**
+ * The connection's fiber (see `connectionFiber`), for the server to supervise. Never fails.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const run = (connection: Connection): Effect.Effect<void> =>
+  connection instanceof ConnectionImpl
+    ? ConnectionFiber.live(connection)
+    : Effect.die(new Error("Connection.run: not a connection made by accept"))

@@ -1,0 +1,96 @@
+/**
+ * Owns fan-out: handing one frame, encoded once, to every recipient of a route (connections' socket writers and
+ * virtual peers' handler queues alike), and the frames the server announces to many (online presence, encoded once
+ * per peer record and cached per server; evictions from a personal room).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+import type * as Frame from "../../protocol/Frame.js"
+import * as Message from "../../protocol/Message.js"
+import type * as Peer from "../../protocol/Peer.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
+import * as Presence from "../Presence.js"
+import type * as Router from "../Router.js"
+import type * as State from "../State.js"
+import type { Stats } from "../SympleServer.js"
+import type { Hub } from "./hub.js"
+import { encode } from "./socketWriter.js"
+
+/**
+ * A frame with its encoding, for frames that are sent many times over.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export interface Encoded {
+  readonly frame: Frame.Frame
+  readonly bytes: Uint8Array
+}
+
+/**
+ * Hands one frame (as `encode` renders it) to every member of a route but the excluded one. Returns the number of
+ * recipients. The one way frames reach recipients: routed frames, the server API, presence and notices.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const deliver = (
+  stats: Stats,
+  route: Router.Route<PeerRegistry.Handle>,
+  bytes: Uint8Array,
+  frame: Frame.Frame
+): number => {
+  const exclude = route.exclude
+  let count = 0
+  for (const member of route.members) {
+    if (member.id === exclude) continue
+    member.handle.send(bytes, frame)
+    count++
+  }
+  stats.delivered += count
+  return count
+}
+
+/**
+ * The route to the given sessions.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const toSessions = (
+  sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>
+): Router.Route<PeerRegistry.Handle> => ({ members: sessions.map((session) => session.member), exclude: undefined })
+
+/**
+ * A peer's online presence, encoded once per peer record: every snapshot that lists the peer reuses it (a storm of
+ * N newcomers otherwise encodes N² presences).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const onlinePresence = (hub: Hub, peer: Peer.Peer): Encoded => {
+  let cached = hub.presences.get(peer)
+  if (cached === undefined) {
+    const frame = Presence.online(peer)
+    cached = { frame, bytes: encode(frame) }
+    hub.presences.set(peer, cached)
+  }
+  return cached
+}
+
+/**
+ * Tells sessions that they are no longer in a room that became a user's personal room (see
+ * `PeerRegistry` `connect`): an error 403 that says why, then the `leave:ok` a client keeps its rooms by.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const evicted =
+  (stats: Stats) => (sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>, room: string): void => {
+    const notice = Message.error(403, Message.roomRefusal("removed", room, "another user's personal room"))
+    const left: Frame.Frame = { type: "leave:ok", room }
+    const route = toSessions(sessions)
+    deliver(stats, route, encode(notice), notice)
+    deliver(stats, route, encode(left), left)
+  }

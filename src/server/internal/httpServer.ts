@@ -1,0 +1,190 @@
+/**
+ * Owns the server's port: the Node HTTP server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`, the
+ * application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
+ * the server supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each
+ * sends its notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and
+ * the port closed.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as FiberSet from "effect/FiberSet"
+import * as HashMap from "effect/HashMap"
+import * as HttpRouter from "effect/http/HttpRouter"
+import * as HttpServerError from "effect/http/HttpServerError"
+import * as HttpServerResponse from "effect/http/HttpServerResponse"
+import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import * as Http from "node:http"
+import type { AddressInfo } from "node:net"
+import type { Duplex } from "node:stream"
+import type { WebSocket } from "ws"
+import type * as ServerConfig from "../ServerConfig.js"
+import { ServerError } from "../ServerError.js"
+import * as State from "../State.js"
+import * as Admission from "./admission.js"
+import * as Connection from "./connection.js"
+import type { Hub } from "./hub.js"
+import { makeWebSocketServer } from "./socketWriter.js"
+
+const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
+  const address = socket.remoteAddress
+  return address === undefined ? undefined : address.startsWith("::ffff:") ? address.slice(7) : address
+}
+
+/** Node takes whole milliseconds; an infinite timeout is none at all (0). */
+const wholeMillis = (millis: number): number => Number.isFinite(millis) ? Math.ceil(millis) : 0
+
+/**
+ * Node's HTTP timeouts from the options; they also bound how long an upgrade request may take to arrive. Node
+ * checks them on a timer (`connectionsCheckingInterval`, 30 s by default), so a timeout fires up to one period
+ * late: the period here is the shortest timeout, kept between 50 ms and 1 s. Node refuses a `headersTimeout`
+ * above `requestTimeout` (the headers are part of the request): it is capped to it.
+ */
+const httpOptions = (resolved: ServerConfig.Resolved): Http.ServerOptions => {
+  const requestTimeout = wholeMillis(resolved.requestTimeoutMillis)
+  const headers = wholeMillis(resolved.headersTimeoutMillis)
+  const headersTimeout = requestTimeout > 0 && headers > requestTimeout ? requestTimeout : headers
+  const shortest = Math.min(...[headersTimeout, requestTimeout].filter((timeout) => timeout > 0))
+  return Number.isFinite(shortest)
+    ? { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.max(50, Math.min(1000, shortest)) }
+    : { headersTimeout, requestTimeout }
+}
+
+const ignore = () => {}
+
+const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerError =>
+  HttpServerError.isHttpServerError(error) && error.reason._tag === "RouteNotFound" &&
+  error.request.url.split("?")[0] === "/"
+
+/**
+ * The built-in routes and the application's, as one request handler built in the server's scope. `GET /` belongs
+ * to the application when it routes it (a demo page); otherwise it says how to connect (426).
+ */
+const routes = (hub: Hub) => {
+  const health = Effect.map(hub.registry.snapshot, (state) =>
+    HttpServerResponse.jsonUnsafe({
+      status: hub.shuttingDown ? "stopping" : "ok",
+      peers: State.size(state),
+      rooms: HashMap.size(state.rooms),
+      connections: hub.connections.size,
+      uptime: Math.round((Date.now() - hub.startedAt) / 1000)
+    }))
+  const base = HttpRouter.add("GET", "/health", health)
+  const app = hub.options.routes === undefined ? base : Layer.mergeAll(base, hub.options.routes)
+  // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
+  return HttpRouter.toHttpEffect(app).pipe(
+    Effect.map((handler) =>
+      Effect.catchIf(
+        handler,
+        isUnroutedRoot,
+        () => Effect.succeed(HttpServerResponse.text("Symple server: connect with a WebSocket", { status: 426 }))
+      )
+    ),
+    Effect.catchDefect((defect) =>
+      Effect.fail(
+        new ServerError({
+          reason: "Routes",
+          message: `Invalid routes: ${defect instanceof Error ? defect.message : String(defect)}`,
+          cause: defect
+        })
+      )
+    )
+  )
+}
+
+/**
+ * Serves on the port of the hub's options until the scope closes: each connection's fiber is supervised by the
+ * server (interrupted first when the scope closes). Returns the bound address.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const resolved = hub.options
+    // The routes are built in the server's scope (a router of its own each time), and requests run in it.
+    const scope = yield* Effect.scope
+    const handler = yield* NodeHttpServer.makeHandler(yield* routes(hub), { scope })
+    const server = Http.createServer(httpOptions(resolved), handler)
+    const wss = makeWebSocketServer(resolved)
+    const open = new Set<{ readonly terminate: () => void }>()
+
+    // Released last: stop listening and drop whatever is left.
+    yield* Effect.acquireRelease(
+      Effect.callback<void, ServerError>((resume) => {
+        const onError = (cause: Error) =>
+          resume(Effect.fail(new ServerError({ reason: "Listen", message: `Cannot listen: ${cause.message}`, cause })))
+        server.once("error", onError)
+        server.listen(resolved.port, resolved.host, () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        })
+      }),
+      () =>
+        Effect.callback<void>((resume) => {
+          for (const socket of open) socket.terminate()
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
+    )
+    // After the connections are interrupted (each sent its 1001), give peers a moment to finish the close.
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        const deadline = Date.now() + resolved.shutdownTimeoutMillis
+        while (open.size > 0 && Date.now() < deadline) yield* Effect.sleep(10)
+        for (const socket of open) socket.terminate()
+      })
+    )
+    const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
+
+    // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
+    // One listener for every socket (`this` is the socket): no closure per connection.
+    function forget(this: WebSocket): void {
+      open.delete(this)
+    }
+    const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
+      open.add(ws)
+      ws.on("close", forget)
+      if (Admission.atCapacity(hub)) return Admission.refuseAtCapacity(ws, socket)
+      try {
+        fork(Connection.run(Connection.accept(hub, ws, socket, host)))
+      } catch (error) {
+        // A bug here must cost one connection, not the process.
+        ws.terminate()
+        hub.run(Effect.logError("Symple connection setup failed", Cause.die(error)))
+      }
+    }
+    server.on("upgrade", (request: Http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on("error", ignore)
+      if (hub.shuttingDown) {
+        socket.destroy()
+        return
+      }
+      const host = hostOf(request.socket)
+      wss.handleUpgrade(request, socket, head, (ws) => upgraded(ws, socket, host))
+    })
+
+    if (resolved.pingIntervalMillis > 0) {
+      yield* Effect.sync(() => {
+        for (const live of hub.connections) {
+          if (!live.alive) live.terminate()
+          else {
+            live.alive = false
+            live.ping()
+          }
+        }
+      }).pipe(
+        Effect.repeat(Schedule.spaced(resolved.pingIntervalMillis)),
+        Effect.delay(resolved.pingIntervalMillis),
+        Effect.forkScoped
+      )
+    }
+
+    return server.address() as AddressInfo
+  })

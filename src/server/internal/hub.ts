@@ -1,0 +1,106 @@
+/**
+ * Owns the server's context (`Hub`): what every connection of one server shares, built once when the server
+ * starts. Everything mutable that the socket listeners touch lives here, per server (counters, the outbound budget,
+ * write coalescing, the online-presence cache), so that servers in one process never share state.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+import type * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import type * as PubSub from "effect/PubSub"
+import type * as Peer from "../../protocol/Peer.js"
+import type * as Authenticator from "../Authenticator.js"
+import type * as JoinPolicy from "../JoinPolicy.js"
+import type * as PeerRegistry from "../PeerRegistry.js"
+import type * as RateLimit from "../RateLimit.js"
+import type * as Router from "../Router.js"
+import type * as ServerConfig from "../ServerConfig.js"
+import type { ServerEvent } from "../ServerEvent.js"
+import type { Stats } from "../SympleServer.js"
+import type { Encoded } from "./fanOut.js"
+import * as OutboundBudget from "./outboundBudget.js"
+import * as SocketWriter from "./socketWriter.js"
+
+/**
+ * A live socket as the server tracks it (pings, capacity, shutdown).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export interface Live {
+  alive: boolean
+  readonly ping: () => void
+  readonly terminate: () => void
+}
+
+/**
+ * @since 0.2.0
+ * @internal
+ */
+export interface Hub {
+  /** The options, `dynamicRooms` decided (a join policy of the application's turns it on in token mode). */
+  readonly options: ServerConfig.Resolved
+  /** Membership: the listeners read its published snapshot, and apply its transitions with `runNow`. */
+  readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
+  readonly router: Context.Service.Shape<typeof Router.Router>
+  readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
+  readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
+  readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
+  readonly events: PubSub.PubSub<ServerEvent>
+  readonly stats: Stats
+  /** Outbound bytes waiting for peers, against `maxQueuedBytes` and `maxOutboundBytes`. */
+  readonly outbound: OutboundBudget.OutboundBudget
+  /** Write coalescing of this server's sockets. */
+  readonly ticks: SocketWriter.Ticks
+  /**
+   * Online presences, encoded once per peer record. Keyed by the record itself: records are immutable, so a changed
+   * peer is a new key and a stale encoding can never be served; a record nobody holds any more releases its entry.
+   */
+  readonly presences: WeakMap<Peer.Peer, Encoded>
+  /** Every accepted socket until its connection ends. */
+  readonly connections: Set<Live>
+  readonly startedAt: number
+  /**
+   * Runs an effect in the server's context (the application's Logger, Tracer and services), not the default
+   * runtime's, also while the server stops: for work started from socket listeners that nothing waits for.
+   */
+  readonly run: (effect: Effect.Effect<void>) => void
+  /**
+   * Runs an effect that completes synchronously (a registry transition) in the server's context, and returns its
+   * result: how the socket listeners cross into Effect.
+   */
+  readonly runNow: <A>(effect: Effect.Effect<A>) => A
+  shuttingDown: boolean
+}
+
+/**
+ * @since 0.2.0
+ * @internal
+ */
+export const make = (services: {
+  readonly options: ServerConfig.Resolved
+  readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
+  readonly router: Context.Service.Shape<typeof Router.Router>
+  readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
+  readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
+  readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
+  readonly events: PubSub.PubSub<ServerEvent>
+  /** The server's context: what `run` and `runNow` run effects with. */
+  readonly context: Context.Context<never>
+}): Hub => {
+  const { context, ...shared } = services
+  const fork = Effect.runForkWith(context)
+  return {
+    ...shared,
+    run: (effect) => void fork(effect),
+    runNow: Effect.runSyncWith(context),
+    stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
+    outbound: OutboundBudget.make(services.options),
+    ticks: SocketWriter.makeTicks(),
+    presences: new WeakMap(),
+    connections: new Set(),
+    startedAt: Date.now(),
+    shuttingDown: false
+  }
+}

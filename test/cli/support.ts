@@ -1,0 +1,131 @@
+/**
+ * The `symple-ts` command as a child process: its output read line by line, its input written line by line.
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { fileURLToPath } from "node:url"
+
+export const root = fileURLToPath(new URL("../..", import.meta.url))
+
+/** How the command is started: its TypeScript entry under tsx. */
+export const command: ReadonlyArray<string> = [process.execPath, "--import", "tsx", "src/cli/main.ts"]
+
+export interface Exited {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+}
+
+export interface Program {
+  readonly child: ChildProcessWithoutNullStreams
+  /** Every line written to stdout so far. */
+  readonly lines: ReadonlyArray<string>
+  /** Everything written to stderr so far. */
+  readonly stderr: () => string
+  /** Waits for a stdout line matching `pattern` (seen already or to come) and returns it. */
+  readonly line: (pattern: RegExp, timeoutMs?: number) => Effect.Effect<string, Error>
+  /** Writes one line to stdin. */
+  readonly type: (line: string) => Effect.Effect<void>
+  /** Waits for the process to exit. */
+  readonly exited: (timeoutMs?: number) => Effect.Effect<Exited, Error>
+}
+
+/**
+ * Starts the command with `args` (environment: this one without `SYMPLE_*`, plus `env`); killed when the scope
+ * closes if it is still running.
+ */
+export const run = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {}
+): Effect.Effect<Program, never, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const base: NodeJS.ProcessEnv = { ...process.env }
+      for (const key of Object.keys(base)) if (key.startsWith("SYMPLE_")) delete base[key]
+      const [cmd, ...rest] = [...command, ...args]
+      const child = spawn(cmd!, rest, { cwd: root, env: { ...base, ...env }, stdio: ["pipe", "pipe", "pipe"] })
+      const lines: Array<string> = []
+      let partial = ""
+      let errors = ""
+      const waiters = new Set<() => void>()
+      const wake = () => {
+        for (const waiter of waiters) waiter()
+      }
+      child.stdout.on("data", (chunk: Buffer) => {
+        const parts = (partial + chunk.toString("utf8")).split("\n")
+        partial = parts.pop() ?? ""
+        lines.push(...parts)
+        wake()
+      })
+      child.stderr.on("data", (chunk: Buffer) => {
+        errors += chunk.toString("utf8")
+      })
+      let exit: Exited | undefined
+      child.once("exit", (code, signal) => {
+        if (partial !== "") lines.push(partial)
+        partial = ""
+        exit = { code, signal }
+        wake()
+      })
+      child.stdin.on("error", () => {})
+      const describe = () => `stdout:\n${lines.join("\n")}\nstderr:\n${errors}`
+      const program: Program = {
+        child,
+        lines,
+        stderr: () => errors,
+        line: (pattern, timeoutMs = 15_000) =>
+          Effect.callback<string, Error>((resume) => {
+            const check = () => {
+              const found = lines.find((line) => pattern.test(line))
+              if (found !== undefined) {
+                done()
+                resume(Effect.succeed(found))
+              } else if (exit !== undefined) {
+                done()
+                resume(Effect.fail(new Error(`exited (${exit.code ?? exit.signal}) without ${pattern}\n${describe()}`)))
+              }
+            }
+            const timer = setTimeout(() => {
+              done()
+              resume(Effect.fail(new Error(`no line ${pattern} within ${timeoutMs} ms\n${describe()}`)))
+            }, timeoutMs)
+            const done = () => {
+              clearTimeout(timer)
+              waiters.delete(check)
+            }
+            waiters.add(check)
+            check()
+            return Effect.sync(done)
+          }),
+        type: (line) => Effect.sync(() => void child.stdin.write(`${line}\n`)),
+        exited: (timeoutMs = 15_000) =>
+          Effect.callback<Exited, Error>((resume) => {
+            const check = () => {
+              if (exit === undefined) return
+              done()
+              resume(Effect.succeed(exit))
+            }
+            const timer = setTimeout(() => {
+              done()
+              resume(Effect.fail(new Error(`still running after ${timeoutMs} ms\n${describe()}`)))
+            }, timeoutMs)
+            const done = () => {
+              clearTimeout(timer)
+              waiters.delete(check)
+            }
+            waiters.add(check)
+            check()
+            return Effect.sync(done)
+          })
+      }
+      return program
+    }),
+    ({ child }) =>
+      Effect.sync(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL")
+      })
+  )
+
+/** `user|id` from a console's `* online as user|id` line. */
+export const onlineAs = (program: Program) =>
+  Effect.map(program.line(/^\* online as /), (line) => line.slice("* online as ".length))
