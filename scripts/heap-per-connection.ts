@@ -57,8 +57,16 @@ const rules: ReadonlyArray<readonly [RegExp, string]> = [
     "the server's sets of sockets"
   ],
   [/^\{ws,socket,corked/, "baseline Conn"],
+  // The baseline's listeners are closures of each connection (ours are shared functions).
+  [
+    /^(system \/ Context in )?closure \(anonymous\)@\d+:\d+ in (Array in )?\{(message|error|close|pong),|^system \/ Context in \{(message|error|close|pong),/,
+    "listener closures of the connection"
+  ],
   [/^(array in )?Set in \{ws,socket,corked/, "baseline: a Conn's set of rooms"],
-  [/^(array in )?(Set|Map) in (array in )?Map/, "baseline: rooms and ids (Maps of Sets)"],
+  [
+    /^(array in )?(Set|Map) in (array in )?Map|^array in Map in system \/ Context/,
+    "baseline: rooms and ids (Maps of Sets)"
+  ],
   [/Fiber/, "fiber"]
 ]
 /**
@@ -68,9 +76,10 @@ const rules: ReadonlyArray<readonly [RegExp, string]> = [
  */
 const orphans: ReadonlyArray<readonly [RegExp, string]> = [
   [/^string in synthetic/, "strings with several owners (ids, user and room names)"],
+  [/^PrimitiveImpl$|^closure \(anonymous\)@\d+:\d+ in (PrimitiveImpl|ConnectionImpl)/, "fiber"],
   [
-    /^PrimitiveImpl$|^closure \(anonymous\)@\d+:\d+ in |^system \/ Context in (system \/ Context in )?synthetic/,
-    "fiber"
+    /^(closure \(anonymous\)@\d+:\d+ in )?(system \/ Context in )+synthetic/,
+    "closures and contexts held from several places"
   ]
 ]
 const orphanOf = (label: string): string | undefined => orphans.find(([re]) => re.test(label))?.[1]
