@@ -1,23 +1,33 @@
 /**
- * Idle resident memory of the built server: bundles `bench/servers/ours.ts` the way the benchmark does (esbuild,
- * packages external), starts it on bare `node` on a free loopback port, waits until it is idle (under 10 ms of CPU
- * in 200 ms, as the benchmark waits), lets it sit `--settle` ms more, then reads VmRSS and VmHWM (peak) from
- * `/proc/<pid>/status` and stops it with SIGTERM. Linux only.
+ * Idle resident memory of the server as it is deployed, against the benchmark's baseline (a hand-written Symple
+ * server on plain `ws`), in the same run:
  *
- *   npx tsx scripts/measure-idle-rss.ts [checkout] [--runs 5] [--settle 2000]
+ * - `command`: the `symple-ts` command bundled as `npm run build` bundles it (every dependency inside, minified;
+ *   `scripts/build-command.ts`), run as `node symple-ts.mjs serve`;
+ * - `ours`: `bench/servers/ours.ts` bundled with its packages left in node_modules (how a program that imports the
+ *   library and is built with its dependencies external runs);
+ * - `baseline`: `bench/baseline-server.ts` bundled as the benchmark bundles it.
+ *
+ * Each is started on bare `node` on a free loopback port, waited for until idle (under 10 ms of CPU in 200 ms, as
+ * the benchmark waits) and `--settle` ms more; then VmRSS and VmHWM (peak) are read from `/proc/<pid>/status` and
+ * it is stopped with SIGTERM. The servers take turns, run after run. Linux only.
+ *
+ *   npx tsx scripts/measure-idle-rss.ts [checkout] [--runs 5] [--settle 2000] [--only command,baseline]
  *
  * `checkout` (default: this one) is the root of a symple-ts checkout with its own node_modules, e.g. another
- * worktree on another Effect version: its `bench/servers/ours.ts` is bundled against its own packages, so that the
- * two can be compared on the same Node. Nothing is written inside that checkout (the bundle goes to a temporary
- * directory whose `node_modules` links to the checkout's).
+ * worktree on another Effect version: its sources are bundled against its own packages (the command only when it
+ * has `src/cli/main.ts`), so that the two can be compared on the same Node. The baseline is always this
+ * checkout's. Nothing is written inside that checkout (the bundles go to a temporary directory whose
+ * `node_modules` links to the checkout's).
  */
 import * as esbuild from "esbuild"
 import { spawn } from "node:child_process"
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs"
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { cpuMillis, median } from "../bench/stats.js"
+import { commandOptions } from "./build-command.js"
 
 const args = process.argv.slice(2)
 const flag = (name: string, fallback: number): number => {
@@ -25,9 +35,14 @@ const flag = (name: string, fallback: number): number => {
   return i < 0 ? fallback : Number(args[i + 1])
 }
 const positional = args.filter((a, i) => !a.startsWith("--") && !(args[i - 1] ?? "").startsWith("--"))
-const root = Path.resolve(positional[0] ?? Path.join(Path.dirname(fileURLToPath(import.meta.url)), ".."))
+const here = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = Path.resolve(positional[0] ?? here)
 const runs = flag("runs", 5)
 const settleMs = flag("settle", 2000)
+const only = (() => {
+  const i = args.indexOf("--only")
+  return i < 0 ? undefined : args[i + 1]?.split(",")
+})()
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 
@@ -45,10 +60,20 @@ interface Sample {
   readonly exit: string
 }
 
-const measure = (file: string): Promise<Sample> =>
+/** A server to measure: how it is started. */
+interface Target {
+  readonly name: string
+  readonly args: ReadonlyArray<string>
+}
+
+/** The line each server prints once it accepts connections. */
+const isListening = (line: string) =>
+  line.startsWith("{\"listening\"") || line.startsWith("Symple server listening on ")
+
+const measure = (target: Target): Promise<Sample> =>
   new Promise((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [file, "0"], {
+    const child = spawn(process.execPath, [...target.args], {
       env: { ...process.env, HOST: "127.0.0.1", PORT: "0" },
       stdio: ["ignore", "pipe", "inherit"]
     })
@@ -63,7 +88,7 @@ const measure = (file: string): Promise<Sample> =>
     let listening = false
     const onData = (chunk: Buffer) => {
       buffered += chunk.toString()
-      if (!buffered.split("\n").some((line) => line.startsWith("{\"listening\""))) return
+      if (!buffered.split("\n").some(isListening)) return
       listening = true
       child.stdout.off("data", onData)
       child.stdout.resume()
@@ -101,34 +126,66 @@ const main = async (): Promise<void> => {
   const dir = mkdtempSync(Path.join(Os.tmpdir(), "symple-idle-rss-"))
   try {
     symlinkSync(Path.join(root, "node_modules"), Path.join(dir, "node_modules"), "dir")
-    const file = Path.join(dir, "ours.mjs")
-    await esbuild.build({
-      entryPoints: [Path.join(root, "bench", "servers", "ours.ts")],
-      outfile: file,
-      bundle: true,
-      platform: "node",
-      format: "esm",
-      target: "node22",
-      packages: "external",
-      logLevel: "silent"
-    })
+    // The benchmark's bundles: packages external, resolved from node_modules.
+    const external = (entry: string, name: string) =>
+      esbuild.build({
+        entryPoints: [entry],
+        outfile: Path.join(dir, name),
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        target: "node22",
+        packages: "external",
+        logLevel: "silent"
+      })
+    const targets: Array<Target> = []
+    const command = Path.join(root, "src", "cli", "main.ts")
+    if (existsSync(command)) {
+      await esbuild.build({ ...(await commandOptions(command)), outfile: Path.join(dir, "symple-ts.mjs") })
+      targets.push({
+        name: "command",
+        args: [Path.join(dir, "symple-ts.mjs"), "serve", "--host", "127.0.0.1", "--port", "0"]
+      })
+    }
+    await external(Path.join(root, "bench", "servers", "ours.ts"), "ours.mjs")
+    targets.push({ name: "ours", args: [Path.join(dir, "ours.mjs"), "0"] })
+    await external(Path.join(here, "bench", "baseline-server.ts"), "baseline.mjs")
+    targets.push({ name: "baseline", args: [Path.join(dir, "baseline.mjs"), "0"] })
+    const measured = targets.filter((target) => only === undefined || only.includes(target.name))
     process.stdout.write(
-      `${root}: effect ${version("effect")}, node ${process.version}, ${runs} run(s), ${settleMs} ms after idle\n`
+      `${root}: effect ${version("effect")}, node ${process.version}, ${runs} run(s) each of ${
+        measured.map((t) => t.name).join(", ")
+      }, ${settleMs} ms after idle\n`
     )
-    const samples: Array<Sample> = []
+    const samples = new Map<string, Array<Sample>>(measured.map((t) => [t.name, []]))
     for (let i = 0; i < runs; i++) {
-      const sample = await measure(file)
-      samples.push(sample)
+      // Taking turns, in a different order each run, so that a machine that drifts affects them alike.
+      const order = i % 2 === 0 ? measured : [...measured].reverse()
+      for (const target of order) {
+        const sample = await measure(target)
+        samples.get(target.name)!.push(sample)
+        process.stdout.write(
+          `run ${i + 1} ${target.name}: RSS ${sample.rss.toFixed(1)} MiB, peak ${sample.peak.toFixed(1)} MiB, ` +
+            `listening after ${sample.startMs.toFixed(0)} ms, SIGTERM -> ${sample.exit}\n`
+        )
+      }
+    }
+    const rss = (name: string) => median((samples.get(name) ?? []).map((s) => s.rss))
+    for (const [name, list] of samples) {
       process.stdout.write(
-        `run ${i + 1}: RSS ${sample.rss.toFixed(1)} MiB, peak ${sample.peak.toFixed(1)} MiB, listening after ` +
-          `${sample.startMs.toFixed(0)} ms, SIGTERM -> ${sample.exit}\n`
+        `median ${name}: idle RSS ${rss(name).toFixed(1)} MiB, peak ${
+          median(list.map((s) => s.peak)).toFixed(1)
+        } MiB, ` +
+          `listening after ${median(list.map((s) => s.startMs)).toFixed(0)} ms\n`
       )
     }
-    process.stdout.write(
-      `median: idle RSS ${median(samples.map((s) => s.rss)).toFixed(1)} MiB, peak ${
-        median(samples.map((s) => s.peak)).toFixed(1)
-      } MiB, listening after ${median(samples.map((s) => s.startMs)).toFixed(0)} ms\n`
-    )
+    if (samples.has("baseline")) {
+      for (const name of samples.keys()) {
+        if (name !== "baseline") {
+          process.stdout.write(`${name}/baseline idle RSS: ${(rss(name) / rss("baseline")).toFixed(2)}x\n`)
+        }
+      }
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }

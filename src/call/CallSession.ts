@@ -23,6 +23,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import * as Address from "../protocol/Address.js"
 import * as Call from "../protocol/Call.js"
 import type * as Frame from "../protocol/Frame.js"
+import type { IceServer } from "../protocol/IceServer.js"
 import * as Message from "../protocol/Message.js"
 import { CallState, Input, type Instruction, type Role, type Timer, transition } from "./CallState.js"
 import * as CallStateModule from "./CallState.js"
@@ -52,6 +53,11 @@ export interface CallInfo {
   readonly callId: number
   readonly remote: string
   readonly role: Role
+  /**
+   * The ICE servers to create the peer connection with: the `iceServers` option, or else those the signalling
+   * server handed out (the `welcome`'s, with TURN credentials for our user). `fromConstructor` passes them on.
+   */
+  readonly iceServers: ReadonlyArray<IceServer>
 }
 
 /**
@@ -75,6 +81,8 @@ export interface CallSessionOptions {
    * after this returns. Errors end the call with `hangup {reason:"failed"}`.
    */
   readonly peerConnection: (call: CallInfo) => Effect.Effect<PeerConnection, unknown>
+  /** ICE servers for every call, instead of the ones the signalling server hands out. */
+  readonly iceServers?: ReadonlyArray<IceServer> | undefined
   /**
    * How long a call may ring (either side) before it ends with `hangup {reason:"timeout"}`; restarted on accept, it
    * also bounds negotiation. Default 30 s.
@@ -116,6 +124,11 @@ export interface CallSession {
   readonly reject: (reason?: string) => Effect.Effect<void, CallError>
   /** Ends the call at any stage (default reason `cancelled` while ringing out, `hangup` otherwise). */
   readonly hangup: (reason?: string) => Effect.Effect<void, CallError>
+  /**
+   * Renegotiates the Active call: sends a new offer, as the peer connection's `negotiationneeded` event (a track
+   * added) does by itself. Fails unless the call is Active with no offer of ours outstanding.
+   */
+  readonly renegotiate: () => Effect.Effect<void, CallError>
   /** The peer connection of the current call, once created. */
   readonly peerConnection: Effect.Effect<Option.Option<PeerConnection>>
 }
@@ -214,11 +227,26 @@ export const make = (
       })
 
     const attach = (callId: number, pc: PeerConnection): Attached => {
+      // Gathering ends with an event without a candidate (browsers may first send an empty line per media
+      // section): the remote hears one end-of-candidates marker, for the media section of our last candidate.
+      let last: Call.IceCandidate | undefined
+      let ended = false
       const onCandidate = (event: { readonly candidate?: unknown }) => {
         const raw = event.candidate
-        if (typeof raw !== "object" || raw === null) return
-        Option.map(Call.iceCandidate(raw), (candidate) => post(Input.LocalCandidate({ callId, candidate })))
+        const candidate = typeof raw === "object" && raw !== null ? Call.iceCandidate(raw) : Option.none()
+        if (Option.isSome(candidate) && !Call.isEndOfCandidates(candidate.value)) {
+          last = candidate.value
+          ended = false
+          return post(Input.LocalCandidate({ callId, candidate: candidate.value }))
+        }
+        if (ended || last === undefined || (Option.isNone(candidate) && raw !== null && raw !== undefined)) return
+        ended = true
+        const { candidate: _, ...section } = Option.isSome(candidate) && candidate.value.sdpMid !== undefined
+          ? candidate.value
+          : last
+        post(Input.LocalCandidate({ callId, candidate: { candidate: "", ...section } }))
       }
+      const onNegotiationNeeded = () => post(Input.NegotiationNeeded({ callId }))
       const onState = () => {
         if (pc.connectionState === "connected") post(Input.Connected({ callId }))
         else if (pc.connectionState === "disconnected") post(Input.Disconnected({ callId }))
@@ -229,12 +257,14 @@ export const make = (
       }
       pc.addEventListener("icecandidate", onCandidate)
       pc.addEventListener("connectionstatechange", onState)
+      pc.addEventListener("negotiationneeded", onNegotiationNeeded)
       return {
         callId,
         pc,
         detach: () => {
           pc.removeEventListener("icecandidate", onCandidate)
           pc.removeEventListener("connectionstatechange", onState)
+          pc.removeEventListener("negotiationneeded", onNegotiationNeeded)
         }
       }
     }
@@ -273,7 +303,10 @@ export const make = (
         case "OpenPeer": {
           const { callId, remote, role } = instruction
           return closePeer.pipe(
-            Effect.andThen(options.peerConnection({ callId, remote, role })),
+            Effect.andThen(
+              options.iceServers === undefined ? signaller.iceServers : Effect.succeed(options.iceServers)
+            ),
+            Effect.flatMap((iceServers) => options.peerConnection({ callId, remote, role, iceServers })),
             Effect.flatMap((pc) => Ref.set(peer, Option.some(attach(callId, pc)))),
             Effect.catchCause((cause) =>
               Effect.sync(() => post(Input.PeerFailed({ callId, message: `peer connection: ${String(cause)}` })))
@@ -294,9 +327,10 @@ export const make = (
             })).pipe(Effect.ignore)
         }
         case "AnswerOffer": {
-          const { callId, remote, sdp, uid } = instruction
+          const { callId, remote, rollback, sdp, uid } = instruction
           return withPeer(callId, (pc) =>
             Effect.gen(function*() {
+              if (rollback) yield* operation(callId, "rollback", () => pc.setLocalDescription({ type: "rollback" }))
               yield* operation(callId, "setRemoteDescription", () => pc.setRemoteDescription({ type: "offer", sdp }))
               const answer = yield* operation(callId, "createAnswer", () => pc.createAnswer())
               yield* operation(
@@ -441,9 +475,39 @@ export const make = (
       accept: () => local(Input.Accept()),
       reject: (reason = Call.Reason.declined) => local(Input.Reject({ reason })),
       hangup: (reason) => local(Input.Hangup({ reason })),
+      renegotiate: () =>
+        Effect.flatMap(SubscriptionRef.get(state), ({ callId }) => local(Input.NegotiationNeeded({ callId }))),
       peerConnection: Effect.map(Ref.get(peer), Option.map((a) => a.pc))
     })
   })
+
+/**
+ * A `peerConnection` factory from an `RTCPeerConnection` constructor (the browser's, or werift's): each call's peer
+ * connection gets `configuration` with the call's ICE servers (when there are any; otherwise the configuration's
+ * own, or the constructor's default), then `setup` adds its tracks and data channels.
+ *
+ * @since 0.2.0
+ * @category constructors
+ */
+export const fromConstructor = <PC extends PeerConnection, C extends object>(
+  Constructor: new(configuration: C) => PC,
+  options: {
+    readonly configuration?: NoInfer<C> | undefined
+    readonly setup?: ((pc: PC, call: CallInfo) => void) | undefined
+  } = {}
+) =>
+(call: CallInfo): Effect.Effect<PC, unknown> =>
+  Effect.try(() => {
+    // The constructor's own `iceServers` type (an RTCIceServer array) takes the wire shape as it is.
+    const iceServers = call.iceServers.map((server) => ({ ...server, urls: copy(server.urls) }))
+    const configuration = { ...options.configuration, ...(iceServers.length > 0 ? { iceServers } : {}) }
+    const pc = new Constructor(configuration as C)
+    options.setup?.(pc, call)
+    return pc
+  })
+
+const copy = (urls: string | ReadonlyArray<string>): string | Array<string> =>
+  typeof urls === "string" ? urls : [...urls]
 
 /**
  * @since 0.1.0

@@ -17,6 +17,9 @@
  * new one (`call:moved`, after reconnecting without resume) keeps it going. When our own address changes, we
  * announce it the same way.
  *
+ * Either side of an Active call may renegotiate (a track added): its `call:offer` is answered and applied, and when
+ * both offer at once the glare rule of the first offer applies (the lower address keeps its offer).
+ *
  * @since 0.1.0
  */
 import * as Data from "effect/Data"
@@ -79,7 +82,8 @@ export type CallState = Data.TaggedEnum<{
   }
   /**
    * The peer connection is connected. `away`: the remote party is offline (the grace timer runs);
-   * `disconnected`: the peer connection is (the disconnected timer runs).
+   * `disconnected`: the peer connection is (the disconnected timer runs); `offering`: we sent an offer to
+   * renegotiate and wait for its answer.
    */
   Active: {
     readonly callId: number
@@ -88,6 +92,7 @@ export type CallState = Data.TaggedEnum<{
     readonly role: Role
     readonly away: boolean
     readonly disconnected: boolean
+    readonly offering: boolean
   }
   /** The call is over; the peer connection is being closed. */
   Ending: { readonly callId: number; readonly remote: string; readonly reason: string; readonly by: EndedBy }
@@ -144,6 +149,11 @@ export type Input = Data.TaggedEnum<{
   Connected: { readonly callId: number }
   /** The peer connection of a call is disconnected (it may recover by itself). */
   Disconnected: { readonly callId: number }
+  /**
+   * The peer connection of a call needs a new offer (a track was added): an Active call renegotiates. Before Active
+   * it is ignored, since the first offer is still being made.
+   */
+  NegotiationNeeded: { readonly callId: number }
   /** The peer connection of a call failed, or an operation on it did. */
   PeerFailed: { readonly callId: number; readonly message: string }
   /** The peer connection of a call has been closed. */
@@ -175,12 +185,16 @@ export type Instruction = Data.TaggedEnum<{
   OpenPeer: { readonly callId: number; readonly remote: string; readonly role: Role }
   /** Create an offer, set it as the local description and send it as `call:offer`. */
   SendOffer: { readonly callId: number; readonly remote: string; readonly uid: string | undefined }
-  /** Set the remote offer, create an answer, set it locally and send it as `call:answer`. */
+  /**
+   * Set the remote offer, create an answer, set it locally and send it as `call:answer`; with `rollback`, take our
+   * own pending offer back first (we lost glare while renegotiating).
+   */
   AnswerOffer: {
     readonly callId: number
     readonly remote: string
     readonly uid: string | undefined
     readonly sdp: string
+    readonly rollback: boolean
   }
   /** Set the remote answer. */
   ApplyAnswer: { readonly callId: number; readonly sdp: string }
@@ -409,8 +423,14 @@ export const transition = (context: Context, state: CallState, input: Input): St
       }
       if (state._tag !== "Negotiating" || !state.remoteDescription) return ignore(state)
       const { callId, remote, role, uid } = state
-      return go(CallState.Active({ callId, remote, uid, role, away: false, disconnected: false }), [
+      return go(CallState.Active({ callId, remote, uid, role, away: false, disconnected: false, offering: false }), [
         Instruction.StopTimer({ timer: "ring" })
+      ])
+    }
+    case "NegotiationNeeded": {
+      if (state.callId !== input.callId || state._tag !== "Active" || state.offering) return ignore(state)
+      return go(CallState.Active({ ...state, offering: true }), [
+        Instruction.SendOffer({ callId: state.callId, remote: state.remote, uid: state.uid })
       ])
     }
     case "Disconnected": {
@@ -497,13 +517,41 @@ const remote = (context: Context, state: CallState, input: Extract<Input, { read
     case "Hangup":
       return end(state, signal.reason, "remote")
     case "Offer": {
-      if (state._tag !== "Negotiating" || state.role !== "callee" || state.remoteDescription) return ignore(state)
+      const answer = (rollback: boolean) =>
+        Instruction.AnswerOffer({
+          callId: state.callId,
+          remote: state.remote,
+          uid: state.uid,
+          sdp: signal.sdp,
+          rollback
+        })
+      if (state._tag === "Active") {
+        if (!state.offering) return go(state, [answer(false)])
+        // Glare while renegotiating resolves as for the first offer: the lower address keeps its offer; the other
+        // side takes its own back, answers, and offers again.
+        if (winsGlare(context.self, state.remote)) return ignore(state)
+        return go(state, [
+          answer(true),
+          Instruction.SendOffer({ callId: state.callId, remote: state.remote, uid: state.uid })
+        ])
+      }
+      if (state._tag !== "Negotiating") return ignore(state)
+      // Once the first exchange is done, an offer is a renegotiation the other side started as soon as it connected
+      // (before we saw the connection ourselves).
+      if (state.remoteDescription) return go(state, [answer(false)])
+      if (state.role !== "callee") return ignore(state)
       return go(CallState.Negotiating({ ...state, remoteDescription: true, pending: [] }), [
-        Instruction.AnswerOffer({ callId: state.callId, remote: state.remote, uid: state.uid, sdp: signal.sdp }),
+        answer(false),
         ...flush(state)
       ])
     }
     case "Answer": {
+      if (state._tag === "Active") {
+        if (!state.offering) return ignore(state)
+        return go(CallState.Active({ ...state, offering: false }), [
+          Instruction.ApplyAnswer({ callId: state.callId, sdp: signal.sdp })
+        ])
+      }
       if (state._tag !== "Negotiating" || state.role !== "caller" || state.remoteDescription) return ignore(state)
       return go(CallState.Negotiating({ ...state, remoteDescription: true, pending: [] }), [
         Instruction.ApplyAnswer({ callId: state.callId, sdp: signal.sdp }),

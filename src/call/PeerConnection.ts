@@ -2,9 +2,10 @@
  * The part of the W3C `RTCPeerConnection` a call session drives. A browser's native `RTCPeerConnection` and
  * werift's (pure TypeScript WebRTC for Node) both satisfy it as they are, so either plugs into a session unchanged.
  *
- * The session only negotiates: it creates the offer or answer, trickles candidates and watches the connection
- * state. Media tracks and data channels are the application's business, set up in the factory it hands the
- * session (the caller must add them there, before the offer is created).
+ * The session only negotiates: it creates the offer or answer, trickles candidates, watches the connection state,
+ * and renegotiates when the connection asks for it (`negotiationneeded`, after a track is added to an Active call).
+ * Media tracks and data channels are the application's business, set up in the factory it hands the session (the
+ * caller adds them there, before the first offer is created) or added later to the connected call.
  *
  * @since 0.1.0
  */
@@ -16,6 +17,16 @@
 export interface SessionDescriptionInit {
   readonly type: "offer" | "answer"
   readonly sdp: string
+}
+
+/**
+ * Takes back a local offer that was not answered (when both sides offer at once and we yield).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface RollbackInit {
+  readonly type: "rollback"
 }
 
 /**
@@ -70,12 +81,14 @@ export interface PeerConnection {
   readonly localDescription: SessionDescriptionLike | null | undefined
   createOffer(): Promise<SessionDescriptionLike>
   createAnswer(): Promise<SessionDescriptionLike>
-  setLocalDescription(description: SessionDescriptionInit): Promise<unknown>
+  setLocalDescription(description: SessionDescriptionInit | RollbackInit): Promise<unknown>
   setRemoteDescription(description: SessionDescriptionInit): Promise<unknown>
   addIceCandidate(candidate: IceCandidateInit): Promise<unknown>
   addEventListener(type: "icecandidate", listener: (event: IceCandidateEventLike) => void): void
   addEventListener(type: "connectionstatechange", listener: () => void): void
+  addEventListener(type: "negotiationneeded", listener: () => void): void
   removeEventListener(type: "icecandidate", listener: (event: IceCandidateEventLike) => void): void
   removeEventListener(type: "connectionstatechange", listener: () => void): void
+  removeEventListener(type: "negotiationneeded", listener: () => void): void
   close(): unknown
 }

@@ -18,6 +18,7 @@ import * as SubscriptionRef from "effect/SubscriptionRef"
 import { SympleClient } from "../client/SympleClient.js"
 import * as Address from "../protocol/Address.js"
 import type * as Frame from "../protocol/Frame.js"
+import type { IceServer } from "../protocol/IceServer.js"
 import * as Message from "../protocol/Message.js"
 import * as Peer from "../protocol/Peer.js"
 
@@ -59,6 +60,8 @@ export interface Signaller {
   readonly addresses: Stream.Stream<string>
   /** The full addresses of a user's sessions online now (ours included when it is our user). */
   readonly sessionsOf: (user: string) => Effect.Effect<ReadonlyArray<string>>
+  /** The ICE servers the signalling server handed out (with TURN credentials for our user), if it did. */
+  readonly iceServers: Effect.Effect<ReadonlyArray<IceServer>>
   /**
    * Runs `effect` when the transport is closed for good (its user closes the client), before it goes, for as long
    * as the scope is open: a call session hangs up there.
@@ -74,7 +77,8 @@ export const Signaller: Context.Service<Signaller, Signaller> = Context.Service<
 
 /**
  * The signalling port of a Symple client: call frames are ordinary `message` frames, and a peer leaving the roster
- * (offline presence) is a peer going offline. Our address is the client's current `user|id` ("" while offline).
+ * (offline presence) is a peer going offline. Our address is the client's current `user|id` ("" while offline); the
+ * ICE servers are those of the current session's `welcome`.
  *
  * @since 0.1.0
  * @category constructors
@@ -95,7 +99,11 @@ export const fromClient = (client: SympleClient): Signaller => ({
   ),
   sessionsOf: (user) =>
     Effect.map(client.roster.snapshot, (peers) => peers.filter((peer) => peer.user === user).map(Peer.address)),
-  beforeClose: client.beforeClose
+  beforeClose: client.beforeClose,
+  iceServers: Effect.map(
+    client.welcome,
+    Option.match({ onNone: () => [], onSome: (welcome) => welcome.iceServers ?? [] })
+  )
 })
 
 /**
@@ -117,8 +125,11 @@ export const layerClient: Layer.Layer<Signaller, never, SympleClient> = Layer.fr
  * @category models
  */
 export interface MemoryNetwork {
-  /** Joins the network as `user`; leaving the scope takes the peer offline. */
-  readonly connect: (user: string) => Effect.Effect<Signaller, never, Scope.Scope>
+  /** Joins the network as `user`, handed `iceServers` (none by default); leaving the scope takes the peer offline. */
+  readonly connect: (
+    user: string,
+    options?: { readonly iceServers?: ReadonlyArray<IceServer> | undefined }
+  ) => Effect.Effect<Signaller, never, Scope.Scope>
   /** Takes a peer offline at once, as a dropped connection would (its session hears nothing of it). */
   readonly disconnect: (address: string) => Effect.Effect<void>
   /** Closes a peer as its user would close its client: its `beforeClose` effects run first, then it goes offline. */
@@ -229,8 +240,9 @@ export const makeMemoryNetwork: Effect.Effect<MemoryNetwork> = Effect.gen(functi
       return arrived.map(([address]) => address)
     })
 
-  const connect = (user: string) =>
+  const connect = (user: string, options?: { readonly iceServers?: ReadonlyArray<IceServer> | undefined }) =>
     Effect.gen(function*() {
+      const iceServers = options?.iceServers ?? []
       const address = newAddress(user)
       const member: Member = {
         user,
@@ -264,6 +276,7 @@ export const makeMemoryNetwork: Effect.Effect<MemoryNetwork> = Effect.gen(functi
         addresses: SubscriptionRef.changes(member.address),
         sessionsOf: (user) =>
           Effect.map(Ref.get(members), (all) => Array.from(all.keys()).filter((a) => Address.parse(a).user === user)),
+        iceServers: Effect.succeed(iceServers),
         beforeClose: (effect) =>
           Effect.acquireRelease(
             Effect.sync(() => member.closing.add(effect)),

@@ -7,6 +7,7 @@
  */
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
@@ -37,6 +38,8 @@ export interface ConsoleOptions {
   readonly rooms: ReadonlyArray<string>
   /** How long `/cmd` waits for a reply, in ms. */
   readonly requestTimeout: number
+  /** PEM certificate authorities for a `wss://` server with a private certificate. */
+  readonly ca?: string | undefined
 }
 
 /**
@@ -74,7 +77,8 @@ export const run = (
       name: options.name,
       token: options.token,
       rooms: options.rooms,
-      requestTimeout: options.requestTimeout
+      requestTimeout: options.requestTimeout,
+      ca: options.ca
     })
     let current: string | undefined = options.rooms[0]
 
@@ -254,14 +258,21 @@ const roomsFlag = Flag.String("rooms").pipe(
 export const command = Command.make("console", {
   url: Flag.String("url").pipe(
     Flag.withDescription(
-      "server URL: ws:// or wss:// (http:// and https:// are read as such) (default: ws://localhost:4500)"
+      "server URL: ws:// or wss:// (http:// and https:// are read as such) (default: ws://localhost:4500; SYMPLE_URL)"
     ),
+    Flag.withFallbackConfig(Config.String("SYMPLE_URL")),
     Flag.withDefault("ws://localhost:4500")
   ),
   user: Flag.String("user").pipe(Flag.withDescription("user name to connect as")),
   name: Flag.String("name").pipe(Flag.withDescription("display name (default: the user name)"), Flag.optional),
   token: Flag.String("token").pipe(Flag.withDescription("token, for a server in token mode"), Flag.optional),
   rooms: roomsFlag,
+  ca: Flag.FileText("ca").pipe(
+    Flag.withDescription(
+      "PEM file of the certificate authority a wss:// server's certificate must chain to (default: the well-known ones)"
+    ),
+    Flag.optional
+  ),
   requestTimeout: Flag.Int("request-timeout").pipe(
     Flag.withDescription("ms /cmd waits for a reply (default: 10000)"),
     Flag.withDefault(10_000),
@@ -274,7 +285,8 @@ export const command = Command.make("console", {
     name: Option.getOrUndefined(flags.name),
     token: Option.getOrUndefined(flags.token),
     rooms: flags.rooms,
-    requestTimeout: flags.requestTimeout
+    requestTimeout: flags.requestTimeout,
+    ca: Option.getOrUndefined(flags.ca)
   }).pipe(Effect.scoped)).pipe(
     Command.withDescription(
       "An interactive Symple peer: prints what it receives and sends what you type (/help lists the commands). " +

@@ -59,10 +59,31 @@ const environmentProblem = (message: string): string =>
       (_, path: string) => ` at ${path.slice(2, -2).split("\"][\"").join("_")}`
     )
 
+const tlsFlags = {
+  tlsCert: Flag.String("tls-cert").pipe(
+    Flag.withDescription(
+      "certificate: a PEM file (or PEM text); with --tls-key, serves wss:// and https:// on the port (SYMPLE_TLS_CERT)"
+    ),
+    Flag.optional
+  ),
+  tlsKey: Flag.String("tls-key").pipe(
+    Flag.withDescription("the certificate's private key: a PEM file (or PEM text) (SYMPLE_TLS_KEY)"),
+    Flag.optional
+  )
+}
+
+/**
+ * The demo page, when the command was bundled with it (`scripts/build-command.ts` defines it); under tsx it is
+ * bundled from its sources on the first request instead.
+ */
+declare const SYMPLE_DEMO_PAGE: DemoPage.Assets | undefined
+const demoPage = (): ServerConfig.Routes =>
+  DemoPage.layer(typeof SYMPLE_DEMO_PAGE === "undefined" ? {} : { assets: SYMPLE_DEMO_PAGE })
+
 const demoFlag = Flag.Boolean("demo").pipe(
   Flag.withDefault(true),
   Flag.withDescription(
-    "serve the demo page on GET / when this build has one (--no-demo: / answers 426, as without a page)"
+    "serve the demo page on GET /: chat, rooms and calls in the browser (--no-demo: / answers 426)"
   )
 )
 
@@ -73,7 +94,8 @@ const demoFlag = Flag.Boolean("demo").pipe(
  * @category constructors
  */
 export const options = (
-  flags: { readonly [K in ServeOptions.Flagged]?: Option.Option<unknown> }
+  flags: { readonly [K in ServeOptions.Flagged]?: Option.Option<unknown> },
+  tls: { readonly tlsCert?: Option.Option<string>; readonly tlsKey?: Option.Option<string> } = {}
 ): Effect.Effect<Partial<ServerConfig.ServerOptions>, ServeError> =>
   Effect.gen(function*() {
     const env = yield* Effect.mapError(
@@ -81,7 +103,20 @@ export const options = (
       (error) =>
         new ServeError({ reason: "Options", message: `Invalid environment: ${environmentProblem(error.message)}` })
     )
-    const merged = ServeOptions.merge(env, flags)
+    const cert = Option.getOrUndefined(tls.tlsCert ?? Option.none()) ?? env.tls?.cert
+    const key = Option.getOrUndefined(tls.tlsKey ?? Option.none()) ?? env.tls?.key
+    if ((cert === undefined) !== (key === undefined)) {
+      return yield* new ServeError({
+        reason: "Options",
+        message: cert === undefined
+          ? "--tls-key needs a certificate: --tls-cert (or SYMPLE_TLS_CERT)"
+          : "--tls-cert needs its key: --tls-key (or SYMPLE_TLS_KEY)"
+      })
+    }
+    const merged = {
+      ...ServeOptions.merge(env, flags),
+      tls: cert === undefined || key === undefined ? undefined : { cert, key }
+    }
     const givenAs = (option: ServeOptions.Flagged) =>
       Option.isSome(flags[option] ?? Option.none())
         ? `--${ServeOptions.flagName(option)}`
@@ -117,9 +152,12 @@ export const serve = (options: Partial<ServerConfig.ServerOptions>): Effect.Effe
  */
 export const command = Command.make(
   "serve",
-  { ...optionFlags, demo: demoFlag },
-  ({ demo, ...flags }) =>
-    Effect.flatMap(options(flags), (resolved) => serve(demo ? { ...resolved, routes: DemoPage.layer() } : resolved))
+  { ...optionFlags, ...tlsFlags, demo: demoFlag },
+  ({ demo, tlsCert, tlsKey, ...flags }) =>
+    Effect.flatMap(
+      options(flags, { tlsCert, tlsKey }),
+      (resolved) => serve(demo ? { ...resolved, routes: demoPage() } : resolved)
+    )
 ).pipe(
   Command.withDescription(
     "Runs a Symple server: WebSocket peers and HTTP (GET /health) on one port. Each flag also reads from the " +

@@ -19,12 +19,17 @@ import type * as ServerConfig from "../server/ServerConfig.js"
 export type Kind = "string" | "int" | "number" | "boolean" | "ms"
 
 /**
- * The options with a flag: every option that is a plain value (the hooks and `routes` are for programs).
+ * The options with a flag of their own: every option that is a plain value (the hooks and `routes` are for
+ * programs; `tls` has two flags, `--tls-cert` and `--tls-key`; the ICE servers and TURN settings are lists and
+ * records, read from their `SYMPLE_*` variables only).
  *
  * @since 0.2.0
  * @category models
  */
-export type Flagged = Exclude<keyof ServerConfig.ServerOptions, "authenticate" | "authorizeJoin" | "routes">
+export type Flagged = Exclude<
+  keyof ServerConfig.ServerOptions,
+  "authenticate" | "authorizeJoin" | "routes" | "tls" | "iceServers" | "turn"
+>
 
 /**
  * @since 0.2.0
@@ -82,7 +87,13 @@ export const settings: { readonly [K in Flagged]: Setting } = {
   headersTimeout: { kind: "ms", help: "ms to receive a request's (or upgrade's) headers; 0 = no limit" },
   requestTimeout: { kind: "ms", help: "ms to receive a whole request; 0 = no limit" },
   highWaterMark: { kind: "int", help: "socket bytes above which a peer's mailbox stops draining into it" },
-  shutdownTimeout: { kind: "ms", help: "ms a closing peer has to acknowledge the close" }
+  shutdownTimeout: { kind: "ms", help: "ms a closing peer has to acknowledge the close" },
+  resumeWindow: {
+    kind: "ms",
+    help: "ms a session whose connection dropped is held for its peer to resume it; 0 disables resume"
+  },
+  resumeBufferSize: { kind: "int", help: "frames held for a detached session; one more ends it" },
+  resumeBufferBytes: { kind: "int", help: "bytes held for a detached session; over it, it ends; 0 = no limit" }
 }
 
 /**

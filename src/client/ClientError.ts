@@ -80,11 +80,13 @@ export class ConnectionLost extends Data.TaggedError("ConnectionLost")<{
   /** `TooLarge`: the `maxFrameSize` it went over. */
   readonly limit?: number | undefined
   readonly cause?: unknown
+  /** What the platform said when the socket could not be opened (a refused connection, an untrusted certificate). */
+  readonly detail?: string | undefined
 }> {
   override get message(): string {
     switch (this.reason) {
       case "Open":
-        return "Could not open the WebSocket"
+        return `Could not open the WebSocket${this.detail === undefined ? "" : `: ${this.detail}`}`
       case "Refused":
         return `The server answered the handshake with status ${this.status}`
       case "Closed":

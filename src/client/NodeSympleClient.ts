@@ -23,6 +23,57 @@ import * as SympleClient from "./SympleClient.js"
 export const layerWebSocketConstructor = NodeWS.layerWebSocketConstructor
 
 /**
+ * The client's options on Node: those of every platform, plus TLS settings for `wss://` (a `wss://` URL, or
+ * `secure: true` with `host` and `port`).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface NodeClientOptions extends ClientConfig.ClientOptions {
+  /**
+   * The certificate authorities (PEM) that a `wss://` server's certificate must chain to, such as a private CA's
+   * certificate. As with Node's `tls` option of the same name, they replace the well-known authorities for this
+   * client's connections. Unset: the well-known authorities (and `NODE_EXTRA_CA_CERTS`).
+   */
+  readonly ca?: string | Uint8Array | ReadonlyArray<string | Uint8Array> | undefined
+}
+
+const pem = (value: string | Uint8Array): string | Buffer =>
+  typeof value === "string" ? value : Buffer.from(value.buffer, value.byteOffset, value.byteLength)
+
+/**
+ * `ws` sockets with settings of their own: `maxPayload` refuses frames over that many bytes as soon as a frame's
+ * header announces one, before buffering it (the client then ends the connection with `ConnectionLost` reason
+ * `TooLarge`); `ca` is the certificate authorities a `wss://` server must chain to (see `NodeClientOptions.ca`).
+ *
+ * @since 0.2.0
+ * @category layers
+ */
+export const layerWebSocketConstructorWith = (settings: {
+  readonly maxPayload?: number | undefined
+  readonly ca?: NodeClientOptions["ca"]
+}): Layer.Layer<Socket.WebSocketConstructor> => {
+  const ca = settings.ca === undefined
+    ? undefined
+    : typeof settings.ca === "string" || settings.ca instanceof Uint8Array
+    ? [pem(settings.ca)]
+    : settings.ca.map(pem)
+  const base = {
+    ...(settings.maxPayload === undefined ? {} : { maxPayload: settings.maxPayload }),
+    ...(ca === undefined ? {} : { ca })
+  }
+  return Layer.succeed(Socket.WebSocketConstructor)((url, options) => {
+    if (options === undefined || typeof options === "string" || Array.isArray(options)) {
+      return new NodeWS.WebSocket(url, options, base)
+    }
+    return new NodeWS.WebSocket(url, options.protocols, {
+      ...base,
+      ...(options.headers === undefined ? {} : { headers: options.headers })
+    })
+  })
+}
+
+/**
  * `ws` sockets that refuse frames over `maxPayload` bytes as soon as a frame's header announces one, before
  * buffering it (the client then ends the connection with `ConnectionLost` reason `TooLarge`).
  *
@@ -30,17 +81,14 @@ export const layerWebSocketConstructor = NodeWS.layerWebSocketConstructor
  * @category layers
  */
 export const layerWebSocketConstructorLimited = (maxPayload: number): Layer.Layer<Socket.WebSocketConstructor> =>
-  Layer.succeed(Socket.WebSocketConstructor)((url, options) => {
-    if (options === undefined || typeof options === "string" || Array.isArray(options)) {
-      return new NodeWS.WebSocket(url, options, { maxPayload })
-    }
-    return new NodeWS.WebSocket(url, options.protocols, { maxPayload, headers: options.headers })
-  })
+  layerWebSocketConstructorWith({ maxPayload })
 
-/** The client's `maxFrameSize` enforced by the socket itself (0: `ws`'s own limit). */
-const constructorFor = (options: ClientConfig.ClientOptions): Layer.Layer<Socket.WebSocketConstructor> => {
+/** The client's `maxFrameSize` enforced by the socket itself (0: `ws`'s own limit), and its `ca`. */
+const constructorFor = (options: NodeClientOptions): Layer.Layer<Socket.WebSocketConstructor> => {
   const limit = ClientConfig.resolve(options).maxFrameSize
-  return limit > 0 ? layerWebSocketConstructorLimited(limit) : NodeWS.layerWebSocketConstructor
+  return limit <= 0 && options.ca === undefined
+    ? NodeWS.layerWebSocketConstructor
+    : layerWebSocketConstructorWith({ maxPayload: limit > 0 ? limit : undefined, ca: options.ca })
 }
 
 /**
@@ -48,7 +96,7 @@ const constructorFor = (options: ClientConfig.ClientOptions): Layer.Layer<Socket
  * @category constructors
  */
 export const make = (
-  options: ClientConfig.ClientOptions
+  options: NodeClientOptions
 ): Effect.Effect<SympleClient.SympleClient, never, Scope.Scope> =>
   SympleClient.make(options).pipe(Effect.provide(constructorFor(options)))
 
@@ -56,7 +104,7 @@ export const make = (
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: ClientConfig.ClientOptions): Layer.Layer<SympleClient.SympleClient> =>
+export const layer = (options: NodeClientOptions): Layer.Layer<SympleClient.SympleClient> =>
   SympleClient.layer(options).pipe(Layer.provide(constructorFor(options)))
 
 /**
@@ -65,5 +113,5 @@ export const layer = (options: ClientConfig.ClientOptions): Layer.Layer<SympleCl
  * @since 0.1.0
  * @category constructors
  */
-export const createClient = (options: ClientConfig.ClientOptions): Facade.Client =>
+export const createClient = (options: NodeClientOptions): Facade.Client =>
   Facade.createClient(options, { webSocket: constructorFor(options) })

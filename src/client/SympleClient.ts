@@ -92,6 +92,8 @@ export interface SympleClient {
   readonly awaitOnline: Effect.Effect<Peer.Peer, ClientClosed | AuthRefused>
   /** This session's peer, while online. */
   readonly peer: Effect.Effect<Option.Option<Peer.Peer>>
+  /** The `welcome` that opened this session, while online (its `iceServers` extension, when the server sent one). */
+  readonly welcome: Effect.Effect<Option.Option<Frame.Welcome>>
   /** The rooms this session is in (`welcome.rooms`, then `join:ok` / `leave:ok`), emptied while offline. */
   readonly rooms: Stream.Stream<ReadonlyArray<string>>
   readonly currentRooms: Effect.Effect<ReadonlyArray<string>>

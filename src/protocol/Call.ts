@@ -11,6 +11,9 @@
  * - `data.callId` in every frame: a random id the caller gives a call in its `call:init`, repeated by both sides in
  *   every frame of that call. A frame of another call is ignored; a frame without one (a reference peer) is taken
  *   as it comes.
+ * - `call:candidate {candidate: ""}`: the end-of-candidates marker, sent once our candidates are gathered, with
+ *   the `sdpMid` / `sdpMLineIndex` of the last one. A browser's `addIceCandidate` takes it as it is; the C++ peer
+ *   ignores a candidate without a line.
  * - `call:moved {callId}`: sent by a party whose address changed during a call (its client reconnected without
  *   resuming its session) to the other party's user (`to` a bare user: the server delivers it to every session of
  *   that user sharing a room). The session holding that call answers from its own address with a `call:moved` of
@@ -98,7 +101,9 @@ export const Reason = {
 } as const
 
 /**
- * An ICE candidate as it travels in `call:candidate`: the `candidate:` line without any `a=` prefix.
+ * An ICE candidate as it travels in `call:candidate`: the `candidate:` line without any `a=` prefix. An empty line
+ * is the end-of-candidates marker (no more candidates will come for that media section, or for all when it names
+ * none), as `RTCPeerConnection.addIceCandidate` takes it.
  *
  * @since 0.1.0
  * @category models
@@ -220,7 +225,9 @@ export const DescriptionData = Schema.Struct({
  * @category schemas
  */
 export const CandidateData = Schema.Struct({
-  candidate: NonEmpty.check(Schema.makeFilter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")),
+  candidate: Schema.String.check(
+    Schema.makeFilter((s) => !s.startsWith("a=") || "a candidate line without the a= prefix")
+  ),
   sdpMid: Schema.optionalKey(Schema.String),
   sdpMLineIndex: Schema.optionalKey(Schema.Natural),
   ...callIdField
@@ -282,8 +289,17 @@ const defaultReason = (action: "reject" | "hangup"): string => action === "rejec
 export const stripAttributePrefix = (line: string): string => line.startsWith("a=") ? line.slice(2) : line
 
 /**
+ * Whether a candidate is the end-of-candidates marker (an empty line).
+ *
+ * @since 0.2.0
+ * @category guards
+ */
+export const isEndOfCandidates = (candidate: IceCandidate): boolean => candidate.candidate === ""
+
+/**
  * Normalises a candidate from any source (a wire frame, a browser's `RTCIceCandidate`, werift's) to the strict
- * wire shape, or none when it has no candidate line (an end-of-candidates marker).
+ * wire shape: an empty line is the end-of-candidates marker; none when there is no candidate string, or only an
+ * `a=` prefix.
  *
  * @since 0.1.0
  * @category constructors
@@ -294,8 +310,9 @@ export const iceCandidate = (input: {
   readonly sdpMLineIndex?: unknown
 }): Option.Option<IceCandidate> => {
   if (typeof input.candidate !== "string") return Option.none()
-  const line = stripAttributePrefix(input.candidate.trim())
-  if (line === "") return Option.none()
+  const trimmed = input.candidate.trim()
+  const line = stripAttributePrefix(trimmed)
+  if (line === "" && trimmed !== "") return Option.none()
   const index = input.sdpMLineIndex
   return Option.some({
     candidate: line,

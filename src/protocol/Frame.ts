@@ -10,6 +10,7 @@ import * as Result from "effect/Result"
 import * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
 import { FrameError } from "./FrameError.js"
+import { IceServer } from "./IceServer.js"
 import { firstProblem } from "./internal/issueMessage.js"
 import { extraKeys, isExtraKey, isObject, Json, JsonObject } from "./Json.js"
 import { Peer } from "./Peer.js"
@@ -69,7 +70,9 @@ export const Welcome = Schema.Struct({
   protocol: Schema.String,
   status: Finite,
   peer: Peer,
-  rooms: Schema.Array(Schema.String)
+  rooms: Schema.Array(Schema.String),
+  /** Extension: the ICE servers (STUN, TURN with credentials minted for this user) the server hands out. */
+  iceServers: optional(Schema.Array(IceServer))
 }).annotate({ identifier: "Welcome" })
 
 /**

@@ -90,6 +90,13 @@ export class PeerRegistry extends Context.Service<PeerRegistry, {
   readonly disconnect: (id: string) => Effect.Effect<Removed | undefined>
   readonly join: (id: string, room: string) => Effect.Effect<State.State<Handle>>
   readonly leave: (id: string, room: string) => Effect.Effect<State.State<Handle>>
+  /**
+   * Keeps a session whose connection dropped, in its rooms, reached through `handle` (which holds what is routed to
+   * it) until it is resumed or disconnected (`State.detach`); `undefined` when there is no such session.
+   */
+  readonly detach: (id: string, handle: Handle) => Effect.Effect<State.State<Handle> | undefined>
+  /** A detached session reached through a new connection's `handle` (`State.resume`); `undefined` when none. */
+  readonly resume: (id: string, handle: Handle) => Effect.Effect<State.State<Handle> | undefined>
 }>()("symple/PeerRegistry") {}
 
 const unchanged = Option.none<never>()
@@ -133,7 +140,11 @@ export const make: Effect.Effect<Context.Service.Shape<typeof PeerRegistry>> = E
           return [removed, Option.some(State.disconnect(state, id))]
         }),
       join: (id, room) => SubscriptionRef.modifySome(ref, (state) => changed(state, State.join(state, id, room))),
-      leave: (id, room) => SubscriptionRef.modifySome(ref, (state) => changed(state, State.leave(state, id, room)))
+      leave: (id, room) => SubscriptionRef.modifySome(ref, (state) => changed(state, State.leave(state, id, room))),
+      detach: (id, handle) =>
+        SubscriptionRef.modifySome(ref, (state) => changedOrNone(state, State.detach(state, id, handle))),
+      resume: (id, handle) =>
+        SubscriptionRef.modifySome(ref, (state) => changedOrNone(state, State.resume(state, id, handle)))
     })
 )
 
@@ -142,6 +153,12 @@ const changed = <S>(
   state: S,
   next: S
 ): readonly [S, Option.Option<S>] => [next, next === state ? unchanged : Option.some(next)]
+
+/** A transition's result when it changed the state, published; `undefined` (nothing published) otherwise. */
+const changedOrNone = <S>(
+  state: S,
+  next: S
+): readonly [S | undefined, Option.Option<S>] => next === state ? [undefined, unchanged] : [next, Option.some(next)]
 
 /**
  * A new registry wherever it is provided.

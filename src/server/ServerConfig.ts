@@ -4,26 +4,41 @@
  * @since 0.1.0
  */
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as HttpRouter from "effect/http/HttpRouter"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Fs from "node:fs"
+import type { IceServer } from "../protocol/IceServer.js"
 import type { AuthHook } from "./Authenticator.js"
+import type * as IceServers from "./IceServers.js"
 import type { JoinHook } from "./JoinPolicy.js"
 
 /**
  * HTTP routes for the server's port: a Layer of `effect/http/HttpRouter` routes, such as
  * `HttpRouter.add("GET", "/hello", handler)`, several merged with `Layer.mergeAll`. What the handlers need must be
  * provided first (`Layer.provide`); a handler may fail, which answers 500 (an unknown path gets 404). The server
- * builds the layer with a router of its own, alongside the built-in `GET /health`. `GET /` answers 426 (connect with
- * a WebSocket) unless a route serves it, as the demo page does (`DemoPage.layer`).
+ * builds the layer with a router of its own, alongside the built-in `GET /health`, `GET /ready` and `GET /metrics`
+ * (and `GET /ice` when ICE servers are configured). `GET /` answers 426 (connect with a WebSocket) unless a route
+ * serves it, as the demo page does (`DemoPage.layer`).
  *
  * @since 0.2.0
  * @category models
  */
 export type Routes = Layer.Layer<never, never, HttpRouter.HttpRouter | HttpRouter.Request<"Error", unknown>>
+
+/**
+ * A certificate and its private key, each as PEM text or as the path of a PEM file.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Tls {
+  readonly cert: string | Uint8Array
+  readonly key: string | Uint8Array
+}
 
 /**
  * @since 0.1.0
@@ -101,8 +116,33 @@ export interface ServerOptions {
   readonly highWaterMark: number
   /** How long a closing peer (shutdown, refused, too slow) may take to acknowledge the close before it is dropped. */
   readonly shutdownTimeout: Duration.Input
-  /** Extra HTTP routes served on the same port (`GET /health` is built in; `GET /` is 426 unless routed): see `Routes`. */
+  /**
+   * How long a session whose connection ended without a close (the socket dropped, no answer to pings) is held for
+   * its peer to resume it with the `resume` token of its last `welcome`: it keeps its id and rooms, its neighbours
+   * see nothing, and what is routed to it waits. 0 disables resume (and `welcome` carries no token).
+   */
+  readonly resumeWindow: Duration.Input
+  /** Frames held for a detached session; one more ends the session (as a slow consumer). */
+  readonly resumeBufferSize: number
+  /** Bytes held for a detached session; over it the session ends (as a slow consumer). 0 = no limit of its own. */
+  readonly resumeBufferBytes: number
+  /**
+   * Extra HTTP routes served on the same port (`GET /health`, `/ready` and `/metrics` are built in; `GET /` is 426
+   * unless routed): see `Routes`.
+   */
   readonly routes: Routes | undefined
+  /** Serve wss:// and https:// (instead of ws:// and http://) on the port, with this certificate. */
+  readonly tls: Tls | undefined
+  /**
+   * ICE servers handed to every client as they are (STUN servers, or TURN servers with fixed credentials): in the
+   * `welcome` (extension field `iceServers`) and from `GET /ice`. See `IceServers`.
+   */
+  readonly iceServers: ReadonlyArray<IceServer> | undefined
+  /**
+   * A TURN server that shares a secret with this one (coturn's `use-auth-secret`): each client gets credentials of
+   * its own, minted for its user and valid for `ttl`, after the `iceServers`. See `IceServers`.
+   */
+  readonly turn: IceServers.TurnOptions | undefined
 }
 
 /**
@@ -135,7 +175,13 @@ export const defaults: ServerOptions = {
   requestTimeout: Duration.seconds(10),
   highWaterMark: 1024 * 1024,
   shutdownTimeout: Duration.seconds(2),
-  routes: undefined
+  resumeWindow: Duration.seconds(30),
+  resumeBufferSize: 1024,
+  resumeBufferBytes: 1024 * 1024,
+  routes: undefined,
+  tls: undefined,
+  iceServers: undefined,
+  turn: undefined
 }
 
 /**
@@ -155,6 +201,7 @@ export interface Resolved extends ServerOptions {
   readonly requestTimeoutMillis: number
   readonly pingIntervalMillis: number
   readonly shutdownTimeoutMillis: number
+  readonly resumeWindowMillis: number
   readonly hardPayloadLimit: number
 }
 
@@ -204,6 +251,7 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
     requestTimeoutMillis: millis(merged.requestTimeout),
     pingIntervalMillis: millis(merged.pingInterval),
     shutdownTimeoutMillis: millis(merged.shutdownTimeout),
+    resumeWindowMillis: millis(merged.resumeWindow),
     hardPayloadLimit: merged.maxPayload > 0
       ? Math.max(merged.maxPayload, merged.maxMessageSize)
       : Math.max(4 * merged.maxMessageSize, 1024 * 1024)
@@ -212,6 +260,9 @@ export const resolve = (options: Partial<ServerOptions> = {}): Resolved => {
 
 const opt = <A>(config: Config.Config<A>) => Config.option(config)
 
+const urlsOf = (text: string): ReadonlyArray<string> =>
+  text.split(",").map((url) => url.trim()).filter((url) => url !== "")
+
 /**
  * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT`, `SYMPLE_AUTHENTICATION`,
  * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
@@ -219,7 +270,11 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
  * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
  * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
  * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
- * `SYMPLE_SHUTDOWN_TIMEOUT` (ms): each option's name in upper snake case (the `symple-ts serve` flags rely on it).
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms), `SYMPLE_RESUME_WINDOW` (ms), `SYMPLE_RESUME_BUFFER_SIZE`,
+ * `SYMPLE_RESUME_BUFFER_BYTES`: each option's name in upper snake case (the `symple-ts serve` flags rely on it);
+ * and `SYMPLE_TLS_CERT` with `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
+ * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
+ * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
  * Unset variables are absent from the result.
  *
  * @since 0.1.0
@@ -248,7 +303,36 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   requestTimeout: opt(Config.Int("REQUEST_TIMEOUT")),
   maxPayload: opt(Config.Int("MAX_PAYLOAD")),
   highWaterMark: opt(Config.Int("HIGH_WATER_MARK")),
-  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT"))
+  shutdownTimeout: opt(Config.Int("SHUTDOWN_TIMEOUT")),
+  resumeWindow: opt(Config.Int("RESUME_WINDOW")),
+  resumeBufferSize: opt(Config.Int("RESUME_BUFFER_SIZE")),
+  resumeBufferBytes: opt(Config.Int("RESUME_BUFFER_BYTES")),
+  tls: Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) }).pipe(
+    Config.mapEffect(({ cert, key }) =>
+      Option.isSome(cert) && Option.isSome(key)
+        ? Effect.succeed(Option.some<Tls>({ cert: cert.value, key: key.value }))
+        : Option.isNone(cert) && Option.isNone(key)
+        ? Effect.succeed(Option.none<Tls>())
+        : Effect.fail(
+          new Config.ConfigError(
+            new ConfigProvider.SourceError({ message: "SYMPLE_TLS_CERT and SYMPLE_TLS_KEY go together: set both" })
+          )
+        )
+    )
+  ),
+  iceServers: opt(Config.map(Config.String("ICE_SERVERS"), (text) => urlsOf(text).map((urls) => ({ urls })))),
+  turn: opt(Config.map(
+    Config.all({
+      secret: Config.String("TURN_SECRET"),
+      urls: Config.map(Config.String("TURN_URLS"), urlsOf),
+      ttl: opt(Config.Int("TURN_TTL"))
+    }),
+    ({ secret, ttl, urls }): IceServers.TurnOptions => ({
+      secret,
+      urls,
+      ...(Option.isSome(ttl) ? { ttl: Duration.millis(ttl.value) } : {})
+    })
+  ))
 }).pipe(
   Config.nested("SYMPLE"),
   Config.map((values) => {

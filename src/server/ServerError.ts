@@ -10,7 +10,7 @@ import * as Data from "effect/Data"
  * @category errors
  */
 export class ServerError extends Data.TaggedError("ServerError")<{
-  readonly reason: "Listen" | "Routes" | "DuplicatePeer" | "InvalidPeer"
+  readonly reason: "Listen" | "Routes" | "Tls" | "DuplicatePeer" | "InvalidPeer"
   readonly message: string
   readonly cause?: unknown
 }> {}

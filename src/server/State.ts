@@ -43,6 +43,13 @@ export interface Session<H> {
    */
   readonly roomSet: ReadonlySet<string>
   readonly virtual: boolean
+  /**
+   * The session's connection dropped and the session is held for its peer to resume it: it keeps its id and its
+   * rooms, and its handle holds what is routed to it meanwhile (see `detach`).
+   *
+   * @since 0.2.0
+   */
+  readonly detached: boolean
 }
 
 /** Up to this many rooms, a session's membership is tested by scanning its array. */
@@ -55,7 +62,8 @@ class SessionRecord<H> implements Session<H> {
     readonly member: Member<H>,
     readonly peer: Peer.Peer,
     readonly rooms: ReadonlyArray<string>,
-    readonly virtual: boolean
+    readonly virtual: boolean,
+    readonly detached: boolean
   ) {}
   get roomSet(): ReadonlySet<string> {
     return this.#roomSet ??= new Set(this.rooms)
@@ -196,7 +204,7 @@ export const connect = <H>(
   const joined = uniqueRooms(rooms)
   let next: State<H> = {
     ...state,
-    sessions: HashMap.set(state.sessions, member.id, new SessionRecord(member, peer, joined, virtual)),
+    sessions: HashMap.set(state.sessions, member.id, new SessionRecord(member, peer, joined, virtual, false)),
     users: HashMap.set(state.users, member.user, appended(sessionsOfUser(state, member.user), member.id))
   }
   for (const room of joined) next = addMember(next, room, member)
@@ -235,9 +243,13 @@ export const join = <H>(state: State<H>, id: string, room: string): State<H> => 
   const rooms = appended(current.rooms, room)
   return {
     ...next,
-    sessions: HashMap.set(next.sessions, id, new SessionRecord(current.member, current.peer, rooms, current.virtual))
+    sessions: HashMap.set(next.sessions, id, withRooms(current, rooms))
   }
 }
+
+/** The session with other rooms (a new record, whose set of rooms is built when first asked for). */
+const withRooms = <H>(current: Session<H>, rooms: ReadonlyArray<string>): Session<H> =>
+  new SessionRecord(current.member, current.peer, rooms, current.virtual, current.detached)
 
 /**
  * @since 0.1.0
@@ -250,7 +262,7 @@ export const leave = <H>(state: State<H>, id: string, room: string): State<H> =>
   const rooms = current.rooms.filter((r) => r !== room)
   return {
     ...next,
-    sessions: HashMap.set(next.sessions, id, new SessionRecord(current.member, current.peer, rooms, current.virtual))
+    sessions: HashMap.set(next.sessions, id, withRooms(current, rooms))
   }
 }
 
@@ -286,3 +298,36 @@ export const claimPersonalRoom = <H>(
   }
   return { state: next, evicted }
 }
+
+/** The session `id` reached through `handle` from now on, everywhere its member appears, and its `detached` flag. */
+const rehandle = <H>(state: State<H>, id: string, handle: H, detached: boolean): State<H> => {
+  const current = session(state, id)
+  if (current === undefined || current.virtual) return state
+  if (current.member.handle === handle && current.detached === detached) return state
+  const member: Member<H> = { id: current.member.id, user: current.member.user, handle }
+  let rooms = state.rooms
+  for (const room of current.rooms) {
+    rooms = HashMap.set(rooms, room, members(state, room).map((m) => m.id === id ? member : m))
+  }
+  const next = new SessionRecord(member, current.peer, current.rooms, current.virtual, detached)
+  return { ...state, rooms, sessions: HashMap.set(state.sessions, id, next) }
+}
+
+/**
+ * The session's connection is gone but the session is kept (for its peer to resume it): it stays in the registry
+ * and in every room, with `detached` set, and `handle` now reaches it (it holds what is routed to it). Unknown ids
+ * and virtual sessions leave the state unchanged.
+ *
+ * @since 0.2.0
+ * @category transitions
+ */
+export const detach = <H>(state: State<H>, id: string, handle: H): State<H> => rehandle(state, id, handle, true)
+
+/**
+ * A session is reached through `handle` again (a new connection resumed it): `detached` is cleared, its id, peer and
+ * rooms are unchanged. Unknown ids and virtual sessions leave the state unchanged.
+ *
+ * @since 0.2.0
+ * @category transitions
+ */
+export const resume = <H>(state: State<H>, id: string, handle: H): State<H> => rehandle(state, id, handle, false)

@@ -16,6 +16,7 @@ import type * as Frame from "../protocol/Frame.js"
 import type { Json } from "../protocol/Json.js"
 import type * as Peer from "../protocol/Peer.js"
 import * as Authenticator from "./Authenticator.js"
+import * as Counters from "./internal/counters.js"
 import * as FanOut from "./internal/fanOut.js"
 import * as HttpServer from "./internal/httpServer.js"
 import * as Hub from "./internal/hub.js"
@@ -92,7 +93,7 @@ export interface Server {
   /** The bound port (useful with `port: 0`). */
   readonly port: number
   readonly host: string
-  /** `ws://host:port` of the bound socket. */
+  /** `ws://host:port` of the bound socket (`wss://` with the `tls` option). */
   readonly url: string
   /** Sends a frame to every member of a room (except `excludeId`); returns the number of recipients. */
   readonly broadcast: (room: string, frame: Frame.Frame, excludeId?: string) => Effect.Effect<number>
@@ -127,6 +128,12 @@ export interface Server {
   ) => Effect.Effect<Peer.Peer, ServerError>
   /** Removes a virtual peer (offline presence follows); `false` if there was none with that id. */
   readonly removeVirtualPeer: (id: string) => Effect.Effect<boolean>
+  /**
+   * Adds a check that `GET /ready` asks, until the scope closes: while it answers `false`, fails or takes over a
+   * second, `/ready` answers 503 and names it. For what the server depends on (a broker registers its link this
+   * way); checks run on each request to `/ready`, so keep them cheap.
+   */
+  readonly addReadinessCheck: (name: string, check: Effect.Effect<boolean>) => Effect.Effect<void, never, Scope.Scope>
 }
 
 /**
@@ -187,10 +194,14 @@ export const make = (
         members.length === 0 ? 0 : FanOut.deliver(hub.stats, { members, exclude }, encode(frame), frame)
       )
 
+    // Ready from here on (`GET /ready`), until it starts to stop.
+    hub.started = true
     return {
       port: bound.port,
       host: resolved.host,
-      url: `ws://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`,
+      url: `${resolved.tls === undefined ? "ws" : "wss"}://${
+        bound.family === "IPv6" ? `[${bound.address}]` : bound.address
+      }:${bound.port}`,
       broadcast: (room, frame, excludeId) =>
         Effect.flatMap(snapshot, (state) => sendToMembers(State.members(state, room), frame, excludeId)),
       sendTo: (id, frame) =>
@@ -221,10 +232,15 @@ export const make = (
       rooms: Effect.map(snapshot, (state) => Array.from(HashMap.keys(state.rooms))),
       peerCount: Effect.map(snapshot, State.size),
       connectionCount: Effect.sync(() => hub.connections.size),
-      stats: Effect.sync(() => ({ ...hub.stats })),
+      stats: Effect.sync(() => Counters.stats(hub.stats)),
       events: Stream.fromPubSub(hub.events),
       addVirtualPeer: virtuals.add,
-      removeVirtualPeer: virtuals.remove
+      removeVirtualPeer: virtuals.remove,
+      addReadinessCheck: (name, check) =>
+        Effect.acquireRelease(
+          Effect.sync(() => void hub.readiness.set(name, check)),
+          () => Effect.sync(() => void (hub.readiness.get(name) === check && hub.readiness.delete(name)))
+        )
     } satisfies Server
   })
 

@@ -4,6 +4,7 @@
  * @since 0.1.0
  */
 export * as Authenticator from "./Authenticator.js"
+export * as IceServers from "./IceServers.js"
 export * as JoinPolicy from "./JoinPolicy.js"
 export * as PeerRegistry from "./PeerRegistry.js"
 export * as Presence from "./Presence.js"

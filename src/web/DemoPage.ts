@@ -147,6 +147,8 @@ export const write = (assets: Assets, directory: string): Effect.Effect<void, De
 export interface DemoPageOptions {
   /** Serve the assets `write` put in this directory instead of bundling them. */
   readonly directory?: string | undefined
+  /** Serve these assets (bundled ahead of time, e.g. into the `symple-ts` command) instead of bundling them. */
+  readonly assets?: Assets | undefined
 }
 
 interface Served {
@@ -196,7 +198,11 @@ const respond = (served: Served) =>
  */
 export const layer = (options: DemoPageOptions = {}): Routes =>
   Layer.unwrap(Effect.gen(function*() {
-    const load = options.directory === undefined ? bundle : fromDirectory(options.directory)
+    const load = options.assets !== undefined
+      ? Effect.succeed(options.assets)
+      : options.directory === undefined
+      ? bundle
+      : fromDirectory(options.directory)
     const assets = yield* Effect.cached(Effect.map(load, (assets) => ({
       html: serveable(assets.html, "text/html; charset=utf-8", { "content-security-policy": contentSecurityPolicy }),
       script: serveable(assets.script, "text/javascript; charset=utf-8")

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { RTCPeerConnection } from "werift"
-import { awaitState, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
+import { awaitState, type CallInfo, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
 import { makeMemoryNetwork, type MemoryNetwork, Signaller } from "../../src/call/Signaller.js"
 import * as Call from "../../src/protocol/Call.js"
@@ -258,6 +258,143 @@ describe("call/CallSession over an in-memory network", () => {
     30_000
   )
 
+  describe("renegotiation and end-of-candidates", () => {
+    const connected = Effect.gen(function*() {
+      const network = yield* makeMemoryNetwork
+      const alice = yield* join(network, "alice")
+      const bob = yield* join(network, "bob")
+      const answered = yield* answerNextCall(bob)
+      yield* alice.session.call(bob.address)
+      yield* Fiber.join(answered)
+      yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+      const channels = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
+      return { network, alice, bob, channels }
+    })
+    const pcOf = (party: Party) => party.chat.created[party.chat.created.length - 1]!
+    /** Waits (from now on) for the party to send an offer and have it answered, and its connection stable again. */
+    const offerAnswered = (party: Party) =>
+      Effect.gen(function*() {
+        const answered = yield* party.session.state.pipe(
+          Stream.dropWhile((s) => !(s._tag === "Active" && s.offering)),
+          Stream.filter((s) => s._tag === "Active" && !s.offering),
+          Stream.runHead,
+          Effect.forkScoped({ startImmediately: true })
+        )
+        return Effect.gen(function*() {
+          yield* Fiber.join(answered)
+          while (pcOf(party).signalingState !== "stable") yield* Effect.sleep("10 millis")
+        }).pipe(Effect.timeout("10 seconds"))
+      })
+    const from = (network: MemoryNetwork, party: Party, subtype: string) =>
+      Effect.map(network.routed, (frames) => frames.filter((f) => f.from === party.address && f.subtype === subtype))
+
+    it.live(
+      "each side sends one end-of-candidates marker, and the other side's connection takes it",
+      () =>
+        Effect.gen(function*() {
+          const { alice, bob, network } = yield* connected
+          for (const [party, other] of [[alice, bob], [bob, alice]] as const) {
+            const ends = (yield* from(network, party, "call:candidate")).filter((f) =>
+              (f.data as { candidate: string }).candidate === ""
+            )
+            expect(ends).toHaveLength(1)
+            // Sent for a media section, after every candidate of ours.
+            expect(ends[0]!.data).toMatchObject({ candidate: "", sdpMid: expect.any(String) })
+            const candidates = yield* from(network, party, "call:candidate")
+            expect(candidates[candidates.length - 1]).toBe(ends[0])
+            // werift writes an accepted marker into the remote description.
+            yield* Effect.gen(function*() {
+              while (!pcOf(other).remoteDescription?.sdp.includes("a=end-of-candidates")) {
+                yield* Effect.sleep("10 millis")
+              }
+            }).pipe(Effect.timeout("5 seconds"))
+          }
+          expect(yield* alice.session.current).toMatchObject({ _tag: "Active" })
+        }),
+      30_000
+    )
+
+    it.live(
+      "a track added to an Active call is offered, answered and applied; renegotiate() does the same",
+      () =>
+        Effect.gen(function*() {
+          const { alice, bob, channels, network } = yield* connected
+          const offersBefore = (yield* from(network, alice, "call:offer")).length
+          // Adding a transceiver fires negotiationneeded: alice offers again, bob answers.
+          const aliceDone = yield* offerAnswered(alice)
+          pcOf(alice).addTransceiver("audio", { direction: "sendrecv" })
+          yield* aliceDone
+          expect(yield* from(network, alice, "call:offer")).toHaveLength(offersBefore + 1)
+          expect(yield* from(network, bob, "call:answer")).toHaveLength(2)
+          // werift on bob's side may then want to renegotiate the new section itself: let it finish.
+          yield* Effect.gen(function*() {
+            while (
+              (yield* bob.session.current)._tag !== "Active" ||
+              ((yield* bob.session.current) as { offering: boolean }).offering ||
+              pcOf(bob).signalingState !== "stable" || pcOf(alice).signalingState !== "stable"
+            ) yield* Effect.sleep("10 millis")
+          }).pipe(Effect.timeout("10 seconds"))
+          // Applied on both sides: each connection now has the audio section.
+          expect(pcOf(bob).getTransceivers().map((t) => t.kind)).toEqual(["audio"])
+          expect(pcOf(alice).remoteDescription?.sdp).toContain("m=audio")
+          // Still the same call, and the data channel still works.
+          expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1, offering: false })
+          channels[0].send("after renegotiation")
+          expect(yield* Queue.take(bob.chat.received)).toBe("after renegotiation")
+          // The callee may renegotiate too, by hand.
+          const bobOffers = (yield* from(network, bob, "call:offer")).length
+          const bobDone = yield* offerAnswered(bob)
+          yield* bob.session.renegotiate()
+          yield* bobDone
+          expect(yield* from(network, bob, "call:offer")).toHaveLength(bobOffers + 1)
+          // Every offer of bob's was answered by alice.
+          expect(yield* from(network, alice, "call:answer")).toHaveLength(bobOffers + 1)
+          expect(pcOf(alice).signalingState).toBe("stable")
+          expect((yield* network.routed).every(Call.isStrict)).toBe(true)
+        }),
+      30_000
+    )
+
+    it.live(
+      "glare while renegotiating: the lower address keeps its offer, the other answers and offers again",
+      () =>
+        Effect.gen(function*() {
+          const { alice, bob, channels, network } = yield* connected
+          const [winner, loser] = alice.address < bob.address ? [alice, bob] : [bob, alice]
+          const offers = (party: Party) => Effect.map(from(network, party, "call:offer"), (f) => f.length)
+          const answers = (party: Party) => Effect.map(from(network, party, "call:answer"), (f) => f.length)
+          const before = {
+            winner: yield* offers(winner),
+            loser: yield* offers(loser),
+            winnerAnswers: yield* answers(winner),
+            loserAnswers: yield* answers(loser)
+          }
+          const done = [yield* offerAnswered(winner), yield* offerAnswered(loser)]
+          // Both offer at once: their offers cross on the wire.
+          yield* network.pause
+          yield* Effect.all([winner.session.renegotiate(), loser.session.renegotiate()])
+          yield* Effect.gen(function*() {
+            while ((yield* offers(winner)) === before.winner || (yield* offers(loser)) === before.loser) {
+              yield* Effect.sleep("10 millis")
+            }
+          }).pipe(Effect.timeout("5 seconds"))
+          yield* network.resume
+          yield* Effect.all(done)
+          // The winner's offer was answered by the loser; the loser's crossing offer was dropped, and made again once
+          // the loser had answered.
+          expect(yield* offers(winner)).toBe(before.winner + 1)
+          expect(yield* offers(loser)).toBe(before.loser + 2)
+          expect(yield* answers(loser)).toBe(before.loserAnswers + 1)
+          expect(yield* answers(winner)).toBe(before.winnerAnswers + 1)
+          expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1 })
+          expect(yield* bob.session.current).toMatchObject({ _tag: "Active", callId: 1 })
+          channels[1].send("through renegotiation glare")
+          expect(yield* Queue.take(alice.chat.received)).toBe("through renegotiation glare")
+        }),
+      30_000
+    )
+  })
+
   describe("signalling blips", () => {
     /** alice calls bob and both reach Active; both may be given options. */
     const activeCall = (options: Partial<CallSessionOptions> = {}) =>
@@ -414,6 +551,42 @@ describe("call/CallSession over an in-memory network", () => {
       )
       expect((yield* subtypes(network)).filter((s) => s === "alice:call:offer")).toEqual([])
     }))
+
+  it.live(
+    "a call's peer connection is made with the signaller's ICE servers, unless the session names its own",
+    () =>
+      Effect.gen(function*() {
+        const network = yield* makeMemoryNetwork
+        const fromServer = [{ urls: "turn:turn.example.org", username: "1:alice", credential: "c" }]
+        const own = [{ urls: ["stun:stun.example.org"] }]
+        const calls: Array<CallInfo> = []
+        const recording = (chat: Effect.Success<typeof makeChatPeer>) => (call: CallInfo) => {
+          calls.push(call)
+          return chat.peerConnection(call)
+        }
+        const party = (user: string, options: Partial<CallSessionOptions>) =>
+          Effect.gen(function*() {
+            const signaller = yield* network.connect(user, { iceServers: fromServer })
+            const chat = yield* makeChatPeer
+            const session = yield* make({ peerConnection: recording(chat), ...options }).pipe(
+              Effect.provideService(Signaller, signaller)
+            )
+            return { session, address: yield* signaller.address }
+          })
+        const alice = yield* party("alice", {})
+        const bob = yield* party("bob", { iceServers: own })
+        yield* alice.session.call(bob.address)
+        yield* awaitState(bob.session, isTag("IncomingInit"))
+        yield* bob.session.accept()
+        yield* Effect.all([awaitState(alice.session, isTag("Active")), awaitState(bob.session, isTag("Active"))]).pipe(
+          Effect.timeout("10 seconds")
+        )
+        expect(calls.map((c) => [c.role, c.iceServers])).toEqual(
+          expect.arrayContaining([["callee", own], ["caller", fromServer]])
+        )
+      }),
+    30_000
+  )
 
   it.live("local actions in the wrong state fail with CallError and change nothing", () =>
     Effect.gen(function*() {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { CallState, initial, Input, Instruction, partiesOf, transition } from "../../src/call/CallState.js"
+import { CallState, initial, Input, Instruction, partiesOf, transition, winsGlare } from "../../src/call/CallState.js"
 import type { Step, Timer } from "../../src/call/CallState.js"
 import * as Address from "../../src/protocol/Address.js"
 import * as Call from "../../src/protocol/Call.js"
@@ -51,7 +51,7 @@ const target = fc.constantFrom("bob", "bob", "bob|b2", "aa|a1", "zz|z9", "me", s
 const sessions = fc.subarray([...peers], { minLength: 0 })
 
 /** The input that moves a call forward from where it is, so that deep states are reached often. */
-const forward: MakeInput = (state) => {
+const forward = (n: number): MakeInput => (state) => {
   switch (state._tag) {
     case "Idle":
     case "Ended":
@@ -73,7 +73,14 @@ const forward: MakeInput = (state) => {
         signal: state.role === "caller" ? Call.Signal.Answer({ sdp: "v=0" }) : Call.Signal.Offer({ sdp: "v=0" })
       })
     case "Active": {
-      // An Active call goes through a blip (the remote goes away, then moves, or comes back) before it is hung up.
+      // An Active call renegotiates (its offer answered, or crossing the remote's), and goes through a blip (the
+      // remote goes away, then moves, or comes back) before it is hung up.
+      if (state.offering) {
+        return n % 3 !== 0
+          ? Input.Remote({ from: state.remote, signal: Call.Signal.Answer({ sdp: "v=1" }), uid: state.uid })
+          : Input.Remote({ from: state.remote, signal: Call.Signal.Offer({ sdp: "v=2" }), uid: state.uid })
+      }
+      if (n % 4 === 0) return Input.NegotiationNeeded({ callId: state.callId })
       const moved = state.remote.endsWith("|x7")
       if (state.away) {
         return moved || state.callId % 3 === 0
@@ -124,6 +131,8 @@ const others: ReadonlyArray<fc.Arbitrary<MakeInput>> = [
     ([o, timer]) => (state: CallState) => Input.Timeout({ callId: callId(state, o), timer })
   ),
   offset.map((o) => (state: CallState) => Input.Disconnected({ callId: callId(state, o) })),
+  offset.map((o) => (state: CallState) => Input.NegotiationNeeded({ callId: callId(state, o) })),
+  offset.map((o) => (state: CallState) => Input.NegotiationNeeded({ callId: callId(state, o) })),
   fc.tuple(offset, candidate).map(([o, c]) => (state: CallState) =>
     Input.LocalCandidate({ callId: callId(state, o), candidate: c })
   ),
@@ -134,7 +143,7 @@ const others: ReadonlyArray<fc.Arbitrary<MakeInput>> = [
 ]
 // Forward about a third of the time, so that calls get deep before something knocks them over.
 const input: fc.Arbitrary<MakeInput> = fc.oneof(
-  { arbitrary: fc.constant(forward), weight: others.length / 2 },
+  { arbitrary: fc.nat().map(forward), weight: others.length / 2 },
   ...others.map((arbitrary) => ({ arbitrary, weight: 1 }))
 )
 
@@ -210,6 +219,14 @@ const checkStep = (before: CallState, event: Input, step: Step, ledger: Ledger) 
     const current = uidOfState(before)
     if (event.uid !== undefined && current !== undefined && event.uid !== current) expect(step.ignored).toBe(true)
   }
+  // Glare while renegotiating: the lower address ignores the other offer, the higher one yields and offers again.
+  if (
+    before._tag === "Active" && before.offering && event._tag === "Remote" && event.signal._tag === "Offer" &&
+    event.from === before.remote && (event.uid === undefined || event.uid === before.uid)
+  ) {
+    if (winsGlare(self, before.remote)) expect(step.ignored).toBe(true)
+    else expect(step.instructions.map((i) => i._tag)).toEqual(["AnswerOffer", "SendOffer"])
+  }
   // The grace timer runs exactly while the remote of an Active call is away.
   const away = (state: CallState) => state._tag === "Active" && state.away
   const graceStarted = step.instructions.some((i) => i._tag === "StartTimer" && i.timer === "grace")
@@ -254,12 +271,28 @@ const checkStep = (before: CallState, event: Input, step: Step, ledger: Ledger) 
         expect(instruction.callId).toBe(after.callId)
         break
       case "SendOffer":
+        expect(instruction.uid).toBe(uidOfState(after))
+        expect(instruction.callId).toBe(after.callId)
+        // The first offer, or a renegotiation of an Active call, which then waits for its answer.
+        expect(after._tag === "Negotiating" || (after._tag === "Active" && after.offering)).toBe(true)
+        break
       case "AnswerOffer":
         expect(instruction.uid).toBe(uidOfState(after))
-        expect(after._tag).toBe("Negotiating")
         expect(instruction.callId).toBe(after.callId)
+        expect(["Negotiating", "Active"]).toContain(after._tag)
+        // We take our own offer back only when both offered at once and the other side wins glare.
+        if (instruction.rollback) {
+          expect(before).toMatchObject({ _tag: "Active", offering: true })
+          expect(winsGlare(self, remoteOf(before)!)).toBe(false)
+        }
         break
       case "ApplyAnswer":
+        expect(instruction.callId).toBe(after.callId)
+        expect(
+          after._tag === "Negotiating" ||
+            (before._tag === "Active" && before.offering && after._tag === "Active" && !after.offering)
+        ).toBe(true)
+        break
       case "OpenPeer":
         expect(after._tag).toBe("Negotiating")
         expect(instruction.callId).toBe(after.callId)
@@ -299,41 +332,55 @@ const steps = (state: CallState, inputs: ReadonlyArray<Input>) => {
 
 const sent = (step: Step) => step.instructions.flatMap((i) => i._tag === "Send" ? [[i.to, i.signal] as const] : [])
 
+interface Counts {
+  multiDevice: number
+  away: number
+  rebound: number
+  renegotiated: number
+  yielded: number
+  readonly seen: Set<string>
+}
+
+/** Runs the inputs from `start`, checking every step, then hangs up and checks the call can always be ended. */
+const run = (start: CallState, makers: ReadonlyArray<MakeInput>, counts: Counts) => {
+  let state = start
+  const ledger: Ledger = { callId: start.callId, rung: new Set(), hungUp: new Set() }
+  for (const make of makers) {
+    const event = make(state)
+    // The server never reuses a session id: a party that moved speaks from an address new to the call (or from
+    // where it already is). A session rung for this call and told off cannot be where the remote moved to.
+    const fromRung = event._tag === "Remote" && event.signal._tag === "Moved" && ledger.rung.has(event.from)
+    if (fromRung && event.from !== remoteOf(state)) continue
+    const step = transition(context, state, event)
+    checkStep(state, event, step, ledger)
+    state = step.state
+    counts.seen.add(state._tag)
+    if (state._tag === "OutgoingInit" && state.ringing.length > 1) counts.multiDevice++
+    if (state._tag === "Active" && state.away) counts.away++
+    if (event._tag === "Remote" && event.signal._tag === "Moved" && !step.ignored) counts.rebound++
+    for (const i of step.instructions) {
+      if (i._tag === "ApplyAnswer" && state._tag === "Active") counts.renegotiated++
+      if (i._tag === "AnswerOffer" && i.rollback) counts.yielded++
+    }
+  }
+  // Liveness: a local hangup plus the peer connection closing always lands in Idle or Ended, and every session that
+  // rang and was not answered nor said no has been told.
+  const hangup = transition(context, state, Input.Hangup({}))
+  checkStep(state, Input.Hangup({}), hangup, ledger)
+  const end = transition(context, hangup.state, Input.Closed({ callId: state.callId }))
+  expect(["Idle", "Ended"]).toContain(end.state._tag)
+}
+
+const counts = (): Counts => ({ multiDevice: 0, away: 0, rebound: 0, renegotiated: 0, yielded: 0, seen: new Set() })
+
 describe("call/CallState", () => {
   it("any interleaving keeps the machine legal, leaves no call ringing, and never hangs up twice", () => {
-    const seen = new Set<string>()
-    let multiDevice = 0
-    let away = 0
-    let rebound = 0
-    fc.assert(
-      fc.property(fc.array(input, { maxLength: 60 }), (makers) => {
-        let state = initial
-        const ledger: Ledger = { callId: 0, rung: new Set(), hungUp: new Set() }
-        for (const make of makers) {
-          const event = make(state)
-          // The server never reuses a session id: a party that moved speaks from an address new to the call (or from
-          // where it already is). A session rung for this call and told off cannot be where the remote moved to.
-          const fromRung = event._tag === "Remote" && event.signal._tag === "Moved" && ledger.rung.has(event.from)
-          if (fromRung && event.from !== remoteOf(state)) continue
-          const step = transition(context, state, event)
-          checkStep(state, event, step, ledger)
-          state = step.state
-          seen.add(state._tag)
-          if (state._tag === "OutgoingInit" && state.ringing.length > 1) multiDevice++
-          if (state._tag === "Active" && state.away) away++
-          if (event._tag === "Remote" && event.signal._tag === "Moved" && !step.ignored) rebound++
-        }
-        // Liveness: a local hangup plus the peer connection closing always lands in Idle or Ended, and every session
-        // that rang and was not answered nor said no has been told.
-        const hangup = transition(context, state, Input.Hangup({}))
-        checkStep(state, Input.Hangup({}), hangup, ledger)
-        const end = transition(context, hangup.state, Input.Closed({ callId: state.callId }))
-        expect(["Idle", "Ended"]).toContain(end.state._tag)
-      }),
-      { numRuns: 2000 }
-    )
+    const seen = counts()
+    fc.assert(fc.property(fc.array(input, { maxLength: 60 }), (makers) => run(initial, makers, seen)), {
+      numRuns: 1500
+    })
     // The generator is only worth something if it drives calls through every stage, and rings several devices.
-    expect([...seen].sort()).toEqual([
+    expect([...seen.seen].sort()).toEqual([
       "Active",
       "Ended",
       "Ending",
@@ -342,9 +389,35 @@ describe("call/CallState", () => {
       "Negotiating",
       "OutgoingInit"
     ])
-    expect(multiDevice).toBeGreaterThan(100)
-    expect(away).toBeGreaterThan(40)
-    expect(rebound).toBeGreaterThan(15)
+    expect(seen.multiDevice).toBeGreaterThan(100)
+  })
+
+  it("an Active call under renegotiation, glare, blips and moves stays legal and hangs up once", () => {
+    const seen = counts()
+    const start = fc.tuple(
+      fc.constantFrom("aa|a1", "zz|z9", "bob|b2"),
+      fc.constantFrom("caller", "callee"),
+      fc.boolean()
+    )
+      .map(([remote, role, anonymous]) =>
+        CallState.Active({
+          callId: 1,
+          remote,
+          uid: anonymous ? undefined : "c1",
+          role: role as "caller" | "callee",
+          away: false,
+          disconnected: false,
+          offering: false
+        })
+      )
+    fc.assert(
+      fc.property(start, fc.array(input, { maxLength: 30 }), (state, makers) => run(state, makers, seen)),
+      { numRuns: 1000 }
+    )
+    expect(seen.away).toBeGreaterThan(100)
+    expect(seen.rebound).toBeGreaterThan(50)
+    expect(seen.renegotiated).toBeGreaterThan(50)
+    expect(seen.yielded).toBeGreaterThan(20)
   })
 
   it("caller and callee happy path", () => {
@@ -592,6 +665,58 @@ describe("call/CallState", () => {
     expect(transition(context, anonymous, Input.Reconnected({ address: "me|m8" })).ignored).toBe(true)
   })
 
+  it("renegotiation: an offer during Active is answered; ours waits for its answer", () => {
+    const call = active("bob|b2", "callee")
+    // The remote adds a track: its offer is answered, and the call stays as it was.
+    const theirs = transition(context, call, remoteSignal("bob|b2", Call.Signal.Offer({ sdp: "v=1" })))
+    expect(theirs.state).toBe(call)
+    expect(theirs.instructions).toEqual([
+      Instruction.AnswerOffer({ callId: 1, remote: "bob|b2", uid: "u1", sdp: "v=1", rollback: false })
+    ])
+    // We add one: an offer goes out, and a second need meanwhile waits for the answer.
+    const ours = transition(context, call, Input.NegotiationNeeded({ callId: 1 }))
+    expect(ours.state).toEqual(CallState.Active({ ...call, offering: true }))
+    expect(ours.instructions).toEqual([Instruction.SendOffer({ callId: 1, remote: "bob|b2", uid: "u1" })])
+    expect(transition(context, ours.state, Input.NegotiationNeeded({ callId: 1 })).ignored).toBe(true)
+    const answered = transition(context, ours.state, remoteSignal("bob|b2", Call.Signal.Answer({ sdp: "v=2" })))
+    expect(answered.state).toEqual(call)
+    expect(answered.instructions).toEqual([Instruction.ApplyAnswer({ callId: 1, sdp: "v=2" })])
+    // An answer nobody asked for is ignored; so is a need before the call is Active (the first offer covers it).
+    expect(transition(context, call, remoteSignal("bob|b2", Call.Signal.Answer({ sdp: "v=3" }))).ignored).toBe(true)
+    expect(transition(context, negotiating("bob|b2", "caller"), Input.NegotiationNeeded({ callId: 1 })).ignored)
+      .toBe(true)
+    // The remote may renegotiate the moment it connects, before we see our side connected.
+    const done = CallState.Negotiating({ ...negotiating("bob|b2", "caller"), remoteDescription: true })
+    expect(transition(context, done, remoteSignal("bob|b2", Call.Signal.Offer({ sdp: "v=4" }))).instructions).toEqual([
+      Instruction.AnswerOffer({ callId: 1, remote: "bob|b2", uid: "u1", sdp: "v=4", rollback: false })
+    ])
+  })
+
+  it("glare while renegotiating resolves as for the first offer: the lower address keeps its offer", () => {
+    // me|m1 against zz|z9: we are lower, their offer is ignored and ours stands.
+    const lower = CallState.Active({ ...active("zz|z9", "caller"), offering: true })
+    expect(transition(context, lower, remoteSignal("zz|z9", Call.Signal.Offer({ sdp: "v=1" }))).ignored).toBe(true)
+    // me|m1 against aa|a1: we are higher, we take ours back, answer theirs, and offer again.
+    const higher = CallState.Active({ ...active("aa|a1", "callee"), offering: true })
+    const step = transition(context, higher, remoteSignal("aa|a1", Call.Signal.Offer({ sdp: "v=1" })))
+    expect(step.state).toBe(higher)
+    expect(step.instructions).toEqual([
+      Instruction.AnswerOffer({ callId: 1, remote: "aa|a1", uid: "u1", sdp: "v=1", rollback: true }),
+      Instruction.SendOffer({ callId: 1, remote: "aa|a1", uid: "u1" })
+    ])
+  })
+
+  it("end-of-candidates travels like a candidate: held until the remote description, then added", () => {
+    const end = { candidate: "", sdpMid: "0", sdpMLineIndex: 0 }
+    const call = negotiating("bob|b2", "caller")
+    const held = transition(context, call, remoteSignal("bob|b2", Call.Signal.Candidate({ candidate: end })))
+    expect(held.state).toMatchObject({ pending: [end] })
+    const answered = transition(context, held.state, remoteSignal("bob|b2", Call.Signal.Answer({ sdp: "v=0" })))
+    expect(answered.instructions).toContainEqual(Instruction.AddCandidate({ callId: 1, candidate: end }))
+    const ours = transition(context, answered.state, Input.LocalCandidate({ callId: 1, candidate: end }))
+    expect(ours.instructions).toEqual([send("bob|b2", Call.Signal.Candidate({ candidate: end }))])
+  })
+
   it("a disconnected peer connection gets a timeout to recover; a failed or closed one ends the call", () => {
     const call = active("bob|b2", "caller")
     const down = transition(context, call, Input.Disconnected({ callId: 1 }))
@@ -615,7 +740,7 @@ const outgoing = (remote: string, ringing: ReadonlyArray<string>, declined: Read
 const negotiating = (remote: string, role: "caller" | "callee") =>
   CallState.Negotiating({ callId: 1, remote, uid: "u1", role, remoteDescription: false, pending: [] })
 const active = (remote: string, role: "caller" | "callee") =>
-  CallState.Active({ callId: 1, remote, uid: "u1", role, away: false, disconnected: false })
+  CallState.Active({ callId: 1, remote, uid: "u1", role, away: false, disconnected: false, offering: false })
 /** `uid` null: a frame without a call id (a default parameter would turn an explicit `undefined` into "u1"). */
 const send = (to: string, signal: Call.Signal, uid: string | null = "u1") =>
   Instruction.Send({ to, signal, uid: uid ?? undefined })

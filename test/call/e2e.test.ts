@@ -1,8 +1,15 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Result, Scope, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
+import { RTCPeerConnection } from "werift"
 import * as CallSession from "../../src/call/CallSession.js"
-import { awaitState, type CallSessionOptions, isTag, make as makeSession } from "../../src/call/CallSession.js"
+import {
+  awaitState,
+  type CallSessionOptions,
+  fromConstructor,
+  isTag,
+  make as makeSession
+} from "../../src/call/CallSession.js"
 import { CallState } from "../../src/call/CallState.js"
 import { fromClient, layerClient, Signaller } from "../../src/call/Signaller.js"
 import type { ClientOptions } from "../../src/client/ClientConfig.js"
@@ -11,8 +18,10 @@ import { SympleClient } from "../../src/client/SympleClient.js"
 import * as Call from "../../src/protocol/Call.js"
 import type * as Frame from "../../src/protocol/Frame.js"
 import * as Peer from "../../src/protocol/Peer.js"
+import * as IceServers from "../../src/server/IceServers.js"
 import * as SympleServer from "../../src/server/SympleServer.js"
-import { makeChatPeer } from "./chatPeer.js"
+import { relay } from "../support/relay.js"
+import { loopback, makeChatPeer } from "./chatPeer.js"
 
 const room = "calls"
 
@@ -151,6 +160,96 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       expect((yield* server.stats).refused).toBe(0)
     }), 30_000)
 
+  it.live(
+    "over the server: end-of-candidates markers are exchanged, and a track added later is renegotiated",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const alice = yield* join(server.url, "alice")
+        const bob = yield* join(server.url, "bob")
+        yield* alice.session.call(bob.address)
+        yield* waitFor(bob, "IncomingInit")
+        yield* bob.session.accept()
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        // Each side received the other's end-of-candidates marker, as the last of its candidates.
+        const candidates = (party: Party) =>
+          Effect.map(Ref.get(party.received), (frames) => frames.filter((f) => f.subtype === "call:candidate"))
+        yield* Effect.gen(function*() {
+          while (true) {
+            const all = [yield* candidates(alice), yield* candidates(bob)]
+            if (all.every((c) => (c[c.length - 1]?.data as { candidate?: string } | undefined)?.candidate === "")) break
+            yield* Effect.sleep("10 millis")
+          }
+        }).pipe(Effect.timeout("10 seconds"))
+        // bob adds a track: his offer is answered by alice and applied, over the server, and the call goes on.
+        const pcs = [alice.chat.created[0]!, bob.chat.created[0]!] as const
+        pcs[1].addTransceiver("audio", { direction: "sendrecv" })
+        yield* Effect.gen(function*() {
+          while (
+            !pcs[0].remoteDescription?.sdp.includes("m=audio") || pcs.some((pc) => pc.signalingState !== "stable")
+          ) {
+            yield* Effect.sleep("10 millis")
+          }
+        }).pipe(Effect.timeout("10 seconds"))
+        expect(pcs[0].getTransceivers().map((t) => t.kind)).toEqual(["audio"])
+        expect((yield* Ref.get(bob.sent)).filter((f) => f.subtype === "call:offer")).toHaveLength(1)
+        expect((yield* Ref.get(alice.received)).filter((f) => f.subtype === "call:offer")).toHaveLength(1)
+        expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1 })
+        const channel = yield* Deferred.await(bob.chat.open)
+        channel.send("after the new track")
+        expect(yield* Queue.take(alice.chat.received)).toBe("after the new track")
+        expect([...(yield* Ref.get(alice.received)), ...(yield* Ref.get(bob.received))].every(Call.isStrict)).toBe(true)
+      }),
+    30_000
+  )
+
+  it.live(
+    "the server's ICE servers, TURN credentials minted per user, reach each werift peer connection",
+    () =>
+      Effect.gen(function*() {
+        const stun = { urls: "stun:127.0.0.1:9" }
+        const turn = { secret: "north-wind", urls: ["turn:127.0.0.1:9?transport=udp"] }
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", iceServers: [stun], turn })
+        const party = (user: string) =>
+          Effect.gen(function*() {
+            const client = yield* NodeSympleClient.make({ url: server.url, user, rooms: [room], reconnection: false })
+            const self = yield* client.awaitOnline
+            const created: Array<RTCPeerConnection> = []
+            const session = yield* makeSession({
+              // By default a session's peer connections get the ICE servers of the client's welcome.
+              peerConnection: fromConstructor(RTCPeerConnection, {
+                configuration: loopback,
+                setup: (pc, call) => {
+                  created.push(pc)
+                  if (call.role === "caller") pc.createDataChannel("chat")
+                }
+              })
+            }).pipe(Effect.provideService(Signaller, fromClient(client)))
+            return { session, created, address: Peer.address(self) }
+          })
+        const alice = yield* party("alice")
+        const bob = yield* party("bob")
+        yield* alice.session.call(bob.address)
+        yield* awaitState(bob.session, isTag("IncomingInit")).pipe(Effect.timeout("10 seconds"))
+        yield* bob.session.accept()
+        for (const [user, p] of [["alice", alice], ["bob", bob]] as const) {
+          yield* Effect.gen(function*() {
+            while (p.created.length === 0) yield* Effect.sleep("10 millis")
+          }).pipe(Effect.timeout("10 seconds"))
+          const configured = p.created[0]!.getConfiguration().iceServers
+          expect(configured[0]).toEqual(stun)
+          expect(configured[1]).toMatchObject({
+            urls: turn.urls,
+            username: expect.stringMatching(new RegExp(`^\\d+:${user}$`))
+          })
+          expect(configured[1]!.credential).toBe(IceServers.credential(turn.secret, configured[1]!.username!))
+          // The rest of the configuration is the application's.
+          expect(p.created[0]!.getConfiguration().iceUseIpv6).toBe(false)
+        }
+      }),
+    30_000
+  )
+
   it.live("closing the remote's client hangs up its call first", () =>
     Effect.gen(function*() {
       const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
@@ -234,10 +333,84 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
   )
 
   it.live(
+    "a resume of either side under an Active call: the call stays Active, its data channel and signalling work on",
+    () =>
+      Effect.gen(function*() {
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 10_000 })
+        const lines = { alice: yield* relay(server.port), bob: yield* relay(server.port) }
+        const options = {
+          client: { reconnection: true, reconnectDelay: "20 millis", reconnectMaxDelay: "100 millis" },
+          session: { gracePeriod: "300 millis" }
+        } as const
+        const alice = yield* join(lines.alice.url, "alice", options)
+        const bob = yield* join(lines.bob.url, "bob", options)
+        yield* awaitRosters(alice, bob)
+        yield* alice.session.call(bob.address)
+        yield* waitFor(bob, "IncomingInit")
+        yield* bob.session.accept()
+        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        const [aliceChannel, bobChannel] = yield* Effect.all([
+          Deferred.await(alice.chat.open),
+          Deferred.await(bob.chat.open)
+        ])
+        // Every call state either side goes through from now on.
+        const states = yield* Effect.all([alice, bob].map((party) =>
+          Effect.gen(function*() {
+            const seen: Array<CallState> = []
+            yield* party.session.state.pipe(
+              Stream.runForEach((s) => Effect.sync(() => seen.push(s))),
+              Effect.forkScoped({ startImmediately: true })
+            )
+            return seen
+          })
+        ))
+
+        for (const [party, line, other] of [[alice, lines.alice, bob], [bob, lines.bob, alice]] as const) {
+          yield* line.down
+          yield* party.client.state.pipe(Stream.filter((s) => s._tag !== "Online"), Stream.runHead)
+          yield* Effect.gen(function*() {
+            while ((yield* server.connectionCount) !== 1) yield* Effect.sleep(10)
+          }).pipe(Effect.timeout("5 seconds"))
+          // The peers' own channel never needed the server.
+          const [mine, theirs] = party === alice ? [aliceChannel, bob] : [bobChannel, alice]
+          mine.send(`during ${party.address}`)
+          expect(yield* Queue.take(theirs.chat.received)).toBe(`during ${party.address}`)
+          yield* line.up
+          const back = yield* party.client.state.pipe(
+            Stream.filter((s) => s._tag === "Online"),
+            Stream.runHead,
+            Effect.flatMap(Effect.fromOption),
+            Effect.timeout("5 seconds")
+          )
+          // The same session: the same address, which the other side's call still points at.
+          expect(back._tag === "Online" && Peer.address(back.peer)).toBe(party.address)
+          expect(yield* other.session.current).toMatchObject({ _tag: "Active", remote: party.address, away: false })
+        }
+        // Past the grace period: neither call moved at all.
+        yield* Effect.sleep("500 millis")
+        for (const seen of states) {
+          expect(seen.map((s) => s._tag)).toEqual(["Active"])
+          expect(seen[0]).toMatchObject({ callId: 1, away: false })
+        }
+        bobChannel.send("after")
+        expect(yield* Queue.take(alice.chat.received)).toBe("after")
+        aliceChannel.send("and back")
+        expect(yield* Queue.take(bob.chat.received)).toBe("and back")
+        // Signalling through the resumed sessions: bob's hangup reaches alice.
+        yield* bob.session.hangup()
+        expect(yield* waitFor(alice, "Ended")).toEqual(
+          CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
+        )
+      }),
+    60_000
+  )
+
+  it.live(
     "the remote process killed: the call ends after the grace period with reason offline",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        // The killed peer's session is held for the resume window, then announced offline.
+        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 300 })
         const callee = yield* spawnCallee(server.url)
         const alice = yield* join(server.url, "alice", { session: { gracePeriod: "1 second" } })
         yield* alice.client.roster.changes.pipe(

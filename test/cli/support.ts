@@ -4,12 +4,29 @@
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
+import { buildCommand } from "../../scripts/build-command.js"
 
 export const root = fileURLToPath(new URL("../..", import.meta.url))
 
-/** How the command is started: its TypeScript entry under tsx. */
-export const command: ReadonlyArray<string> = [process.execPath, "--import", "tsx", "src/cli/main.ts"]
+let bundled: Promise<string> | undefined
+
+/**
+ * The command as `npm run build` makes it (the bundle users run), built from this checkout once per test file into
+ * a directory of its own (removed when the file's process exits), and started on plain `node`.
+ */
+export const bundle: Effect.Effect<string> = Effect.promise(() =>
+  bundled ??= (async () => {
+    const dir = mkdtempSync(Path.join(Os.tmpdir(), "symple-ts-command-"))
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }))
+    const file = Path.join(dir, "symple-ts.mjs")
+    await buildCommand(file)
+    return file
+  })()
+)
 
 export interface Exited {
   readonly code: number | null
@@ -31,19 +48,23 @@ export interface Program {
 }
 
 /**
- * Starts the command with `args` (environment: this one without `SYMPLE_*`, plus `env`); killed when the scope
- * closes if it is still running.
+ * Starts the command with `args` (environment: this one without `SYMPLE_*`, plus `env`; in `cwd`, by default the
+ * checkout); killed when the scope closes if it is still running.
  */
 export const run = (
   args: ReadonlyArray<string>,
-  env: Record<string, string> = {}
+  env: Record<string, string> = {},
+  options: { readonly cwd?: string | undefined } = {}
 ): Effect.Effect<Program, never, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.sync(() => {
+    Effect.map(bundle, (file) => {
       const base: NodeJS.ProcessEnv = { ...process.env }
       for (const key of Object.keys(base)) if (key.startsWith("SYMPLE_")) delete base[key]
-      const [cmd, ...rest] = [...command, ...args]
-      const child = spawn(cmd!, rest, { cwd: root, env: { ...base, ...env }, stdio: ["pipe", "pipe", "pipe"] })
+      const child = spawn(process.execPath, [file, ...args], {
+        cwd: options.cwd ?? root,
+        env: { ...base, ...env },
+        stdio: ["pipe", "pipe", "pipe"]
+      })
       const lines: Array<string> = []
       let partial = ""
       let errors = ""

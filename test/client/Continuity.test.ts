@@ -1,23 +1,25 @@
 /**
- * Continuity over real sockets: session resume against a scripted server that offers it, the fallback (the roster
- * kept through a reconnection and reconciled) against scripted servers and the project's own server, the cleaning
- * of our own peer record, and the inbound frame size limit.
+ * Continuity over real sockets: session resume against a scripted server that offers it and against the project's
+ * own server, the fallback (the roster kept through a reconnection and reconciled) against scripted servers and the
+ * project's own server without resume, the cleaning of our own peer record, and the inbound frame size limit.
  */
 import { NodeWS } from "@effect/platform-node"
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option, PubSub, Scope } from "effect"
-import * as Net from "node:net"
 import type { ClientOptions } from "../../src/client/ClientConfig.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import type * as Roster from "../../src/client/Roster.js"
 import * as SympleClient from "../../src/client/SympleClient.js"
 import * as Message from "../../src/protocol/Message.js"
 import * as SympleServer from "../../src/server/index.js"
+import { relay } from "../support/relay.js"
 import { drain, eventually, recordStates, rosterIds, waitFor } from "./helpers.js"
 import * as Scripted from "./ScriptedServer.js"
 
 const fast = { reconnectDelay: 20, reconnectMaxDelay: 100, requestTimeout: 2000 } as const
 const serverOptions = { port: 0, host: "127.0.0.1", authTimeout: 2000, shutdownTimeout: 200 } as const
+/** A server that offers no resume: what the client does with a server without the extension. */
+const noResume = { ...serverOptions, resumeWindow: 0 } as const
 
 const describeChange = (c: Roster.Change) =>
   c._tag === "Updated" ? `Updated:${c.previous.id}>${c.peer.id}` : `${c._tag}:${c.peer.id}`
@@ -191,49 +193,6 @@ describe("client hygiene", () => {
 
 // --- against the project's own server ---------------------------------------------------------------------------
 
-/** A TCP relay in front of a server whose connections can be cut, as a network failure would. */
-const relay = (port: number) =>
-  Effect.acquireRelease(
-    Effect.callback<{ readonly url: string; readonly cut: Effect.Effect<void>; readonly server: Net.Server }>(
-      (resume) => {
-        const sockets = new Set<Net.Socket>()
-        const server = Net.createServer((downstream) => {
-          const upstream = Net.connect(port, "127.0.0.1")
-          const end = () => {
-            downstream.destroy()
-            upstream.destroy()
-            sockets.delete(downstream)
-            sockets.delete(upstream)
-          }
-          for (const socket of [downstream, upstream]) {
-            sockets.add(socket)
-            socket.on("error", end)
-            socket.on("close", end)
-          }
-          downstream.pipe(upstream)
-          upstream.pipe(downstream)
-        })
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address() as Net.AddressInfo
-          resume(Effect.succeed({
-            url: `ws://127.0.0.1:${address.port}`,
-            server,
-            cut: Effect.sync(() => {
-              for (const socket of Array.from(sockets)) socket.destroy()
-            })
-          }))
-        })
-      }
-    ),
-    ({ cut, server }) =>
-      Effect.andThen(
-        cut,
-        Effect.callback<void>((resume) => {
-          server.close(() => resume(Effect.void))
-        })
-      )
-  )
-
 const connect = (url: string, options: Omit<ClientOptions, "url">) =>
   Effect.gen(function*() {
     const client = yield* NodeSympleClient.make({ url, ...fast, ...options })
@@ -244,7 +203,7 @@ const connect = (url: string, options: Omit<ClientOptions, "url">) =>
 describe("client continuity against the Symple server (no resume)", () => {
   it.live("a network failure under one client: peers still online raise no event, only our own entry moves", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.makeWithDefaults(serverOptions)
+      const server = yield* SympleServer.makeWithDefaults(noResume)
       const line = yield* relay(server.port)
       const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
       const carol = yield* connect(server.url, { user: "carol", rooms: ["lobby"] })
@@ -300,5 +259,57 @@ describe("client continuity against the Symple server (no resume)", () => {
         `Updated:${bob.peer.id}>${bobAgain.id}`
       ].sort())
       expect(Option.isSome(yield* restarted.getPeer(aliceAgain.peer.id))).toBe(true)
+    }))
+})
+
+describe("client continuity against the Symple server (resume)", () => {
+  it.live("a blip under one client: the same session back, what was sent to it meanwhile once and in order, no roster change anywhere", () =>
+    Effect.gen(function*() {
+      const server = yield* SympleServer.makeWithDefaults({ ...serverOptions, resumeWindow: 5000 })
+      const line = yield* relay(server.port)
+      const bob = yield* connect(server.url, { user: "bob", rooms: ["lobby"] })
+      const carol = yield* connect(server.url, { user: "carol", rooms: ["lobby"] })
+      const alice = yield* connect(line.url, { user: "alice", rooms: ["lobby"] })
+      for (const party of [alice, bob, carol]) {
+        yield* eventually(rosterIds(party.client), (ids) => ids.length === 3, `${party.peer.user} sees everyone`)
+      }
+      const changes = yield* Effect.all([alice, bob, carol].map((party) => party.client.roster.subscribe))
+      const inbox = yield* alice.client.subscribe
+
+      // The network goes away under alice; the server notices (the session is held), bob and carol write to her.
+      yield* line.down
+      yield* waitFor(alice.client, "Error")
+      yield* eventually(server.connectionCount, (n) => n === 2, "the server noticed")
+      expect(yield* server.peerCount).toBe(3)
+      const to = `alice|${alice.peer.id}`
+      for (let n = 0; n < 20; n++) yield* bob.client.send(Message.message({ to, data: { n } }))
+      yield* carol.client.send(Message.message({ to: ["lobby"], data: { n: 20 } }))
+      yield* line.up
+
+      const again = yield* waitFor(alice.client, "Online")
+      assert(again._tag === "Online")
+      expect(again.peer.id).toBe(alice.peer.id)
+      const received: Array<unknown> = []
+      while (received.length < 21) {
+        const frame = yield* PubSub.take(inbox)
+        if (frame.type === "message") received.push((frame.data as { readonly n: number }).n)
+      }
+      // bob and carol each wrote in order; carol's frame went out after bob's were all written.
+      expect(received.filter((n) => n !== 20)).toEqual(Array.from({ length: 20 }, (_, n) => n))
+      // Once: a marker after them comes next, and nothing else.
+      yield* bob.client.send(Message.message({ to, data: { n: "marker" } }))
+      const next = yield* PubSub.take(inbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))
+      expect(next.data).toEqual({ n: "marker" })
+      // Nobody's roster moved: alice kept hers (no reconciliation needed), bob and carol never saw her leave.
+      for (const subscription of changes) expect((yield* drain(subscription)).map(describeChange)).toEqual([])
+      expect(yield* alice.client.roster.pending).toEqual([])
+      expect(yield* rosterIds(bob.client)).toContain(alice.peer.id)
+      // And the resumed session works both ways.
+      const bobInbox = yield* bob.client.subscribe
+      yield* alice.client.send(Message.message({ to: `bob|${bob.peer.id}`, data: "back" }))
+      expect(yield* PubSub.take(bobInbox).pipe(Effect.repeat({ until: (f) => f.type === "message" }))).toMatchObject({
+        from: to,
+        data: "back"
+      })
     }))
 })

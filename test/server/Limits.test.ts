@@ -157,12 +157,14 @@ describe.each(modes)("limits and bad input ($label)", (mode) => {
 
   it.live("server pings drop peers that stop answering, and keep those that answer", () =>
     Effect.gen(function*() {
-      const server = yield* startServer({ ...mode, pingInterval: 40 })
+      // The dropped peer's session is held for `resumeWindow` (see Resume.test.ts), then ends.
+      const server = yield* startServer({ ...mode, pingInterval: 40, resumeWindow: 100 })
       const alive = yield* peer(server, "alive")
       const dead = yield* rawClient(server.port)
       dead.sendText(JSON.stringify({ type: "auth", user: "dead" }))
       yield* expectEffect(server.peerCount, (n) => n === 2)
       dead.socket.pause()
+      yield* expectEffect(server.connectionCount, (n) => n === 1)
       yield* expectEffect(server.peerCount, (n) => n === 1)
       expect(alive.isClosed()).toBe(false)
     }).pipe(Effect.scoped))

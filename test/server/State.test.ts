@@ -10,6 +10,8 @@ type Op =
   | { readonly op: "disconnect"; readonly id: number }
   | { readonly op: "join"; readonly id: number; readonly room: number }
   | { readonly op: "leave"; readonly id: number; readonly room: number }
+  | { readonly op: "detach"; readonly id: number }
+  | { readonly op: "resume"; readonly id: number; readonly conn: number }
 
 const ids = fc.integer({ min: 0, max: 7 })
 const roomIx = fc.integer({ min: 0, max: 5 })
@@ -22,7 +24,9 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   }),
   fc.record({ op: fc.constant("disconnect" as const), id: ids }),
   fc.record({ op: fc.constant("join" as const), id: ids, room: roomIx }),
-  fc.record({ op: fc.constant("leave" as const), id: ids, room: roomIx })
+  fc.record({ op: fc.constant("leave" as const), id: ids, room: roomIx }),
+  fc.record({ op: fc.constant("detach" as const), id: ids }),
+  fc.record({ op: fc.constant("resume" as const), id: ids, conn: fc.integer({ min: 0, max: 3 }) })
 )
 
 const roomName = (n: number) => n === 5 ? "" : `room${n}`
@@ -42,6 +46,10 @@ const apply = (state: State.State<string>, op: Op): State.State<string> => {
       return State.join(state, idName(op.id), roomName(op.room))
     case "leave":
       return State.leave(state, idName(op.id), roomName(op.room))
+    case "detach":
+      return State.detach(state, idName(op.id), `held:${idName(op.id)}`)
+    case "resume":
+      return State.resume(state, idName(op.id), `conn${op.conn}:${idName(op.id)}`)
   }
 }
 
@@ -58,6 +66,9 @@ const checkInvariants = (state: State.State<string>) => {
     }
   }
   for (const [id, session] of state.sessions) {
+    expect(session.member.id).toBe(id)
+    // The handle says how the session is reached: held while detached, a connection otherwise.
+    expect(session.member.handle.startsWith("held:")).toBe(session.detached)
     expect(new Set(session.rooms).size).toBe(session.rooms.length)
     // The set is the array's rooms, no more and no fewer.
     expect(session.roomSet).toEqual(new Set(session.rooms))
@@ -90,6 +101,70 @@ describe("State", () => {
   }, { fastCheck: { numRuns: 300 } })
 
   const history = fc.array(opArb, { maxLength: 30 })
+
+  /** Membership as ids: what detach and resume must leave exactly as it was. */
+  const membership = (state: State.State<string>) =>
+    JSON.stringify([
+      [...state.sessions].map((
+        [id, session]
+      ) => [id, session.member.user, session.peer, session.rooms, session.virtual])
+        .sort(),
+      [...state.rooms].map(([room, members]) => [room, members.map((m) => m.id)]).sort(),
+      [...state.users].map(([user, sessions]) => [user, sessions]).sort()
+    ])
+
+  prop("detach and resume change how a session is reached, never who is where", [history, ids, fc.boolean()], (
+    [ops, ix, detaching]
+  ) => {
+    const state = ops.reduce(apply, State.empty<string>())
+    const id = idName(ix)
+    const handle = detaching ? `held:${id}` : `conn9:${id}`
+    const next = detaching ? State.detach(state, id, handle) : State.resume(state, id, handle)
+    checkInvariants(next)
+    expect(membership(next)).toBe(membership(state))
+    const before = State.session(state, id)
+    if (before === undefined) {
+      expect(next).toBe(state)
+      return
+    }
+    const after = State.session(next, id)!
+    expect(after.detached).toBe(detaching)
+    expect(after.member.handle).toBe(handle)
+    for (const room of after.rooms) expect(State.members(next, room).find((m) => m.id === id)).toBe(after.member)
+    // Everyone else's records are the very same objects.
+    for (const [other, session] of state.sessions) {
+      if (other !== id) expect(State.session(next, other)).toBe(session)
+    }
+    // And back: resuming with the handle it had gives the state it was.
+    const back = State.resume(State.detach(state, id, `held:${id}`), id, before.member.handle)
+    expect(membership(back)).toBe(membership(state))
+    expect(State.session(back, id)!.member.handle).toBe(before.member.handle)
+    expect(State.session(back, id)!.detached).toBe(false)
+  }, { fastCheck: { numRuns: 300 } })
+
+  prop("a detached session leaves like any other: disconnect removes it everywhere", [history, ids], ([ops, ix]) => {
+    const id = idName(ix)
+    const state = State.detach(ops.reduce(apply, State.empty<string>()), id, `held:${id}`)
+    const next = State.disconnect(state, id)
+    checkInvariants(next)
+    expect(isNowhere(next, id)).toBe(true)
+  }, { fastCheck: { numRuns: 200 } })
+
+  it("virtual sessions are never detached", () => {
+    const state = State.connect(
+      State.empty<string>(),
+      { id: "v", user: "bot", handle: "v" },
+      { id: "v", user: "bot" },
+      [
+        "bot",
+        "lobby"
+      ],
+      true
+    )
+    expect(State.detach(state, "v", "held:v")).toBe(state)
+    expect(State.resume(state, "v", "conn:v")).toBe(state)
+    expect(State.session(state, "v")!.detached).toBe(false)
+  })
   prop("transitions never mutate the state they were given", [history, opArb], ([ops, last]) => {
     const state = ops.reduce(apply, State.empty<string>())
     // Sets render as `{}` in JSON: their contents are rendered separately.

@@ -85,7 +85,8 @@ describe("the streamer example", () => {
 
   beforeAll(async () => {
     scope = Effect.runSync(Scope.make())
-    server = await Effect.runPromise(Scope.provide(startServer(), scope))
+    // A viewer whose socket drops is announced offline once its resume window has passed.
+    server = await Effect.runPromise(Scope.provide(startServer({ resumeWindow: 200 }), scope))
     streamer = await startStreamer(server.port, ["--user", "cam", "--name", "Camera 1", "--room", "lobby"])
   }, 40_000)
 

@@ -500,6 +500,7 @@ export const make = (
       announce: Stream.fromPubSub(announces),
       awaitOnline,
       peer: Effect.sync(() => machine.phase._tag === "Online" ? Option.some(machine.phase.self) : Option.none()),
+      welcome: Effect.sync(() => machine.phase._tag === "Online" ? Option.some(machine.phase.welcome) : Option.none()),
       rooms: SubscriptionRef.changes(rooms),
       currentRooms: SubscriptionRef.get(rooms),
       desiredRooms: Effect.sync(() => machine.desired),

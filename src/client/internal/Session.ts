@@ -11,7 +11,9 @@
  *
  * @since 0.2.0
  */
+import * as Cause from "effect/Cause"
 import * as Data from "effect/Data"
+import * as Option from "effect/Option"
 import type * as Frame from "../../protocol/Frame.js"
 import type { Json } from "../../protocol/Json.js"
 import type * as Peer from "../../protocol/Peer.js"
@@ -67,6 +69,8 @@ export type Phase = Data.TaggedEnum<{
   Online: {
     readonly conn: Conn
     readonly self: Peer.Peer
+    /** The `welcome` that opened the session (its extensions, such as `iceServers`, included). */
+    readonly welcome: Frame.Welcome
     readonly writable: boolean
     readonly verdict: Verdict | undefined
   }
@@ -149,6 +153,30 @@ export const frameSize = (data: string | Uint8Array, limit: number): number => {
 }
 
 /**
+ * What the platform said about a socket that did not open: `ws` gives an error event with the reason (a refused
+ * connection, an untrusted certificate); a browser's event says nothing.
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const openFailure = (cause: unknown): string | undefined => {
+  if (!Cause.isCause(cause)) return undefined
+  const error = Cause.findErrorOption(cause)
+  if (Option.isNone(error)) return undefined
+  const reason = (error.value as {
+    readonly reason?: { readonly _tag?: unknown; readonly kind?: unknown; readonly cause?: unknown }
+  })
+    .reason
+  if (reason?._tag !== "SocketOpenError") return undefined
+  if (reason.kind === "Timeout") return "timed out"
+  const event = reason.cause as
+    | { readonly message?: unknown; readonly error?: { readonly message?: unknown } }
+    | undefined
+  const message = event?.error?.message ?? event?.message
+  return typeof message === "string" && message !== "" ? message : undefined
+}
+
+/**
  * Why a connection ended, from its phase when the socket closed. An auth refusal ends the client.
  *
  * @since 0.2.0
@@ -168,7 +196,7 @@ export const ending = (
     const bytes = verdict?._tag === "TooLarge" ? verdict.bytes : undefined
     return new ConnectionLost({ reason: "TooLarge", wasOnline, code, bytes, limit: maxFrameSize })
   }
-  if (!opened) return new ConnectionLost({ reason: "Open", wasOnline: false, cause })
+  if (!opened) return new ConnectionLost({ reason: "Open", wasOnline: false, cause, detail: openFailure(cause) })
   if (verdict?._tag === "Rejected") {
     return new ConnectionLost({ reason: "Refused", wasOnline: false, status: verdict.status, code })
   }

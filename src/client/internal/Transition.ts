@@ -245,7 +245,7 @@ const welcome = (
     ...next,
     rooms: frame.rooms,
     resume: extension.token,
-    phase: Phase.Online({ conn, self, writable: true, verdict: undefined })
+    phase: Phase.Online({ conn, self, welcome: frame, writable: true, verdict: undefined })
   }
   next = show(next, ClientState.Online({ peer: self }), out)
   return pump(context, next, out)

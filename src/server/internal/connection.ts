@@ -1,32 +1,29 @@
 /**
  * Owns a connection's life: the connection object (its outbound half in `socketWriter` and `mailbox`, its inbound
  * half in `inbound`, its fiber in `connectionFiber`), `accept` (listeners attached in the upgrade callback, so no
- * frame arrives before someone listens), the handshake's deadline, the close, the teardown (the session leaves the
- * registry, its neighbours get its offline presence, its admission is released, the fiber ends), and the goodbye
- * when the server stops (shutdown notice, close 1001).
+ * frame arrives before someone listens), the handshake's deadline, the close, the teardown (the session ends, see
+ * `resume`: at once after a clean close, or held for its peer to resume it when the socket dropped; the fiber ends),
+ * and the goodbye when the server stops (shutdown notice, close 1001).
  *
  * @since 0.2.0
  * @internal
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as PubSub from "effect/PubSub"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
-import type * as Authenticator from "../Authenticator.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
-import * as Presence from "../Presence.js"
-import { ServerEvent } from "../ServerEvent.js"
-import * as Admission from "./admission.js"
 import * as ConnectionFiber from "./connectionFiber.js"
+import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub, Live } from "./hub.js"
 import { InboundFrames } from "./inbound.js"
 import { type Owned, owner } from "./mailbox.js"
 import { refuse } from "./reply.js"
+import * as Resume from "./resume.js"
 import { encode, type Outbound } from "./socketWriter.js"
 
 /** The shutdown notice every peer gets before close 1001. */
@@ -46,6 +43,8 @@ const shutdownBytes = encode(shutdownNotice)
  */
 export interface Connection extends PeerRegistry.Handle, Live {
   readonly id: string
+  /** The server it belongs to. */
+  readonly hub: Hub
   readonly ws: WebSocket
   readonly socket: Duplex
   readonly host: string | undefined
@@ -65,8 +64,8 @@ export interface Connection extends PeerRegistry.Handle, Live {
   readonly countPreAuth: () => number
   /** Counts a refused `auth`; returns how many there have been. */
   readonly countAuthFailure: () => number
-  /** Registered: frames are now routed. */
-  readonly goOnline: (accepted: Authenticator.Accepted) => void
+  /** Registered (or resumed): frames are now routed. */
+  readonly goOnline: (online: Dispatch.Online) => void
   /**
    * The connection is closing (a close frame is on its way): later frames are ignored, and a peer that does not
    * finish the close handshake in time is dropped.
@@ -122,17 +121,21 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     ConnectionFiber.schedule(this, work)
   }
 
-  goOnline(accepted: Authenticator.Accepted): void {
+  goOnline(online: Dispatch.Online): void {
     clearTimeout(this.timer)
-    this.current = Dispatch.online(this.hub, this.id, accepted)
+    this.current = online
   }
 
   /**
-   * The end of the connection, once: forgets the peer (the others sharing a room are told it went offline, unless
-   * the server is stopping), then lets the fiber end.
+   * The end of the connection, once: its session ends (the others sharing a room with it are told it went offline,
+   * unless the server is stopping), or, when the socket `dropped` (closed without a close frame, by the network or
+   * for missing pings) rather than closed by either side, is held for its peer to resume it. Then the fiber ends.
    */
-  teardown(): void {
+  teardown(code: number): void {
     if (this.done) return
+    add(this.hub.stats.closes, String(code))
+    // Dropped by the network or for missing pings (no close frame) rather than closed by either side.
+    const resumable = code === noCloseFrame && !this.ending
     this.done = true
     this.ending = true
     clearTimeout(this.timer)
@@ -141,15 +144,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     this.release()
     const online = this.current
     try {
-      if (online !== undefined) {
-        const removed = hub.runNow(hub.registry.disconnect(this.id))
-        if (removed !== undefined && removed.neighbours.length > 0 && !hub.shuttingDown) {
-          const offline = Presence.offline(removed.session.peer)
-          deliver(hub.stats, toSessions(removed.neighbours), encode(offline), offline)
-        }
-        PubSub.publishUnsafe(hub.events, ServerEvent.PeerDisconnected({ peer: online.peer, virtual: false }))
-        Admission.release(hub, online.admission)
-      }
+      if (online !== undefined && !(resumable && Resume.hold(hub, online))) Resume.end(hub, online)
     } catch (error) {
       hub.run(Effect.logError("Symple connection teardown failed", Cause.die(error)))
     } finally {
@@ -163,9 +158,10 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     const ws = this.ws
     if (!this.done && ws.readyState === ws.OPEN) {
       this.socket.write(shutdownBytes)
+      add(this.hub.stats.framesOut, "event")
       ws.close(1001, "Server shutting down")
     }
-    this.teardown()
+    this.teardown(1001)
   }
 }
 
@@ -189,8 +185,11 @@ function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
   const connection = this[owner]
   if (connection !== undefined) connection.alive = true
 }
-function onClose(this: WebSocket & Owned<ConnectionImpl>): void {
-  this[owner]?.teardown()
+/** 1006: the socket closed without a close frame. */
+const noCloseFrame = 1006
+
+function onClose(this: WebSocket & Owned<ConnectionImpl>, code: number): void {
+  this[owner]?.teardown(code)
 }
 
 /**

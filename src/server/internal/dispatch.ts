@@ -19,6 +19,7 @@ import * as Router from "../Router.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import { deliver } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
@@ -39,6 +40,8 @@ export interface Online {
   readonly fromSuffix: string
   readonly peer: Peer.Peer
   readonly admission: RateLimit.Admission
+  /** The secret of the session's resume token (see `resume`), replaced by every `welcome`; none with resume off. */
+  resume: string | undefined
   /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
   seen: State.State<PeerRegistry.Handle> | undefined
   me: State.Session<PeerRegistry.Handle> | undefined
@@ -52,7 +55,12 @@ export interface Online {
  * @since 0.2.0
  * @internal
  */
-export const online = (hub: Hub, id: string, accepted: Authenticator.Accepted): Online => {
+export const online = (
+  hub: Hub,
+  id: string,
+  accepted: Authenticator.Accepted,
+  resume: string | undefined
+): Online => {
   const address = Peer.address(accepted.peer)
   return {
     id,
@@ -60,6 +68,7 @@ export const online = (hub: Hub, id: string, accepted: Authenticator.Accepted): 
     fromSuffix: `,"from":${JSON.stringify(address)}}`,
     peer: accepted.peer,
     admission: Admission.forSession(hub, id, accepted.peer),
+    resume,
     seen: undefined,
     me: undefined,
     routes: undefined
@@ -184,10 +193,17 @@ export const handleFrame = (
   item: string | Uint8Array
 ): Outcome | Pending => {
   hub.stats.received++
-  if (!online.admission.admit()) return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+  if (!online.admission.admit()) {
+    add(hub.stats.drops, "rate")
+    return refuse(hub, connection, 429, "Rate limit exceeded", 1008)
+  }
   const decoded = Frame.decode(item)
-  if (Result.isFailure(decoded)) return badRequest(hub, connection, decoded.failure.message)
+  if (Result.isFailure(decoded)) {
+    add(hub.stats.framesIn, "invalid")
+    return badRequest(hub, connection, decoded.failure.message)
+  }
   const frame = decoded.success
+  add(hub.stats.framesIn, frame.type)
   if (route(hub, connection, online, frame, typeof item === "string" ? item : undefined)) return undefined
   switch (frame.type) {
     case "join":

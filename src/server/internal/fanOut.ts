@@ -13,7 +13,7 @@ import type * as PeerRegistry from "../PeerRegistry.js"
 import * as Presence from "../Presence.js"
 import type * as Router from "../Router.js"
 import type * as State from "../State.js"
-import type { Stats } from "../SympleServer.js"
+import { add, type Counters } from "./counters.js"
 import type { Hub } from "./hub.js"
 import { encode } from "./socketWriter.js"
 
@@ -36,7 +36,7 @@ export interface Encoded {
  * @internal
  */
 export const deliver = (
-  stats: Stats,
+  stats: Counters,
   route: Router.Route<PeerRegistry.Handle>,
   bytes: Uint8Array,
   frame: Frame.Frame
@@ -49,6 +49,7 @@ export const deliver = (
     count++
   }
   stats.delivered += count
+  add(stats.framesOut, frame.type, count)
   return count
 }
 
@@ -87,7 +88,7 @@ export const onlinePresence = (hub: Hub, peer: Peer.Peer): Encoded => {
  * @internal
  */
 export const evicted =
-  (stats: Stats) => (sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>, room: string): void => {
+  (stats: Counters) => (sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>, room: string): void => {
     const notice = Message.error(403, Message.roomRefusal("removed", room, "another user's personal room"))
     const left: Frame.Frame = { type: "leave:ok", room }
     const route = toSessions(sessions)

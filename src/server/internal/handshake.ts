@@ -3,7 +3,8 @@
  * the pre-authentication budget and the room limits); the Authenticator decides (at once, or in the connection's
  * fiber when it runs effects, bounded by the handshake's deadline); refusals are answered after
  * `authFailureDelay`, the last allowed one with a close. An accepted peer is registered: welcome and presence
- * snapshot first, then its online presence to the peers sharing a room with it, then the `PeerConnected` event.
+ * snapshot first, then its online presence to the peers sharing a room with it, then the `PeerConnected` event; or,
+ * when its `auth` offers the token of a session it may resume, it takes that session over (see `resume`).
  *
  * @since 0.2.0
  * @internal
@@ -22,10 +23,13 @@ import { ServerEvent } from "../ServerEvent.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
+import * as Dispatch from "./dispatch.js"
 import { deliver, evicted, onlinePresence, toSessions } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
 import { answer, badRequest, refuse, reply } from "./reply.js"
+import * as Resume from "./resume.js"
 
 /** An effect that is already its result (what `Effect.succeed` and `Effect.fail` return). */
 const isExit = <A, E>(effect: Effect.Effect<A, E>): effect is Exit.Exit<A, E> => Exit.isExit(effect)
@@ -42,8 +46,9 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
     return refuse(hub, connection, 429, "Too many frames before authentication", 1008)
   }
   const parsed = Frame.parse(item)
+  const value = Result.isSuccess(parsed) ? parsed.success : undefined
+  add(hub.stats.framesIn, Json.isObject(value) && value.type === "auth" ? "auth" : "invalid")
   if (Result.isFailure(parsed)) return badRequest(hub, connection, parsed.failure.message)
-  const value = parsed.success
   if (!Json.isObject(value)) {
     const kind = value === null ? "null" : Array.isArray(value) ? "an array" : `a ${typeof value}`
     return badRequest(hub, connection, `Expected a JSON object, got ${kind}`)
@@ -55,10 +60,11 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
   const auth = decoded.success as Frame.Auth
   const rooms = authRoomsProblem(hub.options, auth)
   if (rooms !== undefined) return badRequest(hub, connection, rooms)
+  const token = Resume.offered(value)
   const attempt = hub.authenticator.authenticate(auth, { id: connection.id, host: connection.host })
   // The built-in check answers at once (a plain success or failure): no fiber and no effect steps for it.
   if (isExit(attempt)) {
-    if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value)
+    if (Exit.isSuccess(attempt)) return register(hub, connection, attempt.value, token)
     const failure = Cause.findErrorOption(attempt.cause)
     if (Option.isSome(failure)) return authFailure(hub, connection, failure.value.message)
   }
@@ -75,7 +81,7 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
       if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
       const outcome = decision.value
       if (Result.isFailure(outcome)) return delayedAuthFailure(hub, connection, outcome.failure.message)
-      return Effect.sync(() => register(hub, connection, outcome.success))
+      return Effect.sync(() => register(hub, connection, outcome.success, token))
     })
   }
 }
@@ -127,10 +133,25 @@ const rejectAuth = (hub: Hub, connection: Connection, message: string): Outcome 
     : answer(hub, connection, 401, message)
 }
 
-/** Registers the peer: welcome and snapshot first, then its online presence to the others. */
-const register = (hub: Hub, connection: Connection, accepted: Authenticator.Accepted): Outcome => {
+/**
+ * Registers the peer: welcome and snapshot first, then its online presence to the others. An `auth` offering the
+ * `token` of a detached session of the same user resumes that session instead; any other token is ignored (a new
+ * session, `resumed: false`).
+ */
+const register = (
+  hub: Hub,
+  connection: Connection,
+  accepted: Authenticator.Accepted,
+  token: string | undefined
+): Outcome => {
+  const held = token === undefined ? undefined : Resume.claim(hub, token, accepted.peer.user)
+  if (held !== undefined) {
+    Resume.resume(hub, connection, held)
+    return undefined
+  }
   const { id } = connection
   const peer = accepted.peer
+  const online = Dispatch.online(hub, id, accepted, Resume.newSecret(hub))
   const member: State.Member<PeerRegistry.Handle> = { id, user: peer.user, handle: connection }
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<PeerRegistry.Handle>> = []
@@ -138,8 +159,9 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
     // The rooms the session is in: another user's personal room is never joined, whoever asked for it.
     announce: (neighbours, session) => {
       found = neighbours
-      reply(connection, { type: "welcome", protocol: "symple/4", status: 200, peer, rooms: session.rooms })
+      reply(connection, Resume.welcome(hub, online, session.rooms, token === undefined ? undefined : false))
       for (const other of neighbours) connection.offer(onlinePresence(hub, other.peer).bytes)
+      add(hub.stats.framesOut, "presence", neighbours.length)
     },
     // Only an authenticated user name owns its room: in anonymous mode anyone may call themselves anything, and
     // claiming would let them empty any room by taking its name.
@@ -147,8 +169,11 @@ const register = (hub: Hub, connection: Connection, accepted: Authenticator.Acce
     evicted: evicted(hub.stats)
   }))
   // Session ids are random and never reused: a clash is a bug, and costs this connection only.
-  if (joined === undefined) return refuse(hub, connection, 500, "Session id in use", 1011)
-  connection.goOnline(accepted)
+  if (joined === undefined) {
+    Admission.release(hub, online.admission)
+    return refuse(hub, connection, 500, "Session id in use", 1011)
+  }
+  connection.goOnline(online)
   // Encoded (and cached) only when someone is to be told: a peer alone in its rooms costs no presence bytes.
   if (found.length > 0) {
     const presence = onlinePresence(hub, peer)

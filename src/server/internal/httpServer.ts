@@ -1,9 +1,10 @@
 /**
- * Owns the server's port: the Node HTTP server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`, the
- * application's), listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber
- * the server supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each
- * sends its notice and 1001), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and
- * the port closed.
+ * Owns the server's port: the Node HTTP (or HTTPS) server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`,
+ * `GET /ready` and `GET /metrics` from `operations`, `GET /ice` when ICE servers are configured, the application's),
+ * listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber the server
+ * supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each sends its
+ * notice and 1001; detached sessions end), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and the port
+ * closed.
  *
  * @since 0.2.0
  * @internal
@@ -23,12 +24,17 @@ import * as Http from "node:http"
 import type { AddressInfo } from "node:net"
 import type { Duplex } from "node:stream"
 import type { WebSocket } from "ws"
+import * as IceServers from "../IceServers.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import { ServerError } from "../ServerError.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import * as Connection from "./connection.js"
 import type { Hub } from "./hub.js"
+import * as IceRoute from "./iceRoute.js"
+import * as Listener from "./listener.js"
+import * as Operations from "./operations.js"
+import * as Resume from "./resume.js"
 import { makeWebSocketServer } from "./socketWriter.js"
 
 const hostOf = (socket: { readonly remoteAddress?: string | undefined }): string | undefined => {
@@ -65,7 +71,7 @@ const isUnroutedRoot = (error: unknown): error is HttpServerError.HttpServerErro
  * The built-in routes and the application's, as one request handler built in the server's scope. `GET /` belongs
  * to the application when it routes it (a demo page); otherwise it says how to connect (426).
  */
-const routes = (hub: Hub) => {
+const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpRouter>) => {
   const health = Effect.map(hub.registry.snapshot, (state) =>
     HttpServerResponse.jsonUnsafe({
       status: hub.shuttingDown ? "stopping" : "ok",
@@ -74,8 +80,9 @@ const routes = (hub: Hub) => {
       connections: hub.connections.size,
       uptime: Math.round((Date.now() - hub.startedAt) / 1000)
     }))
-  const base = HttpRouter.add("GET", "/health", health)
-  const app = hub.options.routes === undefined ? base : Layer.mergeAll(base, hub.options.routes)
+  const base = Layer.mergeAll(operations, HttpRouter.add("GET", "/health", health))
+  const withIce = IceServers.isConfigured(hub.options) ? Layer.mergeAll(base, IceRoute.route(hub)) : base
+  const app = hub.options.routes === undefined ? withIce : Layer.mergeAll(withIce, hub.options.routes)
   // The router refuses a route declared twice (one of ours included) by dying: a start that fails, said as such.
   return HttpRouter.toHttpEffect(app).pipe(
     Effect.map((handler) =>
@@ -109,8 +116,11 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
     const resolved = hub.options
     // The routes are built in the server's scope (a router of its own each time), and requests run in it.
     const scope = yield* Effect.scope
-    const handler = yield* NodeHttpServer.makeHandler(yield* routes(hub), { scope })
-    const server = Http.createServer(httpOptions(resolved), handler)
+    const handler = yield* NodeHttpServer.makeHandler(yield* routes(hub, yield* Operations.routes(hub)), { scope })
+    const server = yield* Effect.try({
+      try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
+      catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
+    })
     const wss = makeWebSocketServer(resolved)
     const open = new Set<{ readonly terminate: () => void }>()
 
@@ -141,7 +151,13 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       })
     )
     const fork = yield* FiberSet.makeRuntime<never, void, never>()
-    yield* Effect.addFinalizer(() => Effect.sync(() => void (hub.shuttingDown = true)))
+    // First of all: no session is held from now on, and those held end (their peers cannot come back).
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        hub.shuttingDown = true
+        Resume.endAll(hub)
+      })
+    )
 
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
     // One listener for every socket (`this` is the socket): no closure per connection.
@@ -151,7 +167,10 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
     const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
       open.add(ws)
       ws.on("close", forget)
-      if (Admission.atCapacity(hub)) return Admission.refuseAtCapacity(ws, socket)
+      if (Admission.atCapacity(hub)) {
+        hub.stats.refusedConnections++
+        return Admission.refuseAtCapacity(ws, socket)
+      }
       try {
         fork(Connection.run(Connection.accept(hub, ws, socket, host)))
       } catch (error) {

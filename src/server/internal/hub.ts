@@ -17,7 +17,7 @@ import type * as RateLimit from "../RateLimit.js"
 import type * as Router from "../Router.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import type { ServerEvent } from "../ServerEvent.js"
-import type { Stats } from "../SympleServer.js"
+import * as Counters from "./counters.js"
 import type { Encoded } from "./fanOut.js"
 import * as OutboundBudget from "./outboundBudget.js"
 import * as SocketWriter from "./socketWriter.js"
@@ -48,7 +48,8 @@ export interface Hub {
   readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
   readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
   readonly events: PubSub.PubSub<ServerEvent>
-  readonly stats: Stats
+  /** `Stats` and the tallies behind `GET /metrics`. */
+  readonly stats: Counters.Counters
   /** Outbound bytes waiting for peers, against `maxQueuedBytes` and `maxOutboundBytes`. */
   readonly outbound: OutboundBudget.OutboundBudget
   /** Write coalescing of this server's sockets. */
@@ -72,6 +73,10 @@ export interface Hub {
    */
   readonly runNow: <A>(effect: Effect.Effect<A>) => A
   shuttingDown: boolean
+  /** Set once the server has started (`GET /ready` answers 503 before). */
+  started: boolean
+  /** What else `GET /ready` asks (a broker's link, the application's checks), by name. */
+  readonly readiness: Map<string, Effect.Effect<boolean>>
 }
 
 /**
@@ -95,12 +100,14 @@ export const make = (services: {
     ...shared,
     run: (effect) => void fork(effect),
     runNow: Effect.runSyncWith(context),
-    stats: { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 },
+    stats: Counters.make(),
     outbound: OutboundBudget.make(services.options),
     ticks: SocketWriter.makeTicks(),
     presences: new WeakMap(),
     connections: new Set(),
     startedAt: Date.now(),
-    shuttingDown: false
+    shuttingDown: false,
+    started: false,
+    readiness: new Map()
   }
 }

@@ -11,8 +11,8 @@
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type { RawData } from "ws"
-import type * as Authenticator from "../Authenticator.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { handshake } from "./handshake.js"
 import type { Hub } from "./hub.js"
@@ -70,7 +70,7 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   abstract alive: boolean
   abstract ping(): void
   abstract terminate(): void
-  abstract goOnline(accepted: Authenticator.Accepted): void
+  abstract goOnline(online: Dispatch.Online): void
   abstract end(): void
   /** Hands an effect to the connection's fiber, which runs it (after any it is running). */
   abstract schedule(work: Effect.Effect<void>): void
@@ -136,6 +136,7 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   /** Handles one inbound item now; an authentication that has to wait starts the backlog. */
   take(item: Inbound): void {
     if (item === Oversize) {
+      add(this.hub.stats.drops, "size")
       refuse(this.hub, this, 413, "Message too large", 1009)
       return this.end()
     }

@@ -13,6 +13,7 @@ import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import * as State from "../State.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import type { Online } from "./dispatch.js"
 import { onlinePresence } from "./fanOut.js"
 import type { Hub } from "./hub.js"
@@ -76,16 +77,25 @@ const authorizedJoin = (
 const joined = (hub: Hub, connection: Connection, online: Online, room: string): Outcome => {
   const state = hub.runNow(hub.registry.join(online.id, room))
   reply(connection, { type: "join:ok", room })
-  snapshotOf(hub, connection, state, room)
+  snapshotOf(hub, connection, online, state, room)
   return undefined
 }
 
 /** The online presence of every other member of `room`, for the peer that has just joined it. */
-const snapshotOf = (hub: Hub, connection: Connection, state: State.State<PeerRegistry.Handle>, room: string) => {
+const snapshotOf = (
+  hub: Hub,
+  connection: Connection,
+  online: Online,
+  state: State.State<PeerRegistry.Handle>,
+  room: string
+) => {
   for (const other of State.members(state, room)) {
-    if (other.id === connection.id) continue
+    // The session's id, which a resumed connection's own id is not.
+    if (other.id === online.id) continue
     const session = State.session(state, other.id)
-    if (session !== undefined) connection.offer(onlinePresence(hub, session.peer).bytes)
+    if (session === undefined) continue
+    connection.offer(onlinePresence(hub, session.peer).bytes)
+    add(hub.stats.framesOut, "presence")
   }
 }
 

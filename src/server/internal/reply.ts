@@ -8,6 +8,7 @@
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type { Connection } from "./connection.js"
+import { add } from "./counters.js"
 import type { Hub } from "./hub.js"
 import { encode } from "./socketWriter.js"
 
@@ -17,7 +18,16 @@ import { encode } from "./socketWriter.js"
  * @since 0.2.0
  * @internal
  */
-export const reply = (connection: Connection, frame: Frame.Frame): boolean => connection.offer(encode(frame))
+export const reply = (connection: Connection, frame: Frame.Frame): boolean => {
+  add(connection.hub.stats.framesOut, frame.type)
+  return connection.offer(encode(frame))
+}
+
+/** An error frame before authentication is a failed handshake: counted by status. */
+const countRefusal = (hub: Hub, connection: Connection, status: number): void => {
+  hub.stats.refused++
+  if (connection.online() === undefined) add(hub.stats.authFailures, String(status))
+}
 
 /**
  * Error frame, then close once it is written.
@@ -32,7 +42,8 @@ export const refuse = (
   message: string,
   code: number
 ): "closing" => {
-  hub.stats.refused++
+  countRefusal(hub, connection, status)
+  add(hub.stats.framesOut, "error")
   if (connection.offer(encode(Message.error(status, message)))) connection.offer({ code, reason: message })
   return "closing"
 }
@@ -44,7 +55,7 @@ export const refuse = (
  * @internal
  */
 export const answer = (hub: Hub, connection: Connection, status: number, message: string): undefined => {
-  hub.stats.refused++
+  countRefusal(hub, connection, status)
   reply(connection, Message.error(status, message))
   return undefined
 }
