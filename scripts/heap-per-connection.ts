@@ -32,28 +32,28 @@ const topN = Number(flag("top") ?? 40)
 const nativeCategory = "native (C++ objects and buffer contents, outside the JS heap)"
 
 /**
- * Categories by label, first match wins. A node whose own label matches none takes its dominator's category: the
+ * Categories by label, first match wins (class names as a bundler may rename them: `_WebSocket`, `Receiver2`). A node whose own label matches none takes its dominator's category: the
  * parts of a `WebSocket` (its `Receiver` and `Sender` aside) count as the WebSocket's, and so on.
  */
 const rules: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^WebSocket$/, "ws WebSocket"],
-  [/^Receiver$/, "ws Receiver (a Writable stream)"],
-  [/^Sender$/, "ws Sender"],
-  [/^Socket$/, "net.Socket"],
+  [/^_?WebSocket\d*$/, "ws WebSocket"],
+  [/^_?Receiver\d*$/, "ws Receiver (a Writable stream)"],
+  [/^_?Sender\d*$/, "ws Sender"],
+  [/^_?Socket\d*$/, "net.Socket"],
   [/^(TCP|native TCP|native TCPWrap)\b/, "TCP handle"],
-  [/^Timeout$/, "timers"],
-  [/^ConnectionImpl$/, "our connection (ConnectionImpl)"],
+  [/^_?Timeout\d*$/, "timers"],
+  [/^_?ConnectionImpl\d*$/, "our connection (ConnectionImpl)"],
   [/^\{id,address,fromSuffix/, "Online (routing context)"],
-  [/^\{admit,release\}|^\{key,tokens,limit,refillMillis\}|^SessionAdmission$/, "rate-limit admission"],
+  [/^\{admit,release\}|^\{key,tokens,limit,refillMillis\}|^_?SessionAdmission\d*$/, "rate-limit admission"],
   [/^\{tokens,lastRefill\}/, "rate-limit bucket"],
-  [/^\{member,peer,rooms,roomSet,virtual\}|^SessionRecord$/, "registry Session"],
+  [/^\{member,peer,rooms,roomSet,virtual\}|^_?SessionRecord\d*$/, "registry Session"],
   [/^\{id,user,handle\}/, "registry Member"],
   [/^\{sessions,rooms,users\}/, "registry State"],
   [/HashMap|^(Leaf|Collision|Indexed|Array)Node/, "registry HashMap nodes"],
   [/^\{id,user,name/, "Peer record"],
   [/^\{frame,bytes\}|^Buffer$|^array in WeakMap/, "online presence, encoded once (and its cache)"],
   [
-    /^array in Set in (\{open,|\{fork,|\{_tag,backing\}|synthetic|system \/ Context in synthetic|WebSocketServer)/,
+    /^array in Set in (\{open,|\{options,|\{fork,|\{_tag,backing\}|synthetic|system \/ Context in synthetic|WebSocketServer)/,
     "the server's sets of sockets"
   ],
   [/^\{ws,socket,corked/, "baseline Conn"],

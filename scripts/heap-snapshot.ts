@@ -194,7 +194,7 @@ export const read = (file: string): Snapshot => {
     else own[v] = type
   }
   // Up to three owners, while they have no name of their own either.
-  const needsOwner = (mine: string) => generic.has(mine) || !(mine.startsWith("{") || /^[A-Z]/.test(mine))
+  const needsOwner = (mine: string) => generic.has(mine) || !(mine.startsWith("{") || /^_*[A-Z]/.test(mine))
   const label = new Array<string>(n)
   for (let v = 0; v < n; v++) {
     let text = own[v]!
