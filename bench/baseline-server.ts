@@ -11,6 +11,8 @@
  * socket is uncorked on `process.nextTick`, so every frame queued for it in that tick leaves in one write. This
  * variant shows what write coalescing alone is worth on the machine at hand.
  *
+ * Run with `--expose-gc`, it also serves `GET /bench/memory`: `process.memoryUsage()` after a full collection.
+ *
  * Usage: node baseline-server.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
  * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections.
  */
@@ -18,6 +20,7 @@ import { randomBytes } from "node:crypto"
 import * as Http from "node:http"
 import type { Duplex } from "node:stream"
 import { type RawData, WebSocket, WebSocketServer } from "ws"
+import { collectedMemory, memoryPath } from "./stats.js"
 
 const MAX_MESSAGE_SIZE = 64 * 1024
 const AUTH_TIMEOUT_MS = 10_000
@@ -248,7 +251,9 @@ const onClose = (conn: Conn): void => {
 }
 
 const http = Http.createServer((req, res) => {
+  const memory = req.url === memoryPath ? collectedMemory() : undefined
   if (req.url === "/health") res.writeHead(200, { "content-type": "text/plain" }).end("ok")
+  else if (memory !== undefined) res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(memory))
   else res.writeHead(404).end()
 })
 // ws enforces a hard cap a little above the protocol limit, so a 413 can still be sent for frames just over it.

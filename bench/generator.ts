@@ -8,19 +8,33 @@
  * opens and read routed frames by scanning bytes for a sequence key, not by JSON.parse, so that the generator
  * costs as little as possible next to the server it measures.
  */
+import { spawn } from "node:child_process"
+import * as Readline from "node:readline"
 import { fileURLToPath } from "node:url"
 import { isMainThread, parentPort, Worker, workerData } from "node:worker_threads"
 import { WebSocket } from "ws"
 import {
   type ConnectSpec,
   type FanoutSpec,
+  findSpec,
+  type IdleSpec,
   type Mode,
   type PingPongSpec,
   type Spec,
   specs,
   type StormSpec
 } from "./scenarios.js"
-import { cpuMillis, Histogram, round, rssKiB, systemBusyMillis, table } from "./stats.js"
+import {
+  type CollectedMemory,
+  cpuMillis,
+  Histogram,
+  memoryPath,
+  openFileLimit,
+  round,
+  rssKiB,
+  systemBusyMillis,
+  table
+} from "./stats.js"
 
 export interface Input {
   readonly url: string
@@ -92,10 +106,15 @@ let closing = false
 const connect = (
   url: string,
   auth: { readonly user: string; readonly rooms?: ReadonlyArray<string> },
-  onData: (client: Client, buf: Buffer) => void = () => {}
+  onData: (client: Client, buf: Buffer) => void = () => {},
+  localAddress?: string
 ): Promise<Client> =>
   new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true })
+    const ws = new WebSocket(url, {
+      perMessageDeflate: false,
+      skipUTF8Validation: true,
+      ...(localAddress === undefined ? {} : { localAddress })
+    })
     const client: Client = { ws, id: "", address: "", frames: 0, onData: (buf) => onData(client, buf) }
     let welcomed = false
     ws.on("open", () => ws.send(JSON.stringify({ type: "auth", ...auth })))
@@ -444,6 +463,278 @@ const runStorm = async (input: Input, spec: StormSpec): Promise<Outcome> => {
   }
 }
 
+/** The loopback source address of an idle case's connection `i`: 127.0.0.2 and up, in turn. */
+const sourceAddress = (spec: IdleSpec, i: number): string => `127.0.0.${2 + (i % spec.sourceAddresses)}`
+
+/**
+ * The connections an idle case's part (generator process) opens in a step, `[from, to)`: its share of the
+ * connections, in two halves (step 0, then step 1), so that the server can also be measured at half the count.
+ */
+const stepRange = (spec: IdleSpec, part: number, step: number): readonly [number, number] => {
+  const from = Math.floor((spec.connections * part) / spec.processes)
+  const to = Math.floor((spec.connections * (part + 1)) / spec.processes)
+  const mid = from + Math.floor((to - from) / 2)
+  return step === 0 ? [from, mid] : [mid, to]
+}
+
+/** What a part of an idle case has seen so far. */
+interface PartReport {
+  readonly connected: number
+  /** Frames received after the welcome: online presences of the others in the room. */
+  readonly presences: number
+  readonly errors: number
+  readonly closed: number
+  readonly firstError: string
+}
+
+/** One part of an idle case, in this process or in a child process. */
+interface Part {
+  /** Connects the step's clients, each `i<n>` in `room<n / roomSize>` from its source address; each sends only `auth`. */
+  readonly connect: (step: number) => Promise<void>
+  readonly report: () => Promise<PartReport>
+  readonly stop: () => Promise<void>
+}
+
+const localPart = (url: string, spec: IdleSpec, part: number): Part & { readonly clients: Array<Client> } => {
+  const clients: Array<Client> = []
+  return {
+    clients,
+    connect: async (step) => {
+      const [from, to] = stepRange(spec, part, step)
+      const room = (i: number) => `room${Math.floor(i / spec.roomSize)}`
+      clients.push(
+        ...(await pool(
+          to - from,
+          spec.connectConcurrency,
+          (k) =>
+            connect(url, { user: `i${from + k}`, rooms: [room(from + k)] }, () => {}, sourceAddress(spec, from + k))
+        ))
+      )
+    },
+    report: () =>
+      Promise.resolve({
+        connected: clients.length,
+        presences: clients.reduce((n, c) => n + c.frames - 1, 0),
+        errors: failures.errors,
+        closed: failures.closed,
+        firstError: failures.firstError
+      }),
+    stop: () => Promise.resolve(closeAll(clients))
+  }
+}
+
+/**
+ * A part of an idle case in a process of its own (`--part n`), driven by lines on stdin: `connect <step>` is answered
+ * with `{"connected":n}` (or `{"failed":"..."}`), `report` with a `PartReport`; the end of stdin (the coordinator
+ * finished, or died) closes every client and ends the process.
+ */
+const partMain = (url: string, spec: IdleSpec, part: number): void => {
+  const local = localPart(url, spec, part)
+  const lines = Readline.createInterface({ input: process.stdin })
+  const answer = (line: unknown) => process.stdout.write(`${JSON.stringify(line)}\n`)
+  lines.on("line", (line) => {
+    const [command, arg] = line.split(" ")
+    if (command === "report") void local.report().then(answer)
+    else if (command === "connect") {
+      local.connect(Number(arg)).then(
+        () => answer({ connected: local.clients.length }),
+        (e: unknown) => answer({ failed: e instanceof Error ? e.message : String(e) })
+      )
+    }
+  })
+  lines.once("close", () => {
+    void local.stop()
+    process.exit(0)
+  })
+}
+
+/** A part of an idle case in a child process (see `partMain`). */
+const remotePart = (input: Input, spec: IdleSpec, part: number): Part => {
+  const child = spawn(process.execPath, [
+    fileURLToPath(import.meta.url),
+    "--part",
+    String(part),
+    "--url",
+    input.url,
+    "--spec",
+    JSON.stringify(spec)
+  ], { stdio: ["pipe", "pipe", "inherit"] })
+  const lines = Readline.createInterface({ input: child.stdout })
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  /** Sends a command; resolves with the next JSON line the part prints. */
+  const ask = (command: string) =>
+    new Promise<Record<string, unknown>>((resolve) => {
+      const onLine = (line: string) => {
+        if (!line.startsWith("{")) return
+        lines.off("line", onLine)
+        resolve(JSON.parse(line) as Record<string, unknown>)
+      }
+      lines.on("line", onLine)
+      void exited.then(() => resolve({ failed: `generator part ${part} exited` }))
+      child.stdin.write(`${command}\n`)
+    })
+  return {
+    connect: async (step) => {
+      const answer = await ask(`connect ${step}`)
+      if (typeof answer["failed"] === "string") throw new Error(`generator part ${part}: ${answer["failed"]}`)
+    },
+    report: async () => {
+      const answer = await ask("report")
+      if (typeof answer["failed"] === "string") throw new Error(`generator part ${part}: ${answer["failed"]}`)
+      return answer as unknown as PartReport
+    },
+    stop: async () => {
+      child.stdin.end()
+      const killer = setTimeout(() => child.kill("SIGKILL"), 5_000)
+      await exited
+      clearTimeout(killer)
+    }
+  }
+}
+
+/** The server's memory after a full collection, from `GET /bench/memory`; undefined when it does not serve it. */
+const serverMemory = async (url: string): Promise<CollectedMemory | undefined> => {
+  const response = await fetch(new URL(memoryPath, url.replace(/^ws/, "http")))
+  return response.ok ? (await response.json() as CollectedMemory) : undefined
+}
+
+/** Waits (at most `limitMs`) until the server has used under 5% of a core for `quietMs`. */
+const serverIdle = async (pid: number, quietMs = 500, limitMs = 30_000): Promise<void> => {
+  const deadline = performance.now() + limitMs
+  while (performance.now() < deadline) {
+    const before = cpuMillis(pid)
+    await sleep(quietMs)
+    if (cpuMillis(pid) - before < quietMs * 0.05) return
+  }
+}
+
+/** Online presences an idle case's clients should see: in a room of m peers, each sees the m - 1 others. */
+const expectedPresences = (spec: IdleSpec): number => {
+  let total = 0
+  for (let start = 0; start < spec.connections; start += spec.roomSize) {
+    const m = Math.min(spec.roomSize, spec.connections - start)
+    total += m * (m - 1)
+  }
+  return total
+}
+
+const KiB = 1024
+
+/** The server's RSS (KiB) and, when it serves `GET /bench/memory`, its memory after a full collection. */
+interface Reading {
+  readonly rss: number
+  readonly memory: CollectedMemory | undefined
+}
+
+/**
+ * `spec.connections` authenticated peers in rooms of `spec.roomSize`, split over `spec.processes` generator processes
+ * (this one holds the first part), left idle: what the server holds per connection once they settle. Its RSS and,
+ * when it serves `GET /bench/memory` (run with `--expose-gc`), its live heap are read after a full collection,
+ * before the first connection, once half the connections have settled and once all have. Per connection: from none
+ * to all (`rssPerConnKiB`, `heapPerConnKiB`), and from half to all (`rssMarginalPerConnKiB`: memory a server
+ * already held from its start, freed and reused for the first sockets, does not count there).
+ */
+const runIdle = async (input: Input, spec: IdleSpec): Promise<Outcome> => {
+  // One descriptor per connection in the server, and in whichever generator process holds it.
+  const serverLimit = openFileLimit(input.pid)
+  const needed = spec.connections + 64
+  if (!(serverLimit >= needed)) {
+    throw new Error(
+      `the server may open ${serverLimit} files and the case needs ${needed}: raise its limit (ulimit -n)`
+    )
+  }
+  const share = Math.ceil(spec.connections / spec.processes) + 64
+  if (!(openFileLimit() >= share)) throw new Error(`a generator process may open only ${openFileLimit()} files`)
+  const reading = async (): Promise<Reading> => {
+    await serverIdle(input.pid)
+    const memory = await serverMemory(input.url)
+    return { rss: rssKiB(input.pid), memory }
+  }
+  const own = localPart(input.url, spec, 0)
+  const parts: ReadonlyArray<Part> = [
+    own,
+    ...Array.from({ length: spec.processes - 1 }, (_, k) => remotePart(input, spec, k + 1))
+  ]
+  const report = async (): Promise<PartReport> => {
+    const reports = await Promise.all(parts.map((p) => p.report()))
+    return {
+      connected: reports.reduce((n, r) => n + r.connected, 0),
+      presences: reports.reduce((n, r) => n + r.presences, 0),
+      errors: reports.reduce((n, r) => n + r.errors, 0),
+      closed: reports.reduce((n, r) => n + r.closed, 0),
+      firstError: reports.find((r) => r.errors > 0)?.firstError ?? ""
+    }
+  }
+  try {
+    const none = await reading()
+    const measure = measureWindow(input.pid)
+    const connectStep = async (step: number) => {
+      const t0 = performance.now()
+      await Promise.all(parts.map((p) => p.connect(step)))
+      return performance.now() - t0
+    }
+    let connectMs = await connectStep(0)
+    const atHalf = (await report()).connected
+    await settle(own.clients, 200, spec.limitMs)
+    const half = await reading()
+    connectMs += await connectStep(1)
+    const window = measure()
+    await settle(own.clients, 200, spec.limitMs)
+    const settledRss = rssKiB(input.pid)
+    const all = await reading()
+    const expected = expectedPresences(spec)
+    let seen = await report()
+    // A generator process may still be reading the last presences the idle server wrote.
+    for (let tries = 0; tries < 20 && seen.presences < expected; tries++) {
+      await sleep(250)
+      seen = await report()
+    }
+    const problems = [
+      seen.connected === spec.connections ? undefined : `${seen.connected} of ${spec.connections} connected`,
+      seen.presences === expected ? undefined : `${seen.presences} presences seen, ${expected} expected`,
+      seen.errors === 0 ? undefined : `${seen.errors} errors, first: ${seen.firstError}`
+    ].filter((p) => p !== undefined)
+    const heap = none.memory !== undefined && half.memory !== undefined && all.memory !== undefined
+    const perConn = (after: number, before: number, n: number) => round((after - before) / n, 2)
+    return {
+      ...(problems.length > 0 ? { ok: false, error: problems.join("; ") } : {}),
+      metrics: {
+        rssPerConnKiB: perConn(all.rss, none.rss, spec.connections),
+        rssMarginalPerConnKiB: perConn(all.rss, half.rss, spec.connections - atHalf),
+        ...(heap
+          ? {
+            heapPerConnKiB: perConn(all.memory!.heapUsed / KiB, none.memory!.heapUsed / KiB, spec.connections),
+            externalPerConnKiB: perConn(all.memory!.external / KiB, none.memory!.external / KiB, spec.connections)
+          }
+          : {}),
+        connectsPerSec: round(spec.connections / (connectMs / 1000), 0)
+      },
+      counts: {
+        connections: spec.connections,
+        processes: spec.processes,
+        sourceAddresses: spec.sourceAddresses,
+        presences: seen.presences,
+        closedByServerAnyPart: seen.closed,
+        rssBeforeKiB: none.rss,
+        rssHalfKiB: half.rss,
+        rssSettledKiB: settledRss,
+        rssAfterKiB: all.rss,
+        ...(heap
+          ? {
+            heapBeforeKiB: round(none.memory!.heapUsed / KiB, 0),
+            heapHalfKiB: round(half.memory!.heapUsed / KiB, 0),
+            heapAfterKiB: round(all.memory!.heapUsed / KiB, 0)
+          }
+          : { heapReported: 0 }),
+        connectMs: round(connectMs, 0),
+        ...window.load
+      }
+    }
+  } finally {
+    await Promise.all(parts.map((p) => p.stop()))
+  }
+}
+
 const runSpec = (input: Input): Promise<Outcome> => {
   const spec = input.spec
   switch (spec.kind) {
@@ -455,6 +746,8 @@ const runSpec = (input: Input): Promise<Outcome> => {
       return runFanout(input, spec)
     case "storm":
       return runStorm(input, spec)
+    case "idle":
+      return runIdle(input, spec)
   }
 }
 
@@ -521,11 +814,16 @@ const main = async (): Promise<void> => {
   if (specArg !== undefined) spec = JSON.parse(specArg) as Spec
   else {
     const name = args.get("case")
-    spec = specs((args.get("mode") ?? "quick") as Mode).find((s) => s.name === name)
+    spec = name === undefined ? undefined : findSpec((args.get("mode") ?? "quick") as Mode, name)
     if (spec === undefined) {
       const names = specs("quick").map((s) => s.name).join(", ")
       throw new Error(`give --spec '<json>' or --case <name> (one of: ${names})`)
     }
+  }
+  const part = args.get("part")
+  if (part !== undefined) {
+    if (spec.kind !== "idle") throw new Error("--part is for idle cases")
+    return partMain(url, spec, Number(part))
   }
   const input: Input = { url, pid, server, spec }
   const worker = new Worker(fileURLToPath(import.meta.url), { workerData: input })

@@ -18,7 +18,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { benchDir, build } from "./build.js"
 import type { Result } from "./generator.js"
-import { metricInfo, type Mode, type Spec, specs } from "./scenarios.js"
+import { metricInfo, type Mode, onDemand, serverSetup, type Spec, specs } from "./scenarios.js"
 import { cpuMillis, median, round, systemBusyMillis, table } from "./stats.js"
 
 const args = process.argv.slice(2)
@@ -78,17 +78,23 @@ interface Running {
 }
 
 /** Starts a server bundle on an ephemeral loopback port; resolves once it prints its `listening` line. */
-const startServer = (file: string, env: Record<string, string>, profile: boolean): Promise<Running> =>
+const startServer = (
+  file: string,
+  env: Record<string, string>,
+  profile: boolean,
+  flags: ReadonlyArray<string>
+): Promise<Running> =>
   new Promise((resolve, reject) => {
     const nodeFlags = profile
       ? [
+        ...flags,
         "--cpu-prof",
         "--cpu-prof-dir",
         profDir,
         "--cpu-prof-name",
         `${Path.parse(file).name}-${Date.now()}.cpuprofile`
       ]
-      : []
+      : flags
     const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
     const child = spawn(cmd!, rest, {
       env: { ...process.env, ...env, HOST: "127.0.0.1", PORT: "0" },
@@ -269,9 +275,12 @@ const main = async (): Promise<void> => {
 
   if (hasTaskset) spawnSync("taskset", ["-a", "-p", "-c", "1", String(process.pid)], { stdio: "ignore" })
   const measureMs = flag("measure")
-  const cases = specs(mode).filter((s) => only === undefined || only.includes(s.name)).map((s): Spec =>
-    measureMs !== undefined && "measureMs" in s ? { ...s, measureMs: Number(measureMs) } : s
-  ).map((s): Spec =>
+  // Named with --only, a case outside the mode (one run on demand, see scenarios.ts) runs too.
+  const inMode = specs(mode)
+  const known = [...inMode, ...onDemand.filter((s) => !inMode.some((m) => m.name === s.name))]
+  const cases = known.filter((s) => only === undefined ? inMode.includes(s) : only.includes(s.name)).map((
+    s
+  ): Spec => measureMs !== undefined && "measureMs" in s ? { ...s, measureMs: Number(measureMs) } : s).map((s): Spec =>
     rooms !== undefined && s.kind === "pingpong" && s.roomsPerPeer !== undefined
       ? { ...s, roomsPerPeer: rooms, name: `rooms-${rooms}` }
       : s
@@ -301,6 +310,11 @@ const main = async (): Promise<void> => {
       } (bench/servers/ours.ts)\n`
     )
   }
+  for (const spec of cases) {
+    const setup = serverSetup(spec)
+    const said = [...setup.nodeFlags, ...Object.entries(setup.env).map(([k, v]) => `${k}=${v}`)]
+    if (said.length > 0) process.stdout.write(`${spec.name}: servers started with ${said.join(" ")} (scenarios.ts)\n`)
+  }
 
   const results: Array<Result> = []
   const started = Date.now()
@@ -312,7 +326,8 @@ const main = async (): Promise<void> => {
         let result: Result
         if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {
-          const running = await startServer(server.file, server.env, profile)
+          const setup = serverSetup(spec)
+          const running = await startServer(server.file, { ...server.env, ...setup.env }, profile, setup.nodeFlags)
           if (mode !== "smoke") await waitForIdle(running.pid, 3_000)
           try {
             result = await runGenerator(generator, server.label, running, spec)

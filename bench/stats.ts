@@ -97,3 +97,41 @@ export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<Readonl
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n")
 }
+
+/** What a server reports on `GET /bench/memory`: `process.memoryUsage()` after a full collection. */
+export interface CollectedMemory {
+  readonly rss: number
+  readonly heapUsed: number
+  readonly heapTotal: number
+  readonly external: number
+  readonly arrayBuffers: number
+}
+
+/** Path of the memory report both benchmark servers serve when the process runs with `--expose-gc`. */
+export const memoryPath = "/bench/memory"
+
+/** Whether this process can collect garbage on demand (it runs with `--expose-gc`). */
+export const canCollect = (): boolean => typeof (globalThis as { readonly gc?: unknown }).gc === "function"
+
+/**
+ * `process.memoryUsage()` after full collections, or undefined when the process does not run with `--expose-gc`.
+ * Two collections: the first may leave what only became garbage while it ran (weak references cleared, finalizers).
+ */
+export const collectedMemory = (): CollectedMemory | undefined => {
+  const gc = (globalThis as { readonly gc?: () => void }).gc
+  if (gc === undefined) return undefined
+  gc()
+  gc()
+  const { rss, heapUsed, heapTotal, external, arrayBuffers } = process.memoryUsage()
+  return { rss, heapUsed, heapTotal, external, arrayBuffers }
+}
+
+/** The soft limit on open files of a process (Linux's `/proc/<pid>/limits`), or NaN where it cannot be read. */
+export const openFileLimit = (pid: number | "self" = "self"): number => {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, "latin1").split("\n").find((l) => l.startsWith("Max open files"))
+    return Number(line?.slice("Max open files".length).trim().split(/\s+/)[0] ?? Number.NaN)
+  } catch {
+    return Number.NaN
+  }
+}

@@ -5,7 +5,9 @@
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
  * same work per frame as with the defaults. `BENCH_MAX_ROOMS=<n>` raises the rooms a peer may be in (the runner
  * sets it for `--rooms n`). `BENCH_REDIS=<url>` makes it a node of a cluster on that Redis (`bench/cluster.ts`).
- * Loopback only unless HOST says otherwise.
+ * `BENCH_MAX_CONNECTIONS=<n>` sets `maxConnections` (the idle cases need more than the default, the open-file limit
+ * less a tenth). Run with `--expose-gc`, it also serves `GET /bench/memory`: `process.memoryUsage()` after a full
+ * collection (see `bench/stats.ts`). Loopback only unless HOST says otherwise.
  *
  * Usage: node ours.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
  * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
@@ -15,7 +17,9 @@
 // every module they re-export: the server is measured as it is run.
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect } from "effect"
+import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as SympleServer from "../../src/server/index.js"
+import { canCollect, collectedMemory, memoryPath } from "../stats.js"
 
 const port = Number(process.argv[2] ?? process.env["PORT"] ?? 4500)
 const host = process.env["HOST"] ?? "127.0.0.1"
@@ -24,13 +28,20 @@ const program = Effect.gen(function*() {
   const raised = Number(process.env["BENCH_RATE_LIMIT"] ?? "0")
   const rateLimit = Number.isFinite(raised) && raised > 0 ? raised : 0
   const maxRooms = Number(process.env["BENCH_MAX_ROOMS"] ?? "0")
+  const maxConnections = Number(process.env["BENCH_MAX_CONNECTIONS"] ?? "")
+  // Only when the process can collect on demand, so that other cases run the server exactly as configured above.
+  const routes = !canCollect()
+    ? undefined
+    : HttpRouter.add("GET", memoryPath, Effect.sync(() => HttpServerResponse.jsonUnsafe(collectedMemory())))
   const server = yield* SympleServer.makeWithDefaults({
     port,
     host,
     rateLimit,
     rateSeconds: Math.max(1, rateLimit / 10),
     ...(Number.isInteger(maxRooms) && maxRooms > 0 ? { maxRoomsPerPeer: maxRooms } : {}),
-    ...(process.env["BENCH_REDIS"] ? { redis: process.env["BENCH_REDIS"] } : {})
+    ...(process.env["BENCH_REDIS"] ? { redis: process.env["BENCH_REDIS"] } : {}),
+    ...(Number.isInteger(maxConnections) && maxConnections >= 0 ? { maxConnections } : {}),
+    ...(routes === undefined ? {} : { routes })
   })
   process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid, rateLimit })}\n`)
   return yield* Effect.never

@@ -172,13 +172,61 @@ export const isUnlimited = (admission: Admission): boolean => admission === unli
 
 let sessions = 0
 
+/** What the admissions made by one `make` call share. */
+interface Policy {
+  readonly store: Store
+  readonly clock: Clock.Clock | undefined
+  readonly limit: number
+  readonly seconds: number
+  readonly refillMillis: number
+}
+
+let lastPolicy: Policy | undefined
+
+/**
+ * A session's admission: one small object per session (its methods, and what it shares with the other sessions, are
+ * held once), which is also its `Take`. Its key is made by the first frame: a peer that never sends costs no more.
+ */
+class SessionAdmission implements Admission, Take {
+  released = false
+  #key: string | undefined
+  constructor(readonly policy: Policy, key: string | undefined) {
+    this.#key = key
+  }
+  get key(): string {
+    return this.#key ??= `session:${++sessions}`
+  }
+  get tokens(): number {
+    return 1
+  }
+  get limit(): number {
+    return this.policy.limit
+  }
+  get refillMillis(): number {
+    return this.policy.refillMillis
+  }
+  admit(): boolean {
+    if (this.released) return false
+    const clock = this.policy.clock
+    return this.policy.store.takeUnsafe(this, clock === undefined ? Date.now() : clock.currentTimeMillisUnsafe()) >= 0
+  }
+  get release(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.released = true
+      // A session that never sent has no bucket to forget.
+      return this.#key === undefined ? Effect.void : this.policy.store.forget(this.#key)
+    })
+  }
+}
+
 /**
  * A session's token bucket holding `limit` tokens, refilled at `limit` per `seconds` (one token every
  * `seconds / limit`, at least 1 ms in all), starting full: what Effect's `RateLimiter.consume` does with
  * `algorithm: "token-bucket"`, `onExceeded: "fail"`, `window: seconds`, one token per frame. `limit <= 0` admits
  * everything.
  *
- * The bucket is made by the first frame, so a peer that never sends costs nothing, and forgotten by `release`.
+ * The bucket is made by the first frame, so a peer that never sends costs nothing but the admission itself, and
+ * forgotten by `release`.
  *
  * Options: the `store` (default `defaultStore`), the `clock` that dates the takes (default `Date.now`), and the
  * `key` (default: a new key, unique in this process). Admissions on one store with one key share a bucket.
@@ -194,24 +242,23 @@ export const make = (limit: number, seconds: number, options?: {
   if (limit <= 0) return unlimited
   const store = options?.store ?? defaultStore
   const clock = options?.clock
-  // As `RateLimiter.consume` derives the refill interval from its `window`.
-  const window = Duration.max(Duration.seconds(seconds), Duration.millis(1))
-  const take: Take = {
-    key: options?.key ?? `session:${++sessions}`,
-    tokens: 1,
-    limit,
-    refillMillis: Duration.toMillis(Duration.divideUnsafe(window, limit))
+  // A server makes every session's admission with the same arguments: they share one policy.
+  let policy = lastPolicy
+  if (
+    policy === undefined || policy.store !== store || policy.clock !== clock || policy.limit !== limit ||
+    policy.seconds !== seconds
+  ) {
+    // As `RateLimiter.consume` derives the refill interval from its `window`.
+    const window = Duration.max(Duration.seconds(seconds), Duration.millis(1))
+    policy = lastPolicy = {
+      store,
+      clock,
+      limit,
+      seconds,
+      refillMillis: Duration.toMillis(Duration.divideUnsafe(window, limit))
+    }
   }
-  let released = false
-  return {
-    admit: clock === undefined
-      ? () => !released && store.takeUnsafe(take, Date.now()) >= 0
-      : () => !released && store.takeUnsafe(take, clock.currentTimeMillisUnsafe()) >= 0,
-    release: Effect.suspend(() => {
-      released = true
-      return store.forget(take.key)
-    })
-  }
+  return new SessionAdmission(policy, options?.key)
 }
 
 /**

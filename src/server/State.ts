@@ -4,9 +4,13 @@
  *
  * A room maps to an array of its members (join order). Each member carries an opaque handle `H` (the
  * connection's mailbox in the server, anything in tests) so that fan-out needs no further lookup. A session keeps
- * its rooms twice, in join order and as a set: routing asks "is this session in room r?" for every frame, and a
- * peer chooses how many rooms it is in, so that question must not cost more with every room (the set), while
- * snapshots and presence go out in join order (the array).
+ * its rooms in join order (snapshots and presence go out in that order), and routing asks "is this session in room
+ * r?" for every frame. A peer chooses how many rooms it is in, so that question must not cost more with every room:
+ * beyond a few rooms it is answered by a set of them, built on first use (most sessions are in a few rooms, where
+ * scanning the array costs no more than a lookup, and a set of two rooms takes over 200 bytes).
+ *
+ * Sized for many idle sessions: every array a transition builds is allocated at its length (an array grown by
+ * `push` or spread keeps spare slots, 128 bytes more for one element).
  *
  * @since 0.1.0
  */
@@ -33,7 +37,10 @@ export interface Session<H> {
   readonly peer: Peer.Peer
   /** Rooms in join order; the personal room first unless it was left. */
   readonly rooms: ReadonlyArray<string>
-  /** The same rooms as a set, for membership tests. Never mutated: a transition that changes it builds a new one. */
+  /**
+   * The same rooms as a set, built on first use (`inRoom` and `shareRoom` use it only for sessions in more than a
+   * few rooms). Never mutated: a transition that changes the rooms makes a new session.
+   */
   readonly roomSet: ReadonlySet<string>
   readonly virtual: boolean
   /**
@@ -43,6 +50,24 @@ export interface Session<H> {
    * @since 0.2.0
    */
   readonly detached: boolean
+}
+
+/** Up to this many rooms, a session's membership is tested by scanning its array. */
+const scanAtMost = 8
+
+/** A session as the transitions make it: the set of its rooms is built when first asked for. */
+class SessionRecord<H> implements Session<H> {
+  #roomSet: ReadonlySet<string> | undefined = undefined
+  constructor(
+    readonly member: Member<H>,
+    readonly peer: Peer.Peer,
+    readonly rooms: ReadonlyArray<string>,
+    readonly virtual: boolean,
+    readonly detached: boolean
+  ) {}
+  get roomSet(): ReadonlySet<string> {
+    return this.#roomSet ??= new Set(this.rooms)
+  }
 }
 
 /**
@@ -91,12 +116,13 @@ export const sessionsOfUser = <H>(state: State<H>, user: string): ReadonlyArray<
 export const size = <H>(state: State<H>): number => HashMap.size(state.sessions)
 
 /**
- * Whether a session is in a room, at the cost of one set lookup.
+ * Whether a session is in a room: one set lookup, or a scan of at most a few rooms.
  *
  * @since 0.1.0
  * @category getters
  */
-export const inRoom = <H>(session: Session<H>, room: string): boolean => session.roomSet.has(room)
+export const inRoom = <H>(session: Session<H>, room: string): boolean =>
+  session.rooms.length <= scanAtMost ? session.rooms.includes(room) : session.roomSet.has(room)
 
 /**
  * Whether two sessions are together in at least one room. Costs at most one set lookup per room of the session
@@ -107,7 +133,7 @@ export const inRoom = <H>(session: Session<H>, room: string): boolean => session
  */
 export const shareRoom = <H>(a: Session<H>, b: Session<H>): boolean => {
   const [small, large] = a.rooms.length <= b.rooms.length ? [a, b] : [b, a]
-  for (const room of small.rooms) if (large.roomSet.has(room)) return true
+  for (const room of small.rooms) if (inRoom(large, room)) return true
   return false
 }
 
@@ -131,9 +157,12 @@ export const neighbours = <H>(state: State<H>, id: string, rooms: ReadonlyArray<
   return out
 }
 
+/** `xs` and `x`, in an array of exactly that length (`concat` allocates the result at its length). */
+const appended = <A>(xs: ReadonlyArray<A>, x: A): ReadonlyArray<A> => xs.concat([x])
+
 const addMember = <H>(state: State<H>, room: string, member: Member<H>): State<H> => ({
   ...state,
-  rooms: HashMap.set(state.rooms, room, [...members(state, room), member])
+  rooms: HashMap.set(state.rooms, room, appended(members(state, room), member))
 })
 
 const removeMember = <H>(state: State<H>, room: string, id: string): State<H> => {
@@ -144,8 +173,8 @@ const removeMember = <H>(state: State<H>, room: string, id: string): State<H> =>
   }
 }
 
-/** The distinct non-empty rooms in first-seen order, and the same as a set. */
-const uniqueRooms = (rooms: Iterable<string>): readonly [ReadonlyArray<string>, ReadonlySet<string>] => {
+/** The distinct non-empty rooms in first-seen order. */
+const uniqueRooms = (rooms: Iterable<string>): ReadonlyArray<string> => {
   const out: Array<string> = []
   const seen = new Set<string>()
   for (const room of rooms) {
@@ -154,7 +183,7 @@ const uniqueRooms = (rooms: Iterable<string>): readonly [ReadonlyArray<string>, 
       out.push(room)
     }
   }
-  return [out, seen]
+  return out.slice()
 }
 
 /**
@@ -172,18 +201,11 @@ export const connect = <H>(
   virtual = false
 ): State<H> => {
   if (HashMap.has(state.sessions, member.id)) return state
-  const [joined, roomSet] = uniqueRooms(rooms)
+  const joined = uniqueRooms(rooms)
   let next: State<H> = {
     ...state,
-    sessions: HashMap.set(state.sessions, member.id, {
-      member,
-      peer,
-      rooms: joined,
-      roomSet,
-      virtual,
-      detached: false
-    }),
-    users: HashMap.set(state.users, member.user, [...sessionsOfUser(state, member.user), member.id])
+    sessions: HashMap.set(state.sessions, member.id, new SessionRecord(member, peer, joined, virtual, false)),
+    users: HashMap.set(state.users, member.user, appended(sessionsOfUser(state, member.user), member.id))
   }
   for (const room of joined) next = addMember(next, room, member)
   return next
@@ -216,14 +238,18 @@ export const disconnect = <H>(state: State<H>, id: string): State<H> => {
  */
 export const join = <H>(state: State<H>, id: string, room: string): State<H> => {
   const current = session(state, id)
-  if (current === undefined || room === "" || current.roomSet.has(room)) return state
+  if (current === undefined || room === "" || inRoom(current, room)) return state
   const next = addMember(state, room, current.member)
-  const roomSet = new Set(current.roomSet).add(room)
+  const rooms = appended(current.rooms, room)
   return {
     ...next,
-    sessions: HashMap.set(next.sessions, id, { ...current, rooms: [...current.rooms, room], roomSet })
+    sessions: HashMap.set(next.sessions, id, withRooms(current, rooms))
   }
 }
+
+/** The session with other rooms (a new record, whose set of rooms is built when first asked for). */
+const withRooms = <H>(current: Session<H>, rooms: ReadonlyArray<string>): Session<H> =>
+  new SessionRecord(current.member, current.peer, rooms, current.virtual, current.detached)
 
 /**
  * @since 0.1.0
@@ -231,13 +257,12 @@ export const join = <H>(state: State<H>, id: string, room: string): State<H> => 
  */
 export const leave = <H>(state: State<H>, id: string, room: string): State<H> => {
   const current = session(state, id)
-  if (current === undefined || !current.roomSet.has(room)) return state
+  if (current === undefined || !inRoom(current, room)) return state
   const next = removeMember(state, room, id)
-  const roomSet = new Set(current.roomSet)
-  roomSet.delete(room)
+  const rooms = current.rooms.filter((r) => r !== room)
   return {
     ...next,
-    sessions: HashMap.set(next.sessions, id, { ...current, rooms: current.rooms.filter((r) => r !== room), roomSet })
+    sessions: HashMap.set(next.sessions, id, withRooms(current, rooms))
   }
 }
 
@@ -279,12 +304,13 @@ const rehandle = <H>(state: State<H>, id: string, handle: H, detached: boolean):
   const current = session(state, id)
   if (current === undefined || current.virtual) return state
   if (current.member.handle === handle && current.detached === detached) return state
-  const member: Member<H> = { ...current.member, handle }
+  const member: Member<H> = { id: current.member.id, user: current.member.user, handle }
   let rooms = state.rooms
   for (const room of current.rooms) {
     rooms = HashMap.set(rooms, room, members(state, room).map((m) => m.id === id ? member : m))
   }
-  return { ...state, rooms, sessions: HashMap.set(state.sessions, id, { ...current, member, detached }) }
+  const next = new SessionRecord(member, current.peer, current.rooms, current.virtual, detached)
+  return { ...state, rooms, sessions: HashMap.set(state.sessions, id, next) }
 }
 
 /**
