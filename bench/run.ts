@@ -2,15 +2,16 @@
  * Benchmark runner: our server against the hand-written `ws` baseline, in the same run.
  *
  *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--measure ms] [--cpu-prof]
- *     [--servers ours,baseline]   (two of: ours, baseline, baseline-coalesce)
+ *     [--servers ours,baseline]   (two of: ours, ours-limited, baseline, baseline-coalesce; ours-limited is ours
+ *                                  with its rate limiter on, see bench/README.md)
  *     [--rooms n]   (rooms per peer in the `rooms-*` cases, which are then named `rooms-<n>`)
  *
  * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
  * process (pinned to CPU 1), both on 127.0.0.1. The servers alternate order from case to case and repetition to
  * repetition. At the end it prints our/baseline ratios (medians over repetitions) and writes every raw result to
  * bench/results/. `smoke` is a few seconds of tiny cases that proves the benchmark still works: no timing claims,
- * exit code 1 if any case fails. `--cpu-prof` writes V8 CPU profiles of our server (`--cpu-prof-all`: of every server) to bench/results/prof/ (read
- * them with `npx tsx bench/profile.ts <file>`).
+ * exit code 1 if any case fails. `--cpu-prof` writes V8 CPU profiles of our servers (`--cpu-prof-all`: of every
+ * server) to bench/results/prof/, named after the server (read them with `npx tsx bench/profile.ts <file>`).
  */
 import { spawn, spawnSync } from "node:child_process"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -79,12 +80,13 @@ interface Running {
 
 /** Starts a server bundle on an ephemeral loopback port; resolves once it prints its `listening` line. */
 const startServer = (
-  file: string,
+  server: ServerKind,
   env: Record<string, string>,
   profile: boolean,
   flags: ReadonlyArray<string>
 ): Promise<Running> =>
   new Promise((resolve, reject) => {
+    const { file } = server
     const nodeFlags = profile
       ? [
         ...flags,
@@ -92,7 +94,7 @@ const startServer = (
         "--cpu-prof-dir",
         profDir,
         "--cpu-prof-name",
-        `${Path.parse(file).name}-${Date.now()}.cpuprofile`
+        `${server.label}-${Date.now()}.cpuprofile`
       ]
       : flags
     const [cmd, ...rest] = [...pin(0), process.execPath, ...nodeFlags, file, "0"]
@@ -241,28 +243,42 @@ const main = async (): Promise<void> => {
   const rooms = flag("rooms") === undefined ? undefined : Number(flag("rooms"))
   if (rooms !== undefined && !(Number.isInteger(rooms) && rooms >= 2)) throw new Error("--rooms takes a number >= 2")
   const oursEnv: Record<string, string> = rooms === undefined ? {} : { BENCH_MAX_ROOMS: String(rooms) }
+  // `ours-limited` is our server with its rate limiter on (a bucket of BENCH_RATE_LIMIT frames, by default a million:
+  // never refusing in any case); next to it, `ours` runs with the limiter off whatever BENCH_RATE_LIMIT says, so that
+  // one run compares the two.
+  const limited = process.env["BENCH_RATE_LIMIT"] ?? "1000000"
+  const oursRateLimit = wanted.includes("ours-limited") ? "0" : process.env["BENCH_RATE_LIMIT"]
+  const wantsOurs = wanted.some((name) => name.startsWith("ours"))
   const { built, skipped } = await build({
     generator: "generator.ts",
     baseline: "baseline-server.ts",
-    ...(wanted.includes("ours") ? { ours: "servers/ours.ts" } : {})
+    ...(wantsOurs ? { ours: "servers/ours.ts" } : {})
   })
   for (const [name, reason] of Object.entries(skipped)) process.stdout.write(`(${name} not built: ${reason})\n`)
   // A run that asked for our server and measured the baseline against itself instead has not measured ours: it
   // still runs (the noise of the machine is worth seeing), but it fails, so that `smoke` in CI cannot pass that way.
-  const unbuilt = wanted.includes("ours") && built["ours"] === undefined
+  const unbuilt = wantsOurs && built["ours"] === undefined
   const generator = built["generator"]
   const baseline = built["baseline"]
   if (generator === undefined || baseline === undefined) throw new Error("the generator and the baseline must build")
   const kind = (name: string): ServerKind | undefined => {
     switch (name) {
       case "ours":
-        return built["ours"] === undefined ? undefined : { label: "ours", file: built["ours"], env: oursEnv }
+        return built["ours"] === undefined ? undefined : {
+          label: "ours",
+          file: built["ours"],
+          env: oursRateLimit === undefined ? oursEnv : { ...oursEnv, BENCH_RATE_LIMIT: oursRateLimit }
+        }
+      case "ours-limited":
+        return built["ours"] === undefined
+          ? undefined
+          : { label: name, file: built["ours"], env: { ...oursEnv, BENCH_RATE_LIMIT: limited } }
       case "baseline":
         return { label: "baseline", file: baseline, env: {} }
       case "baseline-coalesce":
         return { label: name, file: baseline, env: { BASELINE_COALESCE: "1" } }
       default:
-        throw new Error(`unknown server ${name} (ours, baseline, baseline-coalesce)`)
+        throw new Error(`unknown server ${name} (ours, ours-limited, baseline, baseline-coalesce)`)
     }
   }
   // Without our server, the baseline runs against itself: the ratio then shows the noise of the machine.
@@ -293,6 +309,8 @@ const main = async (): Promise<void> => {
     node: process.version,
     pinned: hasTaskset,
     loadavgAtStart: Os.loadavg().map((x) => round(x, 2)),
+    // What each server label ran with (e.g. the rate limit of `ours-limited`).
+    servers: Object.fromEntries(servers.map((s) => [s.label, s.env])),
     // The bundles are built from the working tree: uncommitted changes to src/server are part of what ran.
     commit: spawnSync("git", ["rev-parse", "--short", "HEAD"], { encoding: "utf8" }).stdout?.trim() ?? "?",
     uncommittedServerFiles:
@@ -301,12 +319,12 @@ const main = async (): Promise<void> => {
         .split("\n").filter((l) => l !== "").length
   }
   process.stdout.write(`${JSON.stringify({ machine })}\n`)
-  if (built["ours"] !== undefined) {
+  for (const server of servers) {
+    if (!server.label.startsWith("ours")) continue
+    const limit = server.env["BENCH_RATE_LIMIT"] ?? process.env["BENCH_RATE_LIMIT"] ?? "0"
     process.stdout.write(
-      `ours runs with rate limiting ${
-        process.env["BENCH_RATE_LIMIT"] === undefined
-          ? "disabled"
-          : `on (bucket of ${process.env["BENCH_RATE_LIMIT"]} frames per peer, refilled at 10/s)`
+      `${server.label} runs with rate limiting ${
+        Number(limit) > 0 ? `on (bucket of ${limit} frames per peer, refilled at 10/s)` : "disabled"
       } (bench/servers/ours.ts)\n`
     )
   }
@@ -322,12 +340,12 @@ const main = async (): Promise<void> => {
     for (const [i, spec] of cases.entries()) {
       const order = (i + rep) % 2 === 0 ? servers : [...servers].reverse()
       for (const server of order) {
-        const profile = cpuProf && (profileAll || server.label === "ours")
+        const profile = cpuProf && (profileAll || server.label.startsWith("ours"))
         let result: Result
         if (mode !== "smoke") await waitForQuiet(mode === "full" ? 3_000 : 750)
         try {
           const setup = serverSetup(spec)
-          const running = await startServer(server.file, { ...server.env, ...setup.env }, profile, setup.nodeFlags)
+          const running = await startServer(server, { ...server.env, ...setup.env }, profile, setup.nodeFlags)
           if (mode !== "smoke") await waitForIdle(running.pid, 3_000)
           try {
             result = await runGenerator(generator, server.label, running, spec)
