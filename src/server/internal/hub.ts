@@ -86,18 +86,17 @@ export interface Hub {
  * @since 0.2.0
  * @internal
  */
-export const make = (services: {
-  readonly options: ServerConfig.Resolved
-  readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
-  readonly router: Context.Service.Shape<typeof Router.Router>
-  readonly authenticator: Context.Service.Shape<typeof Authenticator.Authenticator>
-  readonly joinPolicy: Context.Service.Shape<typeof JoinPolicy.JoinPolicy>
-  readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
-  readonly brokerStatus: Effect.Effect<Broker.Status>
-  readonly events: PubSub.PubSub<ServerEvent>
-  /** The server's context: what `run` and `runNow` run effects with. */
-  readonly context: Context.Context<never>
-}): Hub => {
+export const make = (
+  services:
+    & Pick<
+      Hub,
+      "options" | "registry" | "router" | "authenticator" | "joinPolicy" | "rateLimit" | "brokerStatus" | "events"
+    >
+    & {
+      /** The server's context: what `run` and `runNow` run effects with. */
+      readonly context: Context.Context<never>
+    }
+): Hub => {
   const { context, ...shared } = services
   const fork = Effect.runForkWith(context)
   return {
