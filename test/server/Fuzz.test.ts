@@ -2,7 +2,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import * as Frame from "../../src/protocol/Frame.js"
 import { fc } from "../support/prop.js"
-import { type Client, connect, isMessage, peer, startServer } from "./support.js"
+import { type Client, clusterStats, connect, isMessage, peer, startServer } from "./support.js"
 
 type Input = { readonly data: string | Buffer; readonly binary: boolean }
 
@@ -112,7 +112,7 @@ describe.each(authModes)("fuzz ($label)", ({ options }) => {
         carol.send({ type: "message", to: bob.address, data: { hello: "carol" } })
         yield* bob.next(isMessage((f) => f.from === carol.address))
         expect(reconnects).toBeGreaterThan(0)
-        const stats = yield* server.stats
+        const stats = yield* clusterStats(server)
         expect(stats.received).toBeGreaterThan(2500)
         expect(stats.refused).toBeGreaterThan(1000)
       }).pipe(Effect.scoped),
