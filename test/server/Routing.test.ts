@@ -1,7 +1,17 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import * as SympleServer from "../../src/server/index.js"
-import { expectEffect, isMessage, isPresenceOf, isType, peer, settle, startServer, startServerWith } from "./support.js"
+import {
+  clusterStats,
+  expectEffect,
+  isMessage,
+  isPresenceOf,
+  isType,
+  peer,
+  settle,
+  startServer,
+  startServerWith
+} from "./support.js"
 
 const text = (t: string) => (f: { readonly data?: { readonly [k: string]: unknown } }) => f.data?.text === t
 
@@ -135,7 +145,7 @@ describe.each(modes)("routing ($label)", (mode) => {
       alice.send({ type: "message", to: bob.address, data: { text: "psst" } })
       yield* bob.none(isMessage())
       yield* alice.none()
-      expect((yield* server.stats).undeliverable).toBe(1)
+      expect((yield* clusterStats(server)).undeliverable).toBe(1)
     }).pipe(Effect.scoped))
 
   it.live("a sender's routes follow membership changes: leave stops delivery, a new join restores it", () =>
@@ -157,7 +167,7 @@ describe.each(modes)("routing ($label)", (mode) => {
         alice.send({ type: "message", to, data: { text: "three" } })
         yield* bob.next(isMessage(text("three")))
       }
-      expect((yield* server.stats).undeliverable).toBe(3)
+      expect((yield* clusterStats(server)).undeliverable).toBe(3)
     }).pipe(Effect.scoped))
 
   it.live("bare user name without a shared room: dropped", () =>
