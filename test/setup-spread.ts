@@ -1,8 +1,9 @@
 /**
  * The `spread` project (vitest.config.ts): its test files run with every server a cluster of two nodes on one Redis
  * (`SYMPLE_TEST_NODES=2`, see `startServer` in ./server/support.ts). The tests listed here are left out of that run,
- * each for the reason given: their assertions are about one process, or about a documented limit of scale-out.
- * A listed name that no longer names a test of its file fails the file, so the list stays true.
+ * each for the reason given: their assertions are about one process (a test that met a documented limit of
+ * scale-out would be listed the same way). A listed name that no longer names a test of its file fails the file, so
+ * the list stays true.
  */
 import { afterAll, beforeAll, beforeEach } from "vitest"
 import type { RunnerTestFile, RunnerTestSuite } from "vitest"
