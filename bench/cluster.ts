@@ -3,7 +3,7 @@
  * against one of our servers alone, and the same two setups of Socket.IO 4 with `@socket.io/redis-adapter`
  * (`servers/socketio.ts`), in the same run.
  *
- *   npx tsx bench/cluster.ts [--measure ms] [--warmup ms] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof] [--only direct|room]
+ *   npx tsx bench/cluster.ts [--measure ms] [--warmup ms] [--before dir] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof] [--only direct|room]
  *
  * - `direct`: `pairs` closed-loop ping-pongs, one peer of each pair on each node (cross-node), or both on the single
  *   server: round trips per second, and server CPU (both nodes together) per delivered frame.
@@ -14,13 +14,15 @@
  * the load comes from this process, so rates are bounded by it too: compare rows of one run. Prints a table, our
  * cross-node / single-node ratios and ours / Socket.IO; writes the raw results to bench/results/.
  */
+import * as esbuild from "esbuild"
 import { spawn } from "node:child_process"
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import * as SocketIoClient from "socket.io-client"
 import WebSocket from "ws"
-import { benchDir, build } from "./build.js"
+import { bundleOptions } from "../scripts/build-command.js"
+import { benchDir, build, outDir } from "./build.js"
 import { cpuMillis, median, round } from "./stats.js"
 
 const args = process.argv.slice(2)
@@ -40,6 +42,12 @@ const window = 8
  * 24 µs after 9 s in one run), which a long-running server pays once.
  */
 const warmupMs = flag("warmup", 3000)
+/**
+ * `--before <dir>`: also our server as built from another checkout (e.g. a worktree of the previous commit), run
+ * the same way in the same run, its rows prefixed `before`: on a shared machine, figures of separate runs differ
+ * more than a change does.
+ */
+const before = args.includes("--before") ? args[args.indexOf("--before") + 1] : undefined
 /**
  * `--cpu-prof`: V8 CPU profiles of our servers (the single one and the two cluster nodes, their pids printed), in
  * bench/results/prof/ (read with bench/profile.ts). The profiler samples wall time while the process is busy: time
@@ -270,29 +278,41 @@ const room = async (connect: Connect, ports: ReadonlyArray<number>, pids: Readon
   }
 }
 
+const kinds = ["direct single", "direct cross-node", "room single", "room two nodes"]
 const names = [
-  "direct single",
-  "direct cross-node",
-  "room single",
-  "room two nodes",
-  "sio direct single",
-  "sio direct cross-node",
-  "sio room single",
-  "sio room two nodes"
+  ...kinds,
+  ...(before === undefined ? [] : kinds.map((k) => `before ${k}`)),
+  ...kinds.map((k) => `sio ${k}`)
 ]
 
 const main = async () => {
   const { built, skipped } = await build({ ours: "servers/ours.ts", socketio: "servers/socketio.ts" })
   if (built["ours"] === undefined) throw new Error(`cannot build our server: ${skipped["ours"]}`)
   if (built["socketio"] === undefined) throw new Error(`cannot build the Socket.IO server: ${skipped["socketio"]}`)
+  if (before !== undefined) {
+    // Bundled as `build` bundles ours (as the command is deployed), from the other checkout's sources.
+    built["before"] = Path.join(outDir, "before.mjs")
+    await esbuild.build({
+      ...bundleOptions(Path.resolve(before, "bench/servers/ours.ts")),
+      minify: false,
+      minifyWhitespace: true,
+      minifySyntax: true,
+      outfile: built["before"],
+      sourcemap: "linked",
+      logLevel: "silent"
+    })
+  }
+  const servers: Array<readonly [string, string, Connect]> = [
+    ["", built["ours"], symple],
+    ...(before === undefined ? [] : [["before ", built["before"]!, symple] as const]),
+    ["sio ", built["socketio"], socketIo]
+  ]
   const redis = await startRedis()
   const url = `redis://127.0.0.1:${redis.port}`
   const rows: Array<Record<string, number | string>> = []
   try {
     for (let r = 0; r < repeat; r++) {
-      for (
-        const [prefix, file, connect] of [["", built["ours"], symple], ["sio ", built["socketio"], socketIo]] as const
-      ) {
+      for (const [prefix, file, connect] of r % 2 === 0 ? servers : [...servers].reverse()) {
         const single = await startServer(file, {}, cpuProf && prefix === "")
         const a = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
         const b = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
@@ -360,6 +380,17 @@ const main = async () => {
       ratio("room two nodes", "sio room two nodes", "cpuMicrosPerDelivery")
     }`
   )
+  if (before !== undefined) {
+    console.log(
+      `ours / before: direct cross-node rate ${ratio("direct cross-node", "before direct cross-node", "rate")}, cpu ${
+        ratio("direct cross-node", "before direct cross-node", "cpuMicrosPerDelivery")
+      }; room two nodes rate ${ratio("room two nodes", "before room two nodes", "rate")}, cpu ${
+        ratio("room two nodes", "before room two nodes", "cpuMicrosPerDelivery")
+      }; before cross-node / single: direct cpu ${
+        ratio("before direct cross-node", "before direct single", "cpuMicrosPerDelivery")
+      }, room cpu ${ratio("before room two nodes", "before room single", "cpuMicrosPerDelivery")}`
+    )
+  }
   const dir = Path.join(benchDir, "results")
   mkdirSync(dir, { recursive: true })
   const out = Path.join(dir, `cluster-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)

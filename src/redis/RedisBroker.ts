@@ -6,7 +6,8 @@
  * Each node keeps a replica of the cluster's directory in its registry (see `Broker`): built from Redis when it
  * starts, kept current by the directory channel. Frames are routed on the sending node, from the replica, and the
  * bytes it rendered travel to the nodes of their recipients only, one envelope per node and frame, to be written
- * to the sockets as they are. Nodes send heartbeats with a TTL; the sessions of a node whose heartbeat expires go
+ * to the sockets as they are; envelopes and the changes of local sessions leave on a publishing connection of the
+ * node's own, in the order they were made (`internal/publisher`). Nodes send heartbeats with a TTL; the sessions of a node whose heartbeat expires go
  * offline. When Redis goes away, local peers are still served and cross-node frames are dropped and counted; when
  * it returns, the node subscribes again by itself (a new subscriber connection, not the client's automatic
  * resubscription), republishes its sessions and reads the directory again.

@@ -154,13 +154,19 @@ export class Publisher {
     return true
   }
 
-  /** Closes the connection for good (what is unanswered is not counted: the node is stopping). */
+  /**
+   * Closes the connection for good, once what was written has left (at most a second later); what is unanswered is
+   * not counted: the node is stopping.
+   */
   close(): void {
     this.closed = true
     this.open = false
     if (this.retry !== undefined) clearTimeout(this.retry)
-    this.socket?.destroy()
+    const socket = this.socket
     this.socket = undefined
+    if (socket === undefined) return
+    socket.end()
+    setTimeout(() => socket.destroy(), 1000).unref()
   }
 
   private connect(resolve?: () => void, reject?: (cause: unknown) => void): void {
