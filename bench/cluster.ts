@@ -3,7 +3,7 @@
  * against one of our servers alone, and the same two setups of Socket.IO 4 with `@socket.io/redis-adapter`
  * (`servers/socketio.ts`), in the same run.
  *
- *   npx tsx bench/cluster.ts [--measure ms] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof]
+ *   npx tsx bench/cluster.ts [--measure ms] [--warmup ms] [--before dir] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof] [--only direct|room]
  *
  * - `direct`: `pairs` closed-loop ping-pongs, one peer of each pair on each node (cross-node), or both on the single
  *   server: round trips per second, and server CPU (both nodes together) per delivered frame.
@@ -14,13 +14,15 @@
  * the load comes from this process, so rates are bounded by it too: compare rows of one run. Prints a table, our
  * cross-node / single-node ratios and ours / Socket.IO; writes the raw results to bench/results/.
  */
+import * as esbuild from "esbuild"
 import { spawn } from "node:child_process"
-import { mkdirSync, writeFileSync } from "node:fs"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import * as Net from "node:net"
 import * as Path from "node:path"
 import * as SocketIoClient from "socket.io-client"
 import WebSocket from "ws"
-import { benchDir, build } from "./build.js"
+import { bundleOptions } from "../scripts/build-command.js"
+import { benchDir, build, outDir } from "./build.js"
 import { cpuMillis, median, round } from "./stats.js"
 
 const args = process.argv.slice(2)
@@ -33,8 +35,28 @@ const pairs = flag("pairs", 16)
 const receivers = flag("receivers", 40)
 const repeat = flag("repeat", 2)
 const window = 8
-/** `--cpu-prof`: V8 CPU profiles of the two cluster nodes, in bench/results/prof/ (read with bench/profile.ts). */
+/**
+ * Load before a case's measurement starts. The cluster nodes run more code per frame (envelopes, Redis) at about
+ * half the frames per node, so they take longer than a single server to have it compiled: with a short warm-up the
+ * cross-node figures are mostly JIT compilation and unoptimised code (e.g. 31 µs per delivery after 0.3 s against
+ * 24 µs after 9 s in one run), which a long-running server pays once.
+ */
+const warmupMs = flag("warmup", 3000)
+/**
+ * `--before <dir>`: also our server as built from another checkout (e.g. a worktree of the previous commit), run
+ * the same way in the same run, its rows prefixed `before`: on a shared machine, figures of separate runs differ
+ * more than a change does.
+ */
+const before = args.includes("--before") ? args[args.indexOf("--before") + 1] : undefined
+/**
+ * `--cpu-prof`: V8 CPU profiles of our servers (the single one and the two cluster nodes, their pids printed), in
+ * bench/results/prof/ (read with bench/profile.ts). The profiler samples wall time while the process is busy: time
+ * in a syscall during which the process was preempted (common on a loaded 2-core machine) counts as that syscall's,
+ * so compare JavaScript costs there, and CPU time in the table (`sys` is the kernel's part).
+ */
 const cpuProf = args.includes("--cpu-prof")
+/** `--only direct|room`: that kind of case only (e.g. to profile it alone). */
+const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined
 
 const freePort = (): Promise<number> =>
   new Promise((resolve, reject) => {
@@ -153,11 +175,23 @@ const socketIo: Connect = (port, _user, room) =>
     })
   })
 
+/** System (kernel) CPU time of a process in milliseconds: the part of `cpuMillis` spent in syscalls. */
+const sysMillis = (pid: number): number => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1")
+    return (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[12]) * 1000) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 interface Measured {
   readonly rate: number
   readonly cpuMicrosPerDelivery: number
+  /** The kernel's part of it. */
+  readonly sysMicrosPerDelivery: number
 }
 
 /** Closed-loop ping-pong between pairs (first of each pair on `portA`, second on `portB`). */
@@ -182,17 +216,23 @@ const direct = async (
   }
   await settle(500)
   for (let i = 0; i < pairs; i++) clients[2 * i]!.sendTo(clients[2 * i + 1]!.key, 0)
-  await settle(300)
+  await settle(warmupMs)
   const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
+  const sys0 = pids.reduce((sum, pid) => sum + sysMillis(pid), 0)
   const trips0 = trips
   const t0 = Date.now()
   await settle(measureMs)
   const elapsed = Date.now() - t0
   const done = trips - trips0
   const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
+  const sys = pids.reduce((sum, pid) => sum + sysMillis(pid), 0) - sys0
   running = false
   for (const c of clients) c.close()
-  return { rate: (done * 1000) / elapsed, cpuMicrosPerDelivery: (cpu * 1000) / (2 * done) }
+  return {
+    rate: (done * 1000) / elapsed,
+    cpuMicrosPerDelivery: (cpu * 1000) / (2 * done),
+    sysMicrosPerDelivery: (sys * 1000) / (2 * done)
+  }
 }
 
 /** One sender on `ports[0]`, receivers spread over `ports`, a window of frames in flight (acknowledged by the last). */
@@ -219,45 +259,64 @@ const room = async (connect: Connect, ports: ReadonlyArray<number>, pids: Readon
   })
   await settle(500)
   pump()
-  await settle(300)
+  await settle(warmupMs)
   const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
+  const sys0 = pids.reduce((sum, pid) => sum + sysMillis(pid), 0)
   const delivered0 = delivered
   const t0 = Date.now()
   await settle(measureMs)
   const elapsed = Date.now() - t0
   const done = delivered - delivered0
   const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
+  const sys = pids.reduce((sum, pid) => sum + sysMillis(pid), 0) - sys0
   running = false
   for (const c of [sender, ...members]) c.close()
-  return { rate: (done * 1000) / elapsed, cpuMicrosPerDelivery: (cpu * 1000) / done }
+  return {
+    rate: (done * 1000) / elapsed,
+    cpuMicrosPerDelivery: (cpu * 1000) / done,
+    sysMicrosPerDelivery: (sys * 1000) / done
+  }
 }
 
+const kinds = ["direct single", "direct cross-node", "room single", "room two nodes"]
 const names = [
-  "direct single",
-  "direct cross-node",
-  "room single",
-  "room two nodes",
-  "sio direct single",
-  "sio direct cross-node",
-  "sio room single",
-  "sio room two nodes"
+  ...kinds,
+  ...(before === undefined ? [] : kinds.map((k) => `before ${k}`)),
+  ...kinds.map((k) => `sio ${k}`)
 ]
 
 const main = async () => {
   const { built, skipped } = await build({ ours: "servers/ours.ts", socketio: "servers/socketio.ts" })
   if (built["ours"] === undefined) throw new Error(`cannot build our server: ${skipped["ours"]}`)
   if (built["socketio"] === undefined) throw new Error(`cannot build the Socket.IO server: ${skipped["socketio"]}`)
+  if (before !== undefined) {
+    // Bundled as `build` bundles ours (as the command is deployed), from the other checkout's sources.
+    built["before"] = Path.join(outDir, "before.mjs")
+    await esbuild.build({
+      ...bundleOptions(Path.resolve(before, "bench/servers/ours.ts")),
+      minify: false,
+      minifyWhitespace: true,
+      minifySyntax: true,
+      outfile: built["before"],
+      sourcemap: "linked",
+      logLevel: "silent"
+    })
+  }
+  const servers: Array<readonly [string, string, Connect]> = [
+    ["", built["ours"], symple],
+    ...(before === undefined ? [] : [["before ", built["before"]!, symple] as const]),
+    ["sio ", built["socketio"], socketIo]
+  ]
   const redis = await startRedis()
   const url = `redis://127.0.0.1:${redis.port}`
   const rows: Array<Record<string, number | string>> = []
   try {
     for (let r = 0; r < repeat; r++) {
-      for (
-        const [prefix, file, connect] of [["", built["ours"], symple], ["sio ", built["socketio"], socketIo]] as const
-      ) {
-        const single = await startServer(file, {})
+      for (const [prefix, file, connect] of r % 2 === 0 ? servers : [...servers].reverse()) {
+        const single = await startServer(file, {}, cpuProf && prefix === "")
         const a = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
         const b = await startServer(file, { BENCH_REDIS: url }, cpuProf && prefix === "")
+        if (cpuProf && prefix === "") console.error(`profiles: single ${single.pid}, nodes ${a.pid} ${b.pid}`)
         await settle(500)
         const cases: Array<[string, () => Promise<Measured>]> = [
           [`${prefix}direct single`, () => direct(connect, single.port, single.port, [single.pid])],
@@ -265,9 +324,16 @@ const main = async () => {
           [`${prefix}room single`, () => room(connect, [single.port], [single.pid])],
           [`${prefix}room two nodes`, () => room(connect, [a.port, b.port], [a.pid, b.pid])]
         ]
-        for (const [name, run] of r % 2 === 0 ? cases : [...cases].reverse()) {
+        const chosen = cases.filter(([name]) => only === undefined || name.includes(only))
+        for (const [name, run] of r % 2 === 0 ? chosen : [...chosen].reverse()) {
           const m = await run()
-          rows.push({ case: name, repeat: r, rate: round(m.rate), cpuMicrosPerDelivery: round(m.cpuMicrosPerDelivery) })
+          rows.push({
+            case: name,
+            repeat: r,
+            rate: round(m.rate),
+            cpuMicrosPerDelivery: round(m.cpuMicrosPerDelivery),
+            sysMicrosPerDelivery: round(m.sysMicrosPerDelivery)
+          })
           await settle(300)
         }
         for (const s of [single, a, b]) s.stop()
@@ -277,17 +343,29 @@ const main = async () => {
   } finally {
     redis.stop()
   }
-  const by = (name: string, key: "rate" | "cpuMicrosPerDelivery") =>
+  type Key = "rate" | "cpuMicrosPerDelivery" | "sysMicrosPerDelivery"
+  const by = (name: string, key: Key) =>
     median(rows.filter((row) => row.case === name).map((row) => row[key] as number))
-  console.log("case                      rate/s   cpu µs/delivery")
-  for (const name of names) {
+  const spread = (name: string, key: Key) => {
+    const values = rows.filter((row) => row.case === name).map((row) => row[key] as number)
+    return `${round(Math.min(...values))}-${round(Math.max(...values))}`
+  }
+  // Medians of the repeats, and their range (min-max): the machine is shared, so the range says how far to trust them.
+  console.log(
+    `${"case".padEnd(22)} ${"rate/s".padStart(9)} ${"(range)".padEnd(17)} ${"cpu µs/delivery".padStart(15)} ${
+      "(range)".padEnd(11)
+    } ${"of it sys".padStart(9)}`
+  )
+  for (const name of names.filter((n) => only === undefined || n.includes(only))) {
     console.log(
-      `${name.padEnd(22)} ${String(round(by(name, "rate"))).padStart(9)}  ${
-        String(round(by(name, "cpuMicrosPerDelivery"))).padStart(12)
+      `${name.padEnd(22)} ${String(round(by(name, "rate"))).padStart(9)} ${spread(name, "rate").padEnd(17)} ${
+        String(round(by(name, "cpuMicrosPerDelivery"))).padStart(15)
+      } ${spread(name, "cpuMicrosPerDelivery").padEnd(11)} ${
+        String(round(by(name, "sysMicrosPerDelivery"))).padStart(9)
       }`
     )
   }
-  const ratio = (a: string, b: string, key: "rate" | "cpuMicrosPerDelivery") => round(by(a, key) / by(b, key), 2)
+  const ratio = (a: string, b: string, key: Key) => round(by(a, key) / by(b, key), 2)
   console.log(
     `ours cross-node / ours single: direct rate ${ratio("direct cross-node", "direct single", "rate")}, cpu ${
       ratio("direct cross-node", "direct single", "cpuMicrosPerDelivery")
@@ -302,6 +380,17 @@ const main = async () => {
       ratio("room two nodes", "sio room two nodes", "cpuMicrosPerDelivery")
     }`
   )
+  if (before !== undefined) {
+    console.log(
+      `ours / before: direct cross-node rate ${ratio("direct cross-node", "before direct cross-node", "rate")}, cpu ${
+        ratio("direct cross-node", "before direct cross-node", "cpuMicrosPerDelivery")
+      }; room two nodes rate ${ratio("room two nodes", "before room two nodes", "rate")}, cpu ${
+        ratio("room two nodes", "before room two nodes", "cpuMicrosPerDelivery")
+      }; before cross-node / single: direct cpu ${
+        ratio("before direct cross-node", "before direct single", "cpuMicrosPerDelivery")
+      }, room cpu ${ratio("before room two nodes", "before room single", "cpuMicrosPerDelivery")}`
+    )
+  }
   const dir = Path.join(benchDir, "results")
   mkdirSync(dir, { recursive: true })
   const out = Path.join(dir, `cluster-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)

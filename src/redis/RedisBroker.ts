@@ -6,7 +6,8 @@
  * Each node keeps a replica of the cluster's directory in its registry (see `Broker`): built from Redis when it
  * starts, kept current by the directory channel. Frames are routed on the sending node, from the replica, and the
  * bytes it rendered travel to the nodes of their recipients only, one envelope per node and frame, to be written
- * to the sockets as they are. Nodes send heartbeats with a TTL; the sessions of a node whose heartbeat expires go
+ * to the sockets as they are; envelopes and the changes of local sessions leave on a publishing connection of the
+ * node's own, in the order they were made (`internal/publisher`). Nodes send heartbeats with a TTL; the sessions of a node whose heartbeat expires go
  * offline. When Redis goes away, local peers are still served and cross-node frames are dropped and counted; when
  * it returns, the node subscribes again by itself (a new subscriber connection, not the client's automatic
  * resubscription), republishes its sessions and reads the directory again.
@@ -37,6 +38,7 @@ import * as Broker from "../server/Broker.js"
 import type * as PeerRegistry from "../server/PeerRegistry.js"
 import { ServerError } from "../server/ServerError.js"
 import * as State from "../server/State.js"
+import { encodeCommand, Publisher, target } from "./internal/publisher.js"
 
 /**
  * @since 0.2.0
@@ -285,33 +287,37 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
     let connected = false
     let own: Registry | undefined
     let publisher: Client | undefined
+    /** Frames and directory changes go this way (see `internal/publisher`). */
+    let lean: Publisher | undefined
 
-    const outbox = new Outbox((target, records) => {
-      const client = publisher
+    const outbox = new Outbox((to, records) => {
       let recipients = 0
       for (const record of records) recipients += record.ids.length
-      if (client === undefined || !client.isReady) {
+      if (lean === undefined || !lean.ready) {
         counters.dropped += recipients
         return
       }
-      counters.published += records.length
-      client.publish(keys.node(target), envelope(records)).catch(() => {
-        counters.dropped += recipients
-      })
+      if (lean.send(encodeCommand(["PUBLISH", keys.node(to), envelope(records)]), recipients)) {
+        counters.published += records.length
+      }
     })
 
     /** Publishes a change of a local session (its hash entry, then the event); lost changes are resynced. */
     const publishChange = (id: string, event: Event) => {
-      const client = publisher
-      if (client === undefined || own === undefined) return
-      // Frames queued before the change go first: a receiver sees them in the order they happened here.
+      if (lean === undefined || !lean.ready || own === undefined) return
+      // Frames queued before the change go first, on the same connection: a receiver sees them in the order they
+      // happened here.
       outbox.flush()
       const session = State.session(own.snapshotUnsafe(), id)
-      const write = session === undefined
-        ? client.hDel(keys.sessions(node), id)
-        : client.hSet(keys.sessions(node), id, JSON.stringify(entryOf(session)))
-      write.catch(ignore)
-      client.publish(keys.directory, JSON.stringify(event)).catch(ignore)
+      lean.send(
+        encodeCommand(
+          session === undefined
+            ? ["HDEL", keys.sessions(node), id]
+            : ["HSET", keys.sessions(node), id, JSON.stringify(entryOf(session))]
+        ),
+        0
+      )
+      lean.send(encodeCommand(["PUBLISH", keys.directory, JSON.stringify(event)]), 0)
     }
 
     const wrap = (registry: Registry): Registry => ({
@@ -458,6 +464,31 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
         })
         everReady = true
         publisher = client
+        const to = target(options.url)
+        if (to === undefined) {
+          client.destroy()
+          return yield* new ServerError({
+            reason: "Broker",
+            message: `Not a redis:// or rediss:// URL: ${options.url}`
+          })
+        }
+        const frames = new Publisher(to, {
+          dropped: (recipients) => {
+            counters.dropped += recipients
+          },
+          // Changes written while it was away are lost: the node republishes itself.
+          onReady: () => {
+            if (!stopped && subscriber !== undefined) resync().catch(() => scheduleResubscribe())
+          }
+        })
+        yield* Effect.tryPromise({
+          try: () => frames.start(),
+          catch: (cause) => {
+            client.destroy()
+            return new ServerError({ reason: "Broker", message: `Cannot reach Redis at ${options.url}`, cause })
+          }
+        })
+        lean = frames
 
         let subscriber: Client | undefined
         /** Gives up the current subscriber connection (it is replaced by a new one). */
@@ -629,6 +660,8 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
             subscriber?.destroy()
             subscriber = undefined
             publisher = undefined
+            lean?.close()
+            lean = undefined
             client.destroy()
           })
         )
@@ -652,7 +685,7 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
         const nodes = own === undefined ? 0 : byNode(own.snapshotUnsafe()).size
         const hasOwn = own !== undefined && byNode(own.snapshotUnsafe()).has("")
         return {
-          state: connected && publisher?.isReady === true ? "connected" : "disconnected",
+          state: connected && publisher?.isReady === true && lean?.ready === true ? "connected" : "disconnected",
           node,
           nodes: hasOwn ? nodes - 1 : nodes,
           ...counters
