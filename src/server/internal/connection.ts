@@ -10,18 +10,20 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { Duplex } from "node:stream"
 import type { RawData, WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
+import type * as State from "../State.js"
 import * as ConnectionFiber from "./connectionFiber.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub, Live } from "./hub.js"
 import { InboundFrames } from "./inbound.js"
-import { type Owned, owner } from "./mailbox.js"
+import { Flag, type Owned, owner } from "./mailbox.js"
 import { refuse } from "./reply.js"
 import * as Resume from "./resume.js"
 import { encode, type Outbound } from "./socketWriter.js"
@@ -49,6 +51,8 @@ export interface Connection extends PeerRegistry.Handle, Live {
   readonly socket: Duplex
   readonly host: string | undefined
   readonly openedAt: number
+  /** The connection as the registry's member for `user`: it is its own handle, so no record is made for it. */
+  readonly member: (user: string) => State.Member<PeerRegistry.Handle>
   /**
    * Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the peer is too slow:
    * its mailbox is full, or it has too many bytes waiting.
@@ -74,23 +78,57 @@ export interface Connection extends PeerRegistry.Handle, Live {
 }
 
 /**
+ * Opening times are kept from here as small integers: a number field that once held a large value (`Date.now()`)
+ * boxes every value in a heap number of its own, 16 bytes more per connection. `| 0` tells V8 the value fits, while
+ * it does (2^30 ms, twelve days; later openings are kept as they come, correct and bigger).
+ */
+const epoch = Date.now()
+const sinceEpoch = (): number => {
+  const elapsed = Date.now() - epoch
+  return elapsed < 0x40000000 ? elapsed | 0 : elapsed
+}
+
+/**
  * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
  * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
  */
 class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   readonly id = Message.randomId()
-  readonly openedAt = Date.now()
-  alive = true
+  #opened = sinceEpoch()
+  get openedAt(): number {
+    return epoch + this.#opened
+  }
+  get alive(): boolean {
+    return this.flag(Flag.Alive)
+  }
+  set alive(on: boolean) {
+    this.setFlag(Flag.Alive, on)
+  }
+  /** The user, once the connection is a member of the registry (see `member`). */
+  user = ""
   // The fiber's side (see `connectionFiber`).
+  fiber: Fiber.Fiber<void> | undefined = undefined
   wake: ConnectionFiber.Sleeper["wake"] = undefined
   work: ConnectionFiber.Sleeper["work"] = undefined
   stop: ConnectionFiber.Sleeper["stop"] = undefined
-  /** The handshake's deadline, then the deadline of the close handshake. */
-  timer: ReturnType<typeof setTimeout>
+  /**
+   * The handshake's deadline, then the deadline of the close handshake. Dropped once cleared: a cleared `Timeout`
+   * (216 bytes with its arguments) would otherwise stay for the connection's whole life.
+   */
+  timer: ReturnType<typeof setTimeout> | undefined
 
   constructor(hub: Hub, ws: WebSocket, socket: Duplex, readonly host: string | undefined) {
     super(hub, ws, socket)
     this.timer = setTimeout(onDeadline, hub.options.authTimeoutMillis, this)
+  }
+
+  get handle(): PeerRegistry.Handle {
+    return this
+  }
+
+  member(user: string): State.Member<PeerRegistry.Handle> {
+    this.user = user
+    return this
   }
 
   ping(): void {
@@ -107,7 +145,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
 
   closing(): void {
     this.ending = true
-    clearTimeout(this.timer)
+    this.clearTimer()
     // Later frames are ignored, but the peer's close frame must still be read to finish the close handshake.
     if (this.paused) {
       this.paused = false
@@ -121,8 +159,13 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     ConnectionFiber.schedule(this, work)
   }
 
-  goOnline(online: Dispatch.Online): void {
+  clearTimer(): void {
     clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  goOnline(online: Dispatch.Online): void {
+    this.clearTimer()
     this.current = online
   }
 
@@ -138,7 +181,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     const resumable = code === noCloseFrame && !this.ending
     this.done = true
     this.ending = true
-    clearTimeout(this.timer)
+    this.clearTimer()
     const hub = this.hub
     hub.connections.delete(this)
     this.release()
@@ -153,8 +196,8 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     }
   }
 
-  /** The server is stopping (the fiber is interrupted): notice, close 1001, teardown. */
-  interrupted(): void {
+  /** The server is stopping: notice, close 1001, teardown (which ends the fiber). */
+  goodbye(): void {
     const ws = this.ws
     if (!this.done && ws.readyState === ws.OPEN) {
       this.socket.write(shutdownBytes)
@@ -188,13 +231,27 @@ function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
 /** 1006: the socket closed without a close frame. */
 const noCloseFrame = 1006
 
+/**
+ * Answers a peer's ping with its data. A peer that pings without reading what it is sent is dropped once its socket
+ * holds more than the high-water mark, as ws drops a peer with too many answers pending.
+ */
+function onPing(this: WebSocket & Owned<ConnectionImpl>, data: Buffer): void {
+  const connection = this[owner]
+  if (connection === undefined || this.readyState !== this.OPEN) return
+  if (connection.socket.writableLength > connection.hub.options.highWaterMark) this.terminate()
+  else this.pong(data, false, ignore)
+}
+
 function onClose(this: WebSocket & Owned<ConnectionImpl>, code: number): void {
-  this[owner]?.teardown(code)
+  const connection = this[owner]
+  if (connection === undefined) return
+  connection.hub.open.delete(this)
+  connection.teardown(code)
 }
 
 /**
- * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback. The raw socket must
- * already have an error listener (the server adds one before the upgrade).
+ * Takes ownership of a freshly upgraded socket, and starts the connection's fiber in the server's context.
+ * Synchronous: must run in the upgrade callback. The WebSocket must be in `hub.open`.
  *
  * @since 0.2.0
  * @internal
@@ -205,20 +262,11 @@ export const accept = (hub: Hub, ws: WebSocket, socket: Duplex, host: string | u
   owned[owner] = connection
   ws.on("message", onMessage)
   ws.on("pong", onPong)
+  ws.on("ping", onPing)
   // Errors are followed by "close"; without a listener they would be thrown.
   ws.on("error", ignore)
   ws.on("close", onClose)
   hub.connections.add(connection)
+  connection.fiber = hub.fork(ConnectionFiber.live(connection))
   return connection
 }
-
-/**
- * The connection's fiber (see `connectionFiber`), for the server to supervise. Never fails.
- *
- * @since 0.2.0
- * @internal
- */
-export const run = (connection: Connection): Effect.Effect<void> =>
-  connection instanceof ConnectionImpl
-    ? ConnectionFiber.live(connection)
-    : Effect.die(new Error("Connection.run: not a connection made by accept"))

@@ -1,19 +1,20 @@
 /**
- * Owns the connection's fiber: one per connection, supervised by the server, alive as long as the connection.
- * Waking a fiber costs more than handling a frame, so frames never go through it: it sleeps in one bare
- * `Effect.callback` (also the cheapest fiber to start and to keep), and wakes only to run what the connection has to
- * wait for (an authentication or join policy that runs effects, and the frames that waited behind it), in the
- * connection's place, until that is done or the connection ends. Interrupting it (the server stopping) sends the
- * shutdown notice, closes the socket with 1001 and tears the connection down.
+ * Owns the connection's fiber: one per connection, forked in the server's context when the connection is accepted,
+ * alive as long as the connection, and stopped and awaited by the server when it stops (see `httpServer`). Waking a
+ * fiber costs more than handling a frame, so frames never go through it: it sleeps, and wakes only to run what the
+ * connection has to wait for (an authentication or join policy that runs effects, and the frames that waited behind
+ * it), in the connection's place, until that is done or the connection ends. A defect in that work ends the
+ * connection (logged in the server's context).
+ *
+ * Sleeping is the state of almost every fiber for almost all its life, so it is kept as small as a fiber can be: its
+ * whole effect is one bare `Effect.callback` (no finalizer, nothing around it: nothing on the fiber's stack), which
+ * is resumed with the work followed by the next sleep, or with nothing once the connection has ended. Nothing
+ * observes a fiber from outside: the connection holds it, and the server finds it through its connections.
  *
  * @since 0.2.0
  * @internal
  */
 import * as Effect from "effect/Effect"
-
-/** What the fiber is woken with: work to run, or nothing (the connection has ended). */
-type Next = Effect.Effect<void> | undefined
-const nothing: Effect.Effect<Next> = Effect.succeed(undefined)
 
 /**
  * The connection as its fiber sees it (fields of the connection object: no closures of its own while it sleeps).
@@ -24,14 +25,14 @@ const nothing: Effect.Effect<Next> = Effect.succeed(undefined)
 export interface Sleeper {
   /** The connection has been torn down. */
   readonly done: boolean
-  /** The fiber sleeps: resumes it with work to run, or with nothing once the connection has ended. */
-  wake: ((next: Effect.Effect<Next>) => void) | undefined
+  /** The fiber sleeps: resumes it with the effect it goes on with. */
+  wake: ((next: Effect.Effect<void>) => void) | undefined
   /** Work handed to the fiber while it was busy: it runs next. */
   work: Effect.Effect<void> | undefined
   /** The fiber runs work: stops it (the connection has ended). */
   stop: (() => void) | undefined
-  /** The server is stopping: notice, close 1001, teardown. */
-  readonly interrupted: () => void
+  /** A defect in the fiber's work: ends the connection, logged in the server's context. */
+  readonly failed: (defect: unknown) => void
 }
 
 /**
@@ -48,7 +49,7 @@ export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void =
     return
   }
   connection.wake = undefined
-  wake(Effect.succeed(work))
+  wake(busy(connection, work))
 }
 
 /**
@@ -60,44 +61,44 @@ export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void =
 export const finish = (connection: Sleeper): void => {
   const wake = connection.wake
   connection.wake = undefined
-  if (wake !== undefined) return wake(nothing)
+  if (wake !== undefined) return wake(Effect.void)
   const stop = connection.stop
   connection.stop = undefined
   stop?.()
 }
 
-/** Sleeps until there is work for the fiber, or nothing more to do (the connection has ended). */
-const sleep = (connection: Sleeper): Effect.Effect<Next> =>
-  Effect.callback<Next>((resume) => {
-    if (connection.done) return resume(nothing)
-    const work = connection.work
-    if (work !== undefined) {
-      connection.work = undefined
-      return resume(Effect.succeed(work))
-    }
-    connection.wake = resume
-    return Effect.sync(() => connection.interrupted())
-  })
-
-/** Runs a piece of work until it is done or the connection ends, whichever comes first. */
-const busy = (connection: Sleeper, work: Effect.Effect<void>): Effect.Effect<void> =>
-  Effect.raceFirst(
-    work,
-    Effect.callback<void>((resume) => {
-      if (connection.done) return resume(Effect.void)
-      connection.stop = () => resume(Effect.void)
-      return Effect.sync(() => void (connection.stop = undefined))
-    })
-  ).pipe(Effect.onInterrupt(() => Effect.sync(() => connection.interrupted())))
-
 /**
- * The fiber's life. Never fails.
+ * The fiber's life, and its sleep: one bare callback, woken by `schedule` (work, then sleep again) or `finish` (the
+ * fiber ends). Never fails.
  *
  * @since 0.2.0
  * @internal
  */
 export const live = (connection: Sleeper): Effect.Effect<void> =>
+  // One parameter only: a callback that takes a second (the abort signal) gets an AbortController and a finalizer.
+  Effect.callback<void>((resume) => {
+    if (connection.done) return resume(Effect.void)
+    const work = connection.work
+    if (work !== undefined) {
+      connection.work = undefined
+      return resume(busy(connection, work))
+    }
+    connection.wake = resume
+  })
+
+/**
+ * Runs a piece of work until it is done or the connection ends, whichever comes first, then sleeps again. A defect
+ * of the work ends the connection.
+ */
+const busy = (connection: Sleeper, work: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.flatMap(
-    sleep(connection),
-    (work) => work === undefined ? Effect.void : Effect.flatMap(busy(connection, work), () => live(connection))
+    Effect.raceFirst(
+      Effect.catchDefect(work, (defect) => Effect.sync(() => connection.failed(defect))),
+      Effect.callback<void>((resume) => {
+        if (connection.done) return resume(Effect.void)
+        connection.stop = () => resume(Effect.void)
+        return Effect.sync(() => void (connection.stop = undefined))
+      })
+    ),
+    () => live(connection)
   )

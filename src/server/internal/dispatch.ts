@@ -35,9 +35,13 @@ import { encode } from "./socketWriter.js"
  */
 export interface Online {
   readonly id: string
-  readonly address: string
-  /** `,"from":"<address>"}`: closes a frame's text with the sender's address. */
-  readonly fromSuffix: string
+  /** `user|id`, made by the first frame routed (see `addressOf`): an idle peer never needs it. */
+  address: string | undefined
+  /**
+   * `,"from":"<address>"}`: closes a frame's text with the sender's address. Made by the first frame forwarded as it
+   * came.
+   */
+  fromSuffix: string | undefined
   readonly peer: Peer.Peer
   readonly admission: RateLimit.Admission
   /** The secret of the session's resume token (see `resume`), replaced by every `welcome`; none with resume off. */
@@ -61,11 +65,10 @@ export const online = (
   accepted: Authenticator.Accepted,
   resume: string | undefined
 ): Online => {
-  const address = Peer.address(accepted.peer)
   return {
     id,
-    address,
-    fromSuffix: `,"from":${JSON.stringify(address)}}`,
+    address: undefined,
+    fromSuffix: undefined,
     peer: accepted.peer,
     admission: Admission.forSession(hub, id, accepted.peer),
     resume,
@@ -112,10 +115,16 @@ type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
  */
 const forwardText = (online: Online, frame: Frame.Routed, text: string): string | undefined => {
   const named = "from" in frame
-  if (named && frame.from !== online.address) return undefined
+  const address = addressOf(online)
+  if (named && frame.from !== address) return undefined
   if (Json.hasRepeatedKey(text, frame)) return undefined
-  return named ? text : text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
+  return named
+    ? text
+    : text.slice(0, text.lastIndexOf("}")) + (online.fromSuffix ??= `,"from":${JSON.stringify(address)}}`)
 }
+
+/** The peer's address, made the first time it is needed. */
+const addressOf = (online: Online): string => online.address ??= Peer.address(online.peer)
 
 /** A frame rendered again; `undefined` when it is nested too deeply for `JSON.stringify`, which recurses. */
 const render = (frame: Frame.Routed): string | undefined => {
@@ -154,7 +163,7 @@ const route = (
       // Presence data is rewritten by the server, so presence is always rendered again.
       const forward = text === undefined || frame.type === "presence" ? undefined : forwardText(online, frame, text)
       const routed = frame as Writable
-      routed.from = online.address
+      routed.from = addressOf(online)
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
       // Rendered before routing: whether a frame is refused must not tell its sender whether anyone would get it.
       const out = forward ?? render(frame)

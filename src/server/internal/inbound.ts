@@ -10,12 +10,16 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { RawData } from "ws"
+import type * as PeerRegistry from "../PeerRegistry.js"
+import type * as State from "../State.js"
 import type { Connection } from "./connection.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { handshake } from "./handshake.js"
 import type { Hub } from "./hub.js"
+import { Flag } from "./mailbox.js"
 import { refuse } from "./reply.js"
 import { SocketWriter } from "./socketWriter.js"
 
@@ -70,6 +74,9 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   abstract alive: boolean
   abstract ping(): void
   abstract terminate(): void
+  abstract readonly fiber: Fiber.Fiber<void> | undefined
+  abstract goodbye(): void
+  abstract member(user: string): State.Member<PeerRegistry.Handle>
   abstract goOnline(online: Dispatch.Online): void
   abstract end(): void
   /** Hands an effect to the connection's fiber, which runs it (after any it is running). */
@@ -80,9 +87,19 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
    * listener handles frames as they arrive.
    */
   backlog: Array<Inbound> | undefined = undefined
-  paused = false
+  get paused(): boolean {
+    return this.flag(Flag.Paused)
+  }
+  set paused(on: boolean) {
+    this.setFlag(Flag.Paused, on)
+  }
   /** Set once the connection is ending: later frames are ignored. */
-  ending = false
+  get ending(): boolean {
+    return this.flag(Flag.Ending)
+  }
+  set ending(on: boolean) {
+    this.setFlag(Flag.Ending, on)
+  }
   /** Set once the peer is registered. */
   current: Dispatch.Online | undefined = undefined
   preAuthFrames = 0

@@ -57,6 +57,9 @@ export const makeWebSocketServer = (options: ServerConfig.Resolved): WebSocketSe
     maxPayload: options.hardPayloadLimit,
     perMessageDeflate: false,
     clientTracking: false,
+    // Connections answer pings themselves (`connection`'s ping listener): ws's own answer costs every socket a
+    // closure and its context.
+    autoPong: false,
     // Symple defines no subprotocol, but clients that offer some fail the handshake when none is selected:
     // prefer "symple", else take the first offer (as the JavaScript server does).
     handleProtocols: (offered) => offered.has("symple") ? "symple" : (offered.values().next().value ?? false)
