@@ -12,7 +12,7 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Duplex } from "node:stream"
-import type { RawData, WebSocket } from "ws"
+import { type RawData, WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
@@ -22,8 +22,8 @@ import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub, Live } from "./hub.js"
-import { InboundFrames } from "./inbound.js"
-import { Flag, type Owned, owner } from "./mailbox.js"
+import { Greeting, InboundFrames } from "./inbound.js"
+import { Flag } from "./mailbox.js"
 import { refuse } from "./reply.js"
 import * as Resume from "./resume.js"
 import { encode, type Outbound } from "./socketWriter.js"
@@ -49,7 +49,9 @@ export interface Connection extends PeerRegistry.Handle, Live {
   readonly hub: Hub
   readonly ws: WebSocket
   readonly socket: Duplex
+  /** Where the peer connects from; known until the peer is online (the handshake's). */
   readonly host: string | undefined
+  /** When the socket was accepted; known until the peer is online (the handshake's). */
   readonly openedAt: number
   /** The connection as the registry's member for `user`: it is its own handle, so no record is made for it. */
   readonly member: (user: string) => State.Member<PeerRegistry.Handle>
@@ -78,26 +80,11 @@ export interface Connection extends PeerRegistry.Handle, Live {
 }
 
 /**
- * Opening times are kept from here as small integers: a number field that once held a large value (`Date.now()`)
- * boxes every value in a heap number of its own, 16 bytes more per connection. `| 0` tells V8 the value fits, while
- * it does (2^30 ms, twelve days; later openings are kept as they come, correct and bigger).
- */
-const epoch = Date.now()
-const sinceEpoch = (): number => {
-  const elapsed = Date.now() - epoch
-  return elapsed < 0x40000000 ? elapsed | 0 : elapsed
-}
-
-/**
  * One connection's state and behaviour. A class, so that thousands of connections share their methods: a
  * connection holds its fields and no closures of its own, which keeps it small and cheap to set up.
  */
 class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   readonly id = Message.randomId()
-  #opened = sinceEpoch()
-  get openedAt(): number {
-    return epoch + this.#opened
-  }
   get alive(): boolean {
     return this.flag(Flag.Alive)
   }
@@ -117,8 +104,9 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
    */
   timer: ReturnType<typeof setTimeout> | undefined
 
-  constructor(hub: Hub, ws: WebSocket, socket: Duplex, readonly host: string | undefined) {
+  constructor(hub: Hub, ws: WebSocket, socket: Duplex, host: string | undefined) {
     super(hub, ws, socket)
+    this.greeting = new Greeting(host, Date.now())
     this.timer = setTimeout(onDeadline, hub.options.authTimeoutMillis, this)
   }
 
@@ -166,6 +154,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
 
   goOnline(online: Dispatch.Online): void {
     this.clearTimer()
+    this.greeting = undefined
     this.current = online
   }
 
@@ -220,52 +209,82 @@ function dropUnclosed(connection: ConnectionImpl): void {
 
 const ignore = () => {}
 
-// Shared listeners: `this` is the emitter, which knows its connection.
-function onMessage(this: WebSocket & Owned<ConnectionImpl>, data: RawData, isBinary: boolean): void {
-  this[owner]?.onMessage(data, isBinary)
-}
-function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
-  const connection = this[owner]
-  if (connection !== undefined) connection.alive = true
-}
 /** 1006: the socket closed without a close frame. */
 const noCloseFrame = 1006
+
+/**
+ * The WebSocket class of the server's sockets (`makeWebSocketServer`). ws delivers a socket's events by calling its
+ * `emit`; this one hands those of an accepted socket straight to its connection, so that no socket needs listeners
+ * of its own, nor a table of them. A socket without a connection (refused at capacity) has its events emitted as usual.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export class ConnectionSocket extends WebSocket {
+  /** Set by `accept`; declared here so that it is a field of the socket itself, not a property added later. */
+  connection: ConnectionImpl | undefined = undefined
+
+  /**
+   * The connection takes the socket's events. Nothing listens to the socket then: the emitter's table of listeners
+   * (a dictionary, 160 bytes even when empty) goes. Node's emitters allow that (an emitter without a table makes one
+   * when it is first listened to).
+   */
+  own(connection: ConnectionImpl): void {
+    this.connection = connection
+    const emitter = this as unknown as { _events: object | undefined; _eventsCount: number }
+    if (emitter._eventsCount === 0) emitter._events = undefined
+  }
+
+  // ws emits at most two arguments with each event of a socket.
+  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+    const connection = this.connection
+    if (connection === undefined) return arguments.length <= 1 ? super.emit(event) : super.emit(event, a, b)
+    switch (event) {
+      case "message":
+        connection.onMessage(a as RawData, b as boolean)
+        return true
+      case "pong":
+        connection.alive = true
+        return true
+      case "ping":
+        onPing(connection, a as Buffer)
+        return true
+      case "close":
+        connection.hub.open.delete(this)
+        connection.teardown(a as number)
+        return true
+      // Errors are followed by "close".
+      case "error":
+        return true
+      default:
+        return super.emit(event, a, b)
+    }
+  }
+}
 
 /**
  * Answers a peer's ping with its data. A peer that pings without reading what it is sent is dropped once its socket
  * holds more than the high-water mark, as ws drops a peer with too many answers pending.
  */
-function onPing(this: WebSocket & Owned<ConnectionImpl>, data: Buffer): void {
-  const connection = this[owner]
-  if (connection === undefined || this.readyState !== this.OPEN) return
-  if (connection.socket.writableLength > connection.hub.options.highWaterMark) this.terminate()
-  else this.pong(data, false, ignore)
-}
-
-function onClose(this: WebSocket & Owned<ConnectionImpl>, code: number): void {
-  const connection = this[owner]
-  if (connection === undefined) return
-  connection.hub.open.delete(this)
-  connection.teardown(code)
+const onPing = (connection: ConnectionImpl, data: Buffer): void => {
+  const ws = connection.ws
+  if (ws.readyState !== ws.OPEN) return
+  if (connection.socket.writableLength > connection.hub.options.highWaterMark) ws.terminate()
+  else ws.pong(data, false, ignore)
 }
 
 /**
- * Takes ownership of a freshly upgraded socket, and starts the connection's fiber in the server's context.
- * Synchronous: must run in the upgrade callback. The WebSocket must be in `hub.open`.
+ * Takes ownership of a freshly upgraded socket (made by `makeWebSocketServer`, a `ConnectionSocket`), and starts the
+ * connection's fiber in the server's context. Synchronous: must run in the upgrade callback. The WebSocket must be
+ * in `hub.open`.
  *
  * @since 0.2.0
  * @internal
  */
 export const accept = (hub: Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
+  if (!(ws instanceof ConnectionSocket)) throw new Error("Connection.accept: not a socket of makeWebSocketServer")
   const connection = new ConnectionImpl(hub, ws, socket, host)
-  const owned: WebSocket & Owned<ConnectionImpl> = ws
-  owned[owner] = connection
-  ws.on("message", onMessage)
-  ws.on("pong", onPong)
-  ws.on("ping", onPing)
-  // Errors are followed by "close"; without a listener they would be thrown.
-  ws.on("error", ignore)
-  ws.on("close", onClose)
+  ws.own(connection)
   hub.connections.add(connection)
   connection.fiber = hub.fork(ConnectionFiber.live(connection))
   return connection

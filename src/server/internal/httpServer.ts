@@ -127,7 +127,7 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
       catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
     })
-    const wss = makeWebSocketServer(resolved)
+    const wss = makeWebSocketServer(resolved, Connection.ConnectionSocket)
     const open = hub.open
 
     // Released last: stop listening and drop whatever is left.

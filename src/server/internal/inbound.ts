@@ -62,6 +62,21 @@ const handle = (hub: Hub, connection: Connection, item: string | Uint8Array): Ou
 }
 
 /**
+ * What only the handshake needs: the connection drops it once the peer is online, so that an online connection does
+ * not keep four fields it no longer reads.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export class Greeting {
+  /** Frames received before authentication. */
+  frames = 0
+  /** Refused `auth` frames. */
+  failures = 0
+  constructor(readonly host: string | undefined, readonly openedAt: number) {}
+}
+
+/**
  * The inbound half of a connection (a base class of it: one object per connection, shared methods).
  *
  * @since 0.2.0
@@ -69,8 +84,6 @@ const handle = (hub: Hub, connection: Connection, item: string | Uint8Array): Ou
  */
 export abstract class InboundFrames extends SocketWriter implements Connection {
   abstract readonly id: string
-  abstract readonly host: string | undefined
-  abstract readonly openedAt: number
   abstract alive: boolean
   abstract ping(): void
   abstract terminate(): void
@@ -102,8 +115,18 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   }
   /** Set once the peer is registered. */
   current: Dispatch.Online | undefined = undefined
-  preAuthFrames = 0
-  authFailures = 0
+  /** What the handshake needs, until the peer is online. */
+  greeting: Greeting | undefined = undefined
+
+  /** Where the peer connects from (known until it is online). */
+  get host(): string | undefined {
+    return this.greeting?.host
+  }
+
+  /** When the socket was accepted (known until the peer is online). */
+  get openedAt(): number {
+    return this.greeting?.openedAt ?? 0
+  }
 
   online(): Dispatch.Online | undefined {
     return this.current
@@ -114,11 +137,13 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   }
 
   countPreAuth(): number {
-    return ++this.preAuthFrames
+    const greeting = this.greeting
+    return greeting === undefined ? 0 : ++greeting.frames
   }
 
   countAuthFailure(): number {
-    return ++this.authFailures
+    const greeting = this.greeting
+    return greeting === undefined ? 0 : ++greeting.failures
   }
 
   onMessage(data: RawData, isBinary: boolean): void {
