@@ -91,13 +91,9 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   set alive(on: boolean) {
     this.setFlag(Flag.Alive, on)
   }
-  /** The user, once the connection is a member of the registry (see `member`). */
-  user = ""
   // The fiber's side (see `connectionFiber`).
   fiber: Fiber.Fiber<void> | undefined = undefined
-  wake: ConnectionFiber.Sleeper["wake"] = undefined
-  work: ConnectionFiber.Sleeper["work"] = undefined
-  stop: ConnectionFiber.Sleeper["stop"] = undefined
+  fiberState: ConnectionFiber.Sleeper["fiberState"] = undefined
   /**
    * The handshake's deadline, then the deadline of the close handshake. Dropped once cleared: a cleared `Timeout`
    * (216 bytes with its arguments) would otherwise stay for the connection's whole life.
@@ -114,8 +110,16 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     return this
   }
 
+  /**
+   * The user, once the connection is a member of the registry (see `member`): its peer's once online, the one it
+   * registers as until then. Not a field of its own: the peer record has it.
+   */
+  get user(): string {
+    return this.current?.peer.user ?? this.greeting?.user ?? ""
+  }
+
   member(user: string): State.Member<PeerRegistry.Handle> {
-    this.user = user
+    if (this.greeting !== undefined) this.greeting.user = user
     return this
   }
 
@@ -188,6 +192,8 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   /** The server is stopping: notice, close 1001, teardown (which ends the fiber). */
   goodbye(): void {
     const ws = this.ws
+    // The server's shutdown waits for the socket to finish closing (its close takes it out of `open` again).
+    if (ws.readyState !== ws.CLOSED) this.hub.open.add(ws)
     if (!this.done && ws.readyState === ws.OPEN) {
       this.socket.write(shutdownBytes)
       add(this.hub.stats.framesOut, "event")
@@ -209,6 +215,8 @@ function dropUnclosed(connection: ConnectionImpl): void {
 
 const ignore = () => {}
 
+const noExtensions: object = Object.freeze({})
+
 /** 1006: the socket closed without a close frame. */
 const noCloseFrame = 1006
 
@@ -223,6 +231,12 @@ const noCloseFrame = 1006
 export class ConnectionSocket extends WebSocket {
   /** Set by `accept`; declared here so that it is a field of the socket itself, not a property added later. */
   connection: ConnectionImpl | undefined = undefined
+  /**
+   * ws's table of the socket's negotiated extensions, which its Receiver and Sender share. The server negotiates
+   * none (`makeWebSocketServer`), so every socket shares one frozen empty table instead of an empty object of its
+   * own (56 bytes). ws replaces the table when an extension is negotiated, before the socket starts.
+   */
+  _extensions: object = noExtensions
 
   /**
    * The connection takes the socket's events. Nothing listens to the socket then: the emitter's table of listeners
@@ -275,8 +289,7 @@ const onPing = (connection: ConnectionImpl, data: Buffer): void => {
 
 /**
  * Takes ownership of a freshly upgraded socket (made by `makeWebSocketServer`, a `ConnectionSocket`), and starts the
- * connection's fiber in the server's context. Synchronous: must run in the upgrade callback. The WebSocket must be
- * in `hub.open`.
+ * connection's fiber in the server's context. Synchronous: must run in the upgrade callback.
  *
  * @since 0.2.0
  * @internal

@@ -16,6 +16,17 @@
  */
 import * as Effect from "effect/Effect"
 
+/** How to wake the sleeping fiber: resumes it with the effect it goes on with. */
+type Wake = (next: Effect.Effect<void>) => void
+
+/** What the fiber does while it is awake: its work's stop, and the work handed to it meanwhile. */
+class Busy {
+  /** Work handed to the fiber while it was busy: it runs next. */
+  work: Effect.Effect<void> | undefined = undefined
+  /** Stops the work the fiber runs (the connection has ended). */
+  stop: (() => void) | undefined = undefined
+}
+
 /**
  * The connection as its fiber sees it (fields of the connection object: no closures of its own while it sleeps).
  *
@@ -25,12 +36,11 @@ import * as Effect from "effect/Effect"
 export interface Sleeper {
   /** The connection has been torn down. */
   readonly done: boolean
-  /** The fiber sleeps: resumes it with the effect it goes on with. */
-  wake: ((next: Effect.Effect<void>) => void) | undefined
-  /** Work handed to the fiber while it was busy: it runs next. */
-  work: Effect.Effect<void> | undefined
-  /** The fiber runs work: stops it (the connection has ended). */
-  stop: (() => void) | undefined
+  /**
+   * The fiber's side, one field: how to wake it while it sleeps, what it is busy with while it is awake; `undefined`
+   * once it has ended.
+   */
+  fiberState: Wake | Busy | undefined
   /** A defect in the fiber's work: ends the connection, logged in the server's context. */
   readonly failed: (defect: unknown) => void
 }
@@ -43,13 +53,14 @@ export interface Sleeper {
  */
 export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void => {
   if (connection.done) return
-  const wake = connection.wake
-  if (wake === undefined) {
-    connection.work = work
-    return
+  const state = connection.fiberState
+  if (typeof state === "function") {
+    const busy = new Busy()
+    connection.fiberState = busy
+    return state(run(connection, busy, work))
   }
-  connection.wake = undefined
-  wake(busy(connection, work))
+  const busy = state ?? (connection.fiberState = new Busy())
+  busy.work = work
 }
 
 /**
@@ -59,11 +70,12 @@ export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void =
  * @internal
  */
 export const finish = (connection: Sleeper): void => {
-  const wake = connection.wake
-  connection.wake = undefined
-  if (wake !== undefined) return wake(Effect.void)
-  const stop = connection.stop
-  connection.stop = undefined
+  const state = connection.fiberState
+  connection.fiberState = undefined
+  if (typeof state === "function") return state(Effect.void)
+  if (state === undefined) return
+  const stop = state.stop
+  state.stop = undefined
   stop?.()
 }
 
@@ -78,26 +90,27 @@ export const live = (connection: Sleeper): Effect.Effect<void> =>
   // One parameter only: a callback that takes a second (the abort signal) gets an AbortController and a finalizer.
   Effect.callback<void>((resume) => {
     if (connection.done) return resume(Effect.void)
-    const work = connection.work
-    if (work !== undefined) {
-      connection.work = undefined
-      return resume(busy(connection, work))
+    const state = connection.fiberState
+    if (state instanceof Busy && state.work !== undefined) {
+      const work = state.work
+      state.work = undefined
+      return resume(run(connection, state, work))
     }
-    connection.wake = resume
+    connection.fiberState = resume
   })
 
 /**
  * Runs a piece of work until it is done or the connection ends, whichever comes first, then sleeps again. A defect
  * of the work ends the connection.
  */
-const busy = (connection: Sleeper, work: Effect.Effect<void>): Effect.Effect<void> =>
+const run = (connection: Sleeper, busy: Busy, work: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.flatMap(
     Effect.raceFirst(
       Effect.catchDefect(work, (defect) => Effect.sync(() => connection.failed(defect))),
       Effect.callback<void>((resume) => {
         if (connection.done) return resume(Effect.void)
-        connection.stop = () => resume(Effect.void)
-        return Effect.sync(() => void (connection.stop = undefined))
+        busy.stop = () => resume(Effect.void)
+        return Effect.sync(() => void (busy.stop = undefined))
       })
     ),
     () => live(connection)

@@ -182,7 +182,7 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
 
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
     // One listener for every socket (`this` is the socket): no closure per connection. Only for sockets that get no
-    // connection: a connection's own close listener takes its socket out of `open`.
+    // connection: a connection puts its socket in `open` when it says goodbye, and its close takes it out.
     function forget(this: WebSocket): void {
       open.delete(this)
     }
@@ -190,8 +190,8 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       // The WebSocket now listens for the socket's errors itself: a second listener would cost the socket a listener
       // array for its whole life.
       socket.off("error", ignore)
-      open.add(ws)
       if (Admission.atCapacity(hub)) {
+        open.add(ws)
         ws.on("close", forget)
         hub.stats.refusedConnections++
         return Admission.refuseAtCapacity(ws, socket)
@@ -200,6 +200,7 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
         Connection.accept(hub, ws, socket, host)
       } catch (error) {
         // A bug here must cost one connection, not the process.
+        open.add(ws)
         ws.on("close", forget)
         ws.terminate()
         hub.run(Effect.logError("Symple connection setup failed", Cause.die(error)))

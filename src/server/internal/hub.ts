@@ -70,9 +70,10 @@ export interface Hub {
   /** Every accepted socket until its connection ends. */
   readonly connections: Set<Live>
   /**
-   * Every upgraded WebSocket until its socket closes (a connection ends before its socket has closed): what the
-   * server's shutdown waits for, and terminates once its time is up. A connection's own close listener takes its
-   * socket out, so that a socket has one close listener, not two.
+   * Upgraded WebSockets that no connection holds until their socket closes (refused ones, and those of connections
+   * that said goodbye when the server stopped): what the server's shutdown waits for, and terminates once its time
+   * is up. A connection's socket is not in it for its whole life (`connections` has the connection): a set entry
+   * less per connection.
    */
   readonly open: Set<{ readonly terminate: () => void }>
   readonly startedAt: number

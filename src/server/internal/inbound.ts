@@ -73,6 +73,8 @@ export class Greeting {
   frames = 0
   /** Refused `auth` frames. */
   failures = 0
+  /** The user the peer registers as (see `Connection.member`). */
+  user = ""
   constructor(readonly host: string | undefined, readonly openedAt: number) {}
 }
 
