@@ -36,14 +36,15 @@ const nativeCategory = "native (C++ objects and buffer contents, outside the JS 
  * parts of a `WebSocket` (its `Receiver` and `Sender` aside) count as the WebSocket's, and so on.
  */
 const rules: ReadonlyArray<readonly [RegExp, string]> = [
-  [/^_?WebSocket\d*$/, "ws WebSocket"],
+  [/^_?(WebSocket|ConnectionSocket)\d*$/, "ws WebSocket"],
   [/^_?Receiver\d*$/, "ws Receiver (a Writable stream)"],
   [/^_?Sender\d*$/, "ws Sender"],
   [/^_?Socket\d*$/, "net.Socket"],
   [/^(TCP|native TCP|native TCPWrap)\b/, "TCP handle"],
   [/^_?Timeout\d*$/, "timers"],
   [/^_?ConnectionImpl\d*$/, "our connection (ConnectionImpl)"],
-  [/^\{id,address,fromSuffix/, "Online (routing context)"],
+  [/^\{id,peer,admission,resume,routing\}|^_?Routing\d*$/, "Online (routing context)"],
+  [/^_?Greeting\d*$/, "our connection (ConnectionImpl)"],
   [/^\{admit,release\}|^\{key,tokens,limit,refillMillis\}|^_?SessionAdmission\d*$/, "rate-limit admission"],
   [/^\{tokens,lastRefill\}/, "rate-limit bucket"],
   [/^\{member,peer,rooms,roomSet,virtual\}|^_?SessionRecord\d*$/, "registry Session"],

@@ -10,18 +10,20 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { Duplex } from "node:stream"
-import type { RawData, WebSocket } from "ws"
+import { type RawData, WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
+import type * as State from "../State.js"
 import * as ConnectionFiber from "./connectionFiber.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub, Live } from "./hub.js"
-import { InboundFrames } from "./inbound.js"
-import { type Owned, owner } from "./mailbox.js"
+import { Greeting, InboundFrames } from "./inbound.js"
+import { Flag } from "./mailbox.js"
 import { refuse } from "./reply.js"
 import * as Resume from "./resume.js"
 import { encode, type Outbound } from "./socketWriter.js"
@@ -47,8 +49,12 @@ export interface Connection extends PeerRegistry.Handle, Live {
   readonly hub: Hub
   readonly ws: WebSocket
   readonly socket: Duplex
+  /** Where the peer connects from; known until the peer is online (the handshake's). */
   readonly host: string | undefined
+  /** When the socket was accepted; known until the peer is online (the handshake's). */
   readonly openedAt: number
+  /** The connection as the registry's member for `user`: it is its own handle, so no record is made for it. */
+  readonly member: (user: string) => State.Member<PeerRegistry.Handle>
   /**
    * Sends bytes or a close, in order; `false` (and the peer is being closed with 1013) when the peer is too slow:
    * its mailbox is full, or it has too many bytes waiting.
@@ -79,18 +85,42 @@ export interface Connection extends PeerRegistry.Handle, Live {
  */
 class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
   readonly id = Message.randomId()
-  readonly openedAt = Date.now()
-  alive = true
+  get alive(): boolean {
+    return this.flag(Flag.Alive)
+  }
+  set alive(on: boolean) {
+    this.setFlag(Flag.Alive, on)
+  }
   // The fiber's side (see `connectionFiber`).
-  wake: ConnectionFiber.Sleeper["wake"] = undefined
-  work: ConnectionFiber.Sleeper["work"] = undefined
-  stop: ConnectionFiber.Sleeper["stop"] = undefined
-  /** The handshake's deadline, then the deadline of the close handshake. */
-  timer: ReturnType<typeof setTimeout>
+  fiber: Fiber.Fiber<void> | undefined = undefined
+  fiberState: ConnectionFiber.Sleeper["fiberState"] = undefined
+  /**
+   * The handshake's deadline, then the deadline of the close handshake. Dropped once cleared: a cleared `Timeout`
+   * (216 bytes with its arguments) would otherwise stay for the connection's whole life.
+   */
+  timer: ReturnType<typeof setTimeout> | undefined
 
-  constructor(hub: Hub, ws: WebSocket, socket: Duplex, readonly host: string | undefined) {
+  constructor(hub: Hub, ws: WebSocket, socket: Duplex, host: string | undefined) {
     super(hub, ws, socket)
+    this.greeting = new Greeting(host, Date.now())
     this.timer = setTimeout(onDeadline, hub.options.authTimeoutMillis, this)
+  }
+
+  get handle(): PeerRegistry.Handle {
+    return this
+  }
+
+  /**
+   * The user, once the connection is a member of the registry (see `member`): its peer's once online, the one it
+   * registers as until then. Not a field of its own: the peer record has it.
+   */
+  get user(): string {
+    return this.current?.peer.user ?? this.greeting?.user ?? ""
+  }
+
+  member(user: string): State.Member<PeerRegistry.Handle> {
+    if (this.greeting !== undefined) this.greeting.user = user
+    return this
   }
 
   ping(): void {
@@ -107,7 +137,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
 
   closing(): void {
     this.ending = true
-    clearTimeout(this.timer)
+    this.clearTimer()
     // Later frames are ignored, but the peer's close frame must still be read to finish the close handshake.
     if (this.paused) {
       this.paused = false
@@ -121,8 +151,14 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     ConnectionFiber.schedule(this, work)
   }
 
-  goOnline(online: Dispatch.Online): void {
+  clearTimer(): void {
     clearTimeout(this.timer)
+    this.timer = undefined
+  }
+
+  goOnline(online: Dispatch.Online): void {
+    this.clearTimer()
+    this.greeting = undefined
     this.current = online
   }
 
@@ -138,7 +174,7 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     const resumable = code === noCloseFrame && !this.ending
     this.done = true
     this.ending = true
-    clearTimeout(this.timer)
+    this.clearTimer()
     const hub = this.hub
     hub.connections.delete(this)
     this.release()
@@ -153,9 +189,11 @@ class ConnectionImpl extends InboundFrames implements ConnectionFiber.Sleeper {
     }
   }
 
-  /** The server is stopping (the fiber is interrupted): notice, close 1001, teardown. */
-  interrupted(): void {
+  /** The server is stopping: notice, close 1001, teardown (which ends the fiber). */
+  goodbye(): void {
     const ws = this.ws
+    // The server's shutdown waits for the socket to finish closing (its close takes it out of `open` again).
+    if (ws.readyState !== ws.CLOSED) this.hub.open.add(ws)
     if (!this.done && ws.readyState === ws.OPEN) {
       this.socket.write(shutdownBytes)
       add(this.hub.stats.framesOut, "event")
@@ -177,48 +215,90 @@ function dropUnclosed(connection: ConnectionImpl): void {
 
 const ignore = () => {}
 
-// Shared listeners: `this` is the emitter, which knows its connection.
-function onMessage(this: WebSocket & Owned<ConnectionImpl>, data: RawData, isBinary: boolean): void {
-  this[owner]?.onMessage(data, isBinary)
-}
-function onPong(this: WebSocket & Owned<ConnectionImpl>): void {
-  const connection = this[owner]
-  if (connection !== undefined) connection.alive = true
-}
+const noExtensions: object = Object.freeze({})
+
 /** 1006: the socket closed without a close frame. */
 const noCloseFrame = 1006
 
-function onClose(this: WebSocket & Owned<ConnectionImpl>, code: number): void {
-  this[owner]?.teardown(code)
+/**
+ * The WebSocket class of the server's sockets (`makeWebSocketServer`). ws delivers a socket's events by calling its
+ * `emit`; this one hands those of an accepted socket straight to its connection, so that no socket needs listeners
+ * of its own, nor a table of them. A socket without a connection (refused at capacity) has its events emitted as usual.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export class ConnectionSocket extends WebSocket {
+  /** Set by `accept`; declared here so that it is a field of the socket itself, not a property added later. */
+  connection: ConnectionImpl | undefined = undefined
+  /**
+   * ws's table of the socket's negotiated extensions, which its Receiver and Sender share. The server negotiates
+   * none (`makeWebSocketServer`), so every socket shares one frozen empty table instead of an empty object of its
+   * own (56 bytes). ws replaces the table when an extension is negotiated, before the socket starts.
+   */
+  _extensions: object = noExtensions
+
+  /**
+   * The connection takes the socket's events. Nothing listens to the socket then: the emitter's table of listeners
+   * (a dictionary, 160 bytes even when empty) goes. Node's emitters allow that (an emitter without a table makes one
+   * when it is first listened to).
+   */
+  own(connection: ConnectionImpl): void {
+    this.connection = connection
+    const emitter = this as unknown as { _events: object | undefined; _eventsCount: number }
+    if (emitter._eventsCount === 0) emitter._events = undefined
+  }
+
+  // ws emits at most two arguments with each event of a socket.
+  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
+    const connection = this.connection
+    if (connection === undefined) return arguments.length <= 1 ? super.emit(event) : super.emit(event, a, b)
+    switch (event) {
+      case "message":
+        connection.onMessage(a as RawData, b as boolean)
+        return true
+      case "pong":
+        connection.alive = true
+        return true
+      case "ping":
+        onPing(connection, a as Buffer)
+        return true
+      case "close":
+        connection.hub.open.delete(this)
+        connection.teardown(a as number)
+        return true
+      // Errors are followed by "close".
+      case "error":
+        return true
+      default:
+        return super.emit(event, a, b)
+    }
+  }
 }
 
 /**
- * Takes ownership of a freshly upgraded socket. Synchronous: must run in the upgrade callback. The raw socket must
- * already have an error listener (the server adds one before the upgrade).
+ * Answers a peer's ping with its data. A peer that pings without reading what it is sent is dropped once its socket
+ * holds more than the high-water mark, as ws drops a peer with too many answers pending.
+ */
+const onPing = (connection: ConnectionImpl, data: Buffer): void => {
+  const ws = connection.ws
+  if (ws.readyState !== ws.OPEN) return
+  if (connection.socket.writableLength > connection.hub.options.highWaterMark) ws.terminate()
+  else ws.pong(data, false, ignore)
+}
+
+/**
+ * Takes ownership of a freshly upgraded socket (made by `makeWebSocketServer`, a `ConnectionSocket`), and starts the
+ * connection's fiber in the server's context. Synchronous: must run in the upgrade callback.
  *
  * @since 0.2.0
  * @internal
  */
 export const accept = (hub: Hub, ws: WebSocket, socket: Duplex, host: string | undefined): Connection => {
+  if (!(ws instanceof ConnectionSocket)) throw new Error("Connection.accept: not a socket of makeWebSocketServer")
   const connection = new ConnectionImpl(hub, ws, socket, host)
-  const owned: WebSocket & Owned<ConnectionImpl> = ws
-  owned[owner] = connection
-  ws.on("message", onMessage)
-  ws.on("pong", onPong)
-  // Errors are followed by "close"; without a listener they would be thrown.
-  ws.on("error", ignore)
-  ws.on("close", onClose)
+  ws.own(connection)
   hub.connections.add(connection)
+  connection.fiber = hub.fork(ConnectionFiber.live(connection))
   return connection
 }
-
-/**
- * The connection's fiber (see `connectionFiber`), for the server to supervise. Never fails.
- *
- * @since 0.2.0
- * @internal
- */
-export const run = (connection: Connection): Effect.Effect<void> =>
-  connection instanceof ConnectionImpl
-    ? ConnectionFiber.live(connection)
-    : Effect.die(new Error("Connection.run: not a connection made by accept"))

@@ -1,19 +1,31 @@
 /**
- * Owns the connection's fiber: one per connection, supervised by the server, alive as long as the connection.
- * Waking a fiber costs more than handling a frame, so frames never go through it: it sleeps in one bare
- * `Effect.callback` (also the cheapest fiber to start and to keep), and wakes only to run what the connection has to
- * wait for (an authentication or join policy that runs effects, and the frames that waited behind it), in the
- * connection's place, until that is done or the connection ends. Interrupting it (the server stopping) sends the
- * shutdown notice, closes the socket with 1001 and tears the connection down.
+ * Owns the connection's fiber: one per connection, forked in the server's context when the connection is accepted,
+ * alive as long as the connection, and stopped and awaited by the server when it stops (see `httpServer`). Waking a
+ * fiber costs more than handling a frame, so frames never go through it: it sleeps, and wakes only to run what the
+ * connection has to wait for (an authentication or join policy that runs effects, and the frames that waited behind
+ * it), in the connection's place, until that is done or the connection ends. A defect in that work ends the
+ * connection (logged in the server's context).
+ *
+ * Sleeping is the state of almost every fiber for almost all its life, so it is kept as small as a fiber can be: its
+ * whole effect is one bare `Effect.callback` (no finalizer, nothing around it: nothing on the fiber's stack), which
+ * is resumed with the work followed by the next sleep, or with nothing once the connection has ended. Nothing
+ * observes a fiber from outside: the connection holds it, and the server finds it through its connections.
  *
  * @since 0.2.0
  * @internal
  */
 import * as Effect from "effect/Effect"
 
-/** What the fiber is woken with: work to run, or nothing (the connection has ended). */
-type Next = Effect.Effect<void> | undefined
-const nothing: Effect.Effect<Next> = Effect.succeed(undefined)
+/** How to wake the sleeping fiber: resumes it with the effect it goes on with. */
+type Wake = (next: Effect.Effect<void>) => void
+
+/** What the fiber does while it is awake: its work's stop, and the work handed to it meanwhile. */
+class Busy {
+  /** Work handed to the fiber while it was busy: it runs next. */
+  work: Effect.Effect<void> | undefined = undefined
+  /** Stops the work the fiber runs (the connection has ended). */
+  stop: (() => void) | undefined = undefined
+}
 
 /**
  * The connection as its fiber sees it (fields of the connection object: no closures of its own while it sleeps).
@@ -24,14 +36,13 @@ const nothing: Effect.Effect<Next> = Effect.succeed(undefined)
 export interface Sleeper {
   /** The connection has been torn down. */
   readonly done: boolean
-  /** The fiber sleeps: resumes it with work to run, or with nothing once the connection has ended. */
-  wake: ((next: Effect.Effect<Next>) => void) | undefined
-  /** Work handed to the fiber while it was busy: it runs next. */
-  work: Effect.Effect<void> | undefined
-  /** The fiber runs work: stops it (the connection has ended). */
-  stop: (() => void) | undefined
-  /** The server is stopping: notice, close 1001, teardown. */
-  readonly interrupted: () => void
+  /**
+   * The fiber's side, one field: how to wake it while it sleeps, what it is busy with while it is awake; `undefined`
+   * once it has ended.
+   */
+  fiberState: Wake | Busy | undefined
+  /** A defect in the fiber's work: ends the connection, logged in the server's context. */
+  readonly failed: (defect: unknown) => void
 }
 
 /**
@@ -42,13 +53,14 @@ export interface Sleeper {
  */
 export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void => {
   if (connection.done) return
-  const wake = connection.wake
-  if (wake === undefined) {
-    connection.work = work
-    return
+  const state = connection.fiberState
+  if (typeof state === "function") {
+    const busy = new Busy()
+    connection.fiberState = busy
+    return state(run(connection, busy, work))
   }
-  connection.wake = undefined
-  wake(Effect.succeed(work))
+  const busy = state ?? (connection.fiberState = new Busy())
+  busy.work = work
 }
 
 /**
@@ -58,46 +70,48 @@ export const schedule = (connection: Sleeper, work: Effect.Effect<void>): void =
  * @internal
  */
 export const finish = (connection: Sleeper): void => {
-  const wake = connection.wake
-  connection.wake = undefined
-  if (wake !== undefined) return wake(nothing)
-  const stop = connection.stop
-  connection.stop = undefined
+  const state = connection.fiberState
+  connection.fiberState = undefined
+  if (typeof state === "function") return state(Effect.void)
+  if (state === undefined) return
+  const stop = state.stop
+  state.stop = undefined
   stop?.()
 }
 
-/** Sleeps until there is work for the fiber, or nothing more to do (the connection has ended). */
-const sleep = (connection: Sleeper): Effect.Effect<Next> =>
-  Effect.callback<Next>((resume) => {
-    if (connection.done) return resume(nothing)
-    const work = connection.work
-    if (work !== undefined) {
-      connection.work = undefined
-      return resume(Effect.succeed(work))
-    }
-    connection.wake = resume
-    return Effect.sync(() => connection.interrupted())
-  })
-
-/** Runs a piece of work until it is done or the connection ends, whichever comes first. */
-const busy = (connection: Sleeper, work: Effect.Effect<void>): Effect.Effect<void> =>
-  Effect.raceFirst(
-    work,
-    Effect.callback<void>((resume) => {
-      if (connection.done) return resume(Effect.void)
-      connection.stop = () => resume(Effect.void)
-      return Effect.sync(() => void (connection.stop = undefined))
-    })
-  ).pipe(Effect.onInterrupt(() => Effect.sync(() => connection.interrupted())))
-
 /**
- * The fiber's life. Never fails.
+ * The fiber's life, and its sleep: one bare callback, woken by `schedule` (work, then sleep again) or `finish` (the
+ * fiber ends). Never fails.
  *
  * @since 0.2.0
  * @internal
  */
 export const live = (connection: Sleeper): Effect.Effect<void> =>
+  // One parameter only: a callback that takes a second (the abort signal) gets an AbortController and a finalizer.
+  Effect.callback<void>((resume) => {
+    if (connection.done) return resume(Effect.void)
+    const state = connection.fiberState
+    if (state instanceof Busy && state.work !== undefined) {
+      const work = state.work
+      state.work = undefined
+      return resume(run(connection, state, work))
+    }
+    connection.fiberState = resume
+  })
+
+/**
+ * Runs a piece of work until it is done or the connection ends, whichever comes first, then sleeps again. A defect
+ * of the work ends the connection.
+ */
+const run = (connection: Sleeper, busy: Busy, work: Effect.Effect<void>): Effect.Effect<void> =>
   Effect.flatMap(
-    sleep(connection),
-    (work) => work === undefined ? Effect.void : Effect.flatMap(busy(connection, work), () => live(connection))
+    Effect.raceFirst(
+      Effect.catchDefect(work, (defect) => Effect.sync(() => connection.failed(defect))),
+      Effect.callback<void>((resume) => {
+        if (connection.done) return resume(Effect.void)
+        busy.stop = () => resume(Effect.void)
+        return Effect.sync(() => void (busy.stop = undefined))
+      })
+    ),
+    () => live(connection)
   )

@@ -35,18 +35,25 @@ import { encode } from "./socketWriter.js"
  */
 export interface Online {
   readonly id: string
-  readonly address: string
-  /** `,"from":"<address>"}`: closes a frame's text with the sender's address. */
-  readonly fromSuffix: string
   readonly peer: Peer.Peer
   readonly admission: RateLimit.Admission
   /** The secret of the session's resume token (see `resume`), replaced by every `welcome`; none with resume off. */
   resume: string | undefined
+  /** What routing the peer's frames keeps, made by its first routed frame: an idle peer never needs it. */
+  routing: Routing | undefined
+}
+
+/** What routing a peer's frames keeps from one frame to the next. */
+class Routing {
+  /** `,"from":"<address>"}`: closes a frame's text with the sender's address. Made by the first frame that needs it. */
+  fromSuffix: string | undefined = undefined
   /** The peer's session in the snapshot `seen`: the registry changes far less often than frames arrive. */
-  seen: State.State<PeerRegistry.Handle> | undefined
-  me: State.Session<PeerRegistry.Handle> | undefined
+  seen: State.State<PeerRegistry.Handle> | undefined = undefined
+  me: State.Session<PeerRegistry.Handle> | undefined = undefined
   /** Routes resolved in the snapshot `seen`, by `to` (the router is a pure function of state, sender and `to`). */
-  routes: Map<string, Router.Route<PeerRegistry.Handle>> | undefined
+  routes: Map<string, Router.Route<PeerRegistry.Handle>> | undefined = undefined
+  /** `user|id`. */
+  constructor(readonly address: string) {}
 }
 
 /**
@@ -61,17 +68,12 @@ export const online = (
   accepted: Authenticator.Accepted,
   resume: string | undefined
 ): Online => {
-  const address = Peer.address(accepted.peer)
   return {
     id,
-    address,
-    fromSuffix: `,"from":${JSON.stringify(address)}}`,
     peer: accepted.peer,
     admission: Admission.forSession(hub, id, accepted.peer),
     resume,
-    seen: undefined,
-    me: undefined,
-    routes: undefined
+    routing: undefined
   }
 }
 
@@ -110,11 +112,14 @@ type Writable = { -readonly [K in keyof Frame.Routed]: Frame.Routed[K] }
  * Recipients parse the same text the server validated, so they read the same frame; only insignificant
  * whitespace and number spellings (`1.0`) can differ from a fresh rendering.
  */
-const forwardText = (online: Online, frame: Frame.Routed, text: string): string | undefined => {
+const forwardText = (routing: Routing, frame: Frame.Routed, text: string): string | undefined => {
   const named = "from" in frame
-  if (named && frame.from !== online.address) return undefined
+  const address = routing.address
+  if (named && frame.from !== address) return undefined
   if (Json.hasRepeatedKey(text, frame)) return undefined
-  return named ? text : text.slice(0, text.lastIndexOf("}")) + online.fromSuffix
+  return named
+    ? text
+    : text.slice(0, text.lastIndexOf("}")) + (routing.fromSuffix ??= `,"from":${JSON.stringify(address)}}`)
 }
 
 /** A frame rendered again; `undefined` when it is nested too deeply for `JSON.stringify`, which recurses. */
@@ -144,17 +149,18 @@ const route = (
     case "command":
     case "event": {
       const state = hub.registry.snapshotUnsafe()
-      if (online.seen !== state) {
-        online.seen = state
-        online.me = State.session(state, online.id)
-        online.routes = undefined
+      const routing = online.routing ??= new Routing(Peer.address(online.peer))
+      if (routing.seen !== state) {
+        routing.seen = state
+        routing.me = State.session(state, online.id)
+        routing.routes = undefined
       }
-      const me = online.me
+      const me = routing.me
       if (me === undefined) return true
       // Presence data is rewritten by the server, so presence is always rendered again.
-      const forward = text === undefined || frame.type === "presence" ? undefined : forwardText(online, frame, text)
+      const forward = text === undefined || frame.type === "presence" ? undefined : forwardText(routing, frame, text)
       const routed = frame as Writable
-      routed.from = online.address
+      routed.from = routing.address
       if (frame.type === "presence") routed.data = Presence.sanitizeData(frame.data, me.peer)
       // Rendered before routing: whether a frame is refused must not tell its sender whether anyone would get it.
       const out = forward ?? render(frame)
@@ -163,12 +169,12 @@ const route = (
         return true
       }
       const key = routeKey(frame.to)
-      let target = key === undefined ? undefined : online.routes?.get(key)
+      let target = key === undefined ? undefined : routing.routes?.get(key)
       if (target === undefined) {
         target = hub.router.resolve(state, me, frame.to)
         if (key !== undefined) {
-          if (online.routes === undefined || online.routes.size >= maxCachedRoutes) online.routes = new Map()
-          online.routes.set(key, target)
+          if (routing.routes === undefined || routing.routes.size >= maxCachedRoutes) routing.routes = new Map()
+          routing.routes.set(key, target)
         }
       }
       if (Router.isEmpty(target)) hub.stats.undeliverable++

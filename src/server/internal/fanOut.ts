@@ -68,21 +68,34 @@ export const toSessions = (
   return { members, exclude: undefined }
 }
 
+const cachedPresence = (hub: Hub, peer: Peer.Peer, frame: Frame.Presence | undefined): Uint8Array => {
+  let bytes = hub.presences.get(peer)
+  if (bytes === undefined) {
+    bytes = encode(frame ?? Presence.online(peer))
+    hub.presences.set(peer, bytes)
+  }
+  return bytes
+}
+
 /**
- * A peer's online presence, encoded once per peer record: every snapshot that lists the peer reuses it (a storm of
- * N newcomers otherwise encodes N² presences).
+ * A peer's online presence as `encode` renders it, encoded once per peer record: every snapshot that lists the peer
+ * reuses it (a storm of N newcomers otherwise encodes N² presences).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const onlinePresenceBytes = (hub: Hub, peer: Peer.Peer): Uint8Array => cachedPresence(hub, peer, undefined)
+
+/**
+ * A peer's online presence, with its bytes from the cache of `onlinePresenceBytes`. The frame is made afresh, once
+ * per announcement: kept in the cache, it would hold a copy of the peer's fields for the peer's whole life.
  *
  * @since 0.2.0
  * @internal
  */
 export const onlinePresence = (hub: Hub, peer: Peer.Peer): Encoded => {
-  let cached = hub.presences.get(peer)
-  if (cached === undefined) {
-    const frame = Presence.online(peer)
-    cached = { frame, bytes: encode(frame) }
-    hub.presences.set(peer, cached)
-  }
-  return cached
+  const frame = Presence.online(peer)
+  return { frame, bytes: cachedPresence(hub, peer, frame) }
 }
 
 /**

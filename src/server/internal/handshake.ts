@@ -25,7 +25,7 @@ import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
-import { deliver, evicted, onlinePresence, toSessions } from "./fanOut.js"
+import { deliver, evicted, onlinePresence, onlinePresenceBytes, toSessions } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
 import { answer, badRequest, refuse, reply } from "./reply.js"
@@ -152,7 +152,7 @@ const register = (
   const { id } = connection
   const peer = accepted.peer
   const online = Dispatch.online(hub, id, accepted, Resume.newSecret(hub))
-  const member: State.Member<PeerRegistry.Handle> = { id, user: peer.user, handle: connection }
+  const member = connection.member(peer.user)
   // The peers sharing a room with the newcomer, as `announce` found them in the state it returns.
   let found: ReadonlyArray<State.Session<PeerRegistry.Handle>> = []
   const joined = hub.runNow(hub.registry.connect(member, peer, accepted.rooms, {
@@ -160,7 +160,7 @@ const register = (
     announce: (neighbours, session) => {
       found = neighbours
       reply(connection, Resume.welcome(hub, online, session.rooms, token === undefined ? undefined : false))
-      for (const other of neighbours) connection.offer(onlinePresence(hub, other.peer).bytes)
+      for (const other of neighbours) connection.offer(onlinePresenceBytes(hub, other.peer))
       add(hub.stats.framesOut, "presence", neighbours.length)
     },
     // Only an authenticated user name owns its room: in anonymous mode anyone may call themselves anything, and

@@ -2,9 +2,9 @@
  * Owns the server's port: the Node HTTP (or HTTPS) server (its timeouts), the plain HTTP routes (`GET /health`, `GET /`,
  * `GET /ready` and `GET /metrics` from `operations`, `GET /ice` when ICE servers are configured, the application's),
  * listening and closing, WebSocket upgrades (each accepted socket becomes a connection whose fiber the server
- * supervises), pings to find dead peers, and the order of shutdown: connections are interrupted (each sends its
- * notice and 1001; detached sessions end), peers get `shutdownTimeout` to finish the close, then whatever is left is dropped and the port
- * closed.
+ * supervises), pings to find dead peers, and the order of shutdown: detached sessions end, connections say goodbye
+ * (each sends its notice and 1001) and their fibers are stopped and awaited, peers get `shutdownTimeout` to finish
+ * the close, then whatever is left is dropped and the port closed.
  *
  * @since 0.2.0
  * @internal
@@ -12,7 +12,7 @@
 import * as NodeHttpServer from "@effect/platform-node/NodeHttpServer"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
-import * as FiberSet from "effect/FiberSet"
+import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
 import * as HttpRouter from "effect/http/HttpRouter"
 import * as HttpServerError from "effect/http/HttpServerError"
@@ -112,7 +112,7 @@ const routes = (hub: Hub, operations: Layer.Layer<never, never, HttpRouter.HttpR
 
 /**
  * Serves on the port of the hub's options until the scope closes: each connection's fiber is supervised by the
- * server (interrupted first when the scope closes). Returns the bound address.
+ * server (stopped and awaited first when the scope closes). Returns the bound address.
  *
  * @since 0.2.0
  * @internal
@@ -127,8 +127,8 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
       catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
     })
-    const wss = makeWebSocketServer(resolved)
-    const open = new Set<{ readonly terminate: () => void }>()
+    const wss = makeWebSocketServer(resolved, Connection.ConnectionSocket)
+    const open = hub.open
 
     // Released last: stop listening and drop whatever is left.
     yield* Effect.acquireRelease(
@@ -148,7 +148,7 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
           server.closeAllConnections()
         })
     )
-    // After the connections are interrupted (each sent its 1001), give peers a moment to finish the close.
+    // After the connections said goodbye (each sent its 1001), give peers a moment to finish the close.
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         const deadline = Date.now() + resolved.shutdownTimeoutMillis
@@ -156,7 +156,22 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
         for (const socket of open) socket.terminate()
       })
     )
-    const fork = yield* FiberSet.makeRuntime<never, void, never>()
+    // Connections say goodbye (each sends its notice and 1001, and its teardown ends its fiber), then every
+    // connection's fiber is stopped and awaited (one still running work for its connection is interrupted).
+    yield* Effect.addFinalizer(() =>
+      Effect.suspend(() => {
+        const fibers: Array<Fiber.Fiber<void>> = []
+        for (const live of Array.from(hub.connections)) {
+          if (live.fiber !== undefined) fibers.push(live.fiber)
+          try {
+            live.goodbye()
+          } catch (error) {
+            hub.run(Effect.logError("Symple connection teardown failed", Cause.die(error)))
+          }
+        }
+        return Fiber.interruptAll(fibers)
+      })
+    )
     // First of all: no session is held from now on, and those held end (their peers cannot come back).
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
@@ -166,21 +181,27 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
     )
 
     // Kept out of the upgrade listener's scope so that a live socket does not retain its upgrade request.
-    // One listener for every socket (`this` is the socket): no closure per connection.
+    // One listener for every socket (`this` is the socket): no closure per connection. Only for sockets that get no
+    // connection: a connection puts its socket in `open` when it says goodbye, and its close takes it out.
     function forget(this: WebSocket): void {
       open.delete(this)
     }
     const upgraded = (ws: WebSocket, socket: Duplex, host: string | undefined) => {
-      open.add(ws)
-      ws.on("close", forget)
+      // The WebSocket now listens for the socket's errors itself: a second listener would cost the socket a listener
+      // array for its whole life.
+      socket.off("error", ignore)
       if (Admission.atCapacity(hub)) {
+        open.add(ws)
+        ws.on("close", forget)
         hub.stats.refusedConnections++
         return Admission.refuseAtCapacity(ws, socket)
       }
       try {
-        fork(Connection.run(Connection.accept(hub, ws, socket, host)))
+        Connection.accept(hub, ws, socket, host)
       } catch (error) {
         // A bug here must cost one connection, not the process.
+        open.add(ws)
+        ws.on("close", forget)
         ws.terminate()
         hub.run(Effect.logError("Symple connection setup failed", Cause.die(error)))
       }

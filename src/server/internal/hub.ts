@@ -8,6 +8,7 @@
  */
 import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type * as PubSub from "effect/PubSub"
 import type * as Peer from "../../protocol/Peer.js"
 import type * as Authenticator from "../Authenticator.js"
@@ -19,7 +20,6 @@ import type * as Router from "../Router.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import type { ServerEvent } from "../ServerEvent.js"
 import * as Counters from "./counters.js"
-import type { Encoded } from "./fanOut.js"
 import * as OutboundBudget from "./outboundBudget.js"
 import * as SocketWriter from "./socketWriter.js"
 
@@ -33,6 +33,10 @@ export interface Live {
   alive: boolean
   readonly ping: () => void
   readonly terminate: () => void
+  /** The connection's fiber (see `connectionFiber`), which the server stops and awaits when it stops. */
+  readonly fiber: Fiber.Fiber<void> | undefined
+  /** The server is stopping: shutdown notice, close 1001, teardown (which ends the fiber). */
+  readonly goodbye: () => void
 }
 
 /**
@@ -58,18 +62,28 @@ export interface Hub {
   /** Write coalescing of this server's sockets. */
   readonly ticks: SocketWriter.Ticks
   /**
-   * Online presences, encoded once per peer record. Keyed by the record itself: records are immutable, so a changed
-   * peer is a new key and a stale encoding can never be served; a record nobody holds any more releases its entry.
+   * Online presences, encoded once per peer record (the bytes only). Keyed by the record itself: records are
+   * immutable, so a changed peer is a new key and a stale encoding can never be served; a record nobody holds any
+   * more releases its entry.
    */
-  readonly presences: WeakMap<Peer.Peer, Encoded>
+  readonly presences: WeakMap<Peer.Peer, Uint8Array>
   /** Every accepted socket until its connection ends. */
   readonly connections: Set<Live>
+  /**
+   * Upgraded WebSockets that no connection holds until their socket closes (refused ones, and those of connections
+   * that said goodbye when the server stopped): what the server's shutdown waits for, and terminates once its time
+   * is up. A connection's socket is not in it for its whole life (`connections` has the connection): a set entry
+   * less per connection.
+   */
+  readonly open: Set<{ readonly terminate: () => void }>
   readonly startedAt: number
   /**
    * Runs an effect in the server's context (the application's Logger, Tracer and services), not the default
    * runtime's, also while the server stops: for work started from socket listeners that nothing waits for.
    */
   readonly run: (effect: Effect.Effect<void>) => void
+  /** Forks an effect in the server's context, as `run` does, and returns its fiber (a connection's fiber). */
+  readonly fork: (effect: Effect.Effect<void>) => Fiber.Fiber<void>
   /**
    * Runs an effect that completes synchronously (a registry transition) in the server's context, and returns its
    * result: how the socket listeners cross into Effect.
@@ -102,12 +116,14 @@ export const make = (
   return {
     ...shared,
     run: (effect) => void fork(effect),
+    fork: (effect) => fork(effect),
     runNow: Effect.runSyncWith(context),
     stats: Counters.make(),
     outbound: OutboundBudget.make(services.options),
     ticks: SocketWriter.makeTicks(),
     presences: new WeakMap(),
     connections: new Set(),
+    open: new Set(),
     startedAt: Date.now(),
     shuttingDown: false,
     started: false,

@@ -10,12 +10,16 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import type * as Fiber from "effect/Fiber"
 import type { RawData } from "ws"
+import type * as PeerRegistry from "../PeerRegistry.js"
+import type * as State from "../State.js"
 import type { Connection } from "./connection.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { handshake } from "./handshake.js"
 import type { Hub } from "./hub.js"
+import { Flag } from "./mailbox.js"
 import { refuse } from "./reply.js"
 import { SocketWriter } from "./socketWriter.js"
 
@@ -58,6 +62,23 @@ const handle = (hub: Hub, connection: Connection, item: string | Uint8Array): Ou
 }
 
 /**
+ * What only the handshake needs: the connection drops it once the peer is online, so that an online connection does
+ * not keep four fields it no longer reads.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export class Greeting {
+  /** Frames received before authentication. */
+  frames = 0
+  /** Refused `auth` frames. */
+  failures = 0
+  /** The user the peer registers as (see `Connection.member`). */
+  user = ""
+  constructor(readonly host: string | undefined, readonly openedAt: number) {}
+}
+
+/**
  * The inbound half of a connection (a base class of it: one object per connection, shared methods).
  *
  * @since 0.2.0
@@ -65,11 +86,12 @@ const handle = (hub: Hub, connection: Connection, item: string | Uint8Array): Ou
  */
 export abstract class InboundFrames extends SocketWriter implements Connection {
   abstract readonly id: string
-  abstract readonly host: string | undefined
-  abstract readonly openedAt: number
   abstract alive: boolean
   abstract ping(): void
   abstract terminate(): void
+  abstract readonly fiber: Fiber.Fiber<void> | undefined
+  abstract goodbye(): void
+  abstract member(user: string): State.Member<PeerRegistry.Handle>
   abstract goOnline(online: Dispatch.Online): void
   abstract end(): void
   /** Hands an effect to the connection's fiber, which runs it (after any it is running). */
@@ -80,13 +102,33 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
    * listener handles frames as they arrive.
    */
   backlog: Array<Inbound> | undefined = undefined
-  paused = false
+  get paused(): boolean {
+    return this.flag(Flag.Paused)
+  }
+  set paused(on: boolean) {
+    this.setFlag(Flag.Paused, on)
+  }
   /** Set once the connection is ending: later frames are ignored. */
-  ending = false
+  get ending(): boolean {
+    return this.flag(Flag.Ending)
+  }
+  set ending(on: boolean) {
+    this.setFlag(Flag.Ending, on)
+  }
   /** Set once the peer is registered. */
   current: Dispatch.Online | undefined = undefined
-  preAuthFrames = 0
-  authFailures = 0
+  /** What the handshake needs, until the peer is online. */
+  greeting: Greeting | undefined = undefined
+
+  /** Where the peer connects from (known until it is online). */
+  get host(): string | undefined {
+    return this.greeting?.host
+  }
+
+  /** When the socket was accepted (known until the peer is online). */
+  get openedAt(): number {
+    return this.greeting?.openedAt ?? 0
+  }
 
   online(): Dispatch.Online | undefined {
     return this.current
@@ -97,11 +139,13 @@ export abstract class InboundFrames extends SocketWriter implements Connection {
   }
 
   countPreAuth(): number {
-    return ++this.preAuthFrames
+    const greeting = this.greeting
+    return greeting === undefined ? 0 : ++greeting.frames
   }
 
   countAuthFailure(): number {
-    return ++this.authFailures
+    const greeting = this.greeting
+    return greeting === undefined ? 0 : ++greeting.failures
   }
 
   onMessage(data: RawData, isBinary: boolean): void {

@@ -15,7 +15,7 @@ import * as State from "../State.js"
 import type { Connection } from "./connection.js"
 import { add } from "./counters.js"
 import type { Online } from "./dispatch.js"
-import { onlinePresence } from "./fanOut.js"
+import { onlinePresenceBytes } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import type { Outcome, Pending } from "./inbound.js"
 import { answer, reply } from "./reply.js"
@@ -94,7 +94,7 @@ const snapshotOf = (
     if (other.id === online.id) continue
     const session = State.session(state, other.id)
     if (session === undefined) continue
-    connection.offer(onlinePresence(hub, session.peer).bytes)
+    connection.offer(onlinePresenceBytes(hub, session.peer))
     add(hub.stats.framesOut, "presence")
   }
 }

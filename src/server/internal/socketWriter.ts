@@ -10,7 +10,7 @@
  * @since 0.2.0
  * @internal
  */
-import { WebSocketServer } from "ws"
+import { type WebSocket, WebSocketServer } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import type * as ServerConfig from "../ServerConfig.js"
 import { Mailbox } from "./mailbox.js"
@@ -51,12 +51,17 @@ export const encode = (frame: Frame.Frame | string): Uint8Array => {
  * @since 0.2.0
  * @internal
  */
-export const makeWebSocketServer = (options: ServerConfig.Resolved): WebSocketServer =>
+export const makeWebSocketServer = (options: ServerConfig.Resolved, socket: typeof WebSocket): WebSocketServer =>
   new WebSocketServer({
     noServer: true,
+    // The class of the server's sockets (a connection's, see `connection`).
+    WebSocket: socket,
     maxPayload: options.hardPayloadLimit,
     perMessageDeflate: false,
     clientTracking: false,
+    // Connections answer pings themselves (see `connection`): ws's own answer costs every socket a closure and its
+    // context.
+    autoPong: false,
     // Symple defines no subprotocol, but clients that offer some fail the handshake when none is selected:
     // prefer "symple", else take the first offer (as the JavaScript server does).
     handleProtocols: (offered) => offered.has("symple") ? "symple" : (offered.values().next().value ?? false)
