@@ -10,13 +10,13 @@
  * collection (see `bench/stats.ts`). Loopback only unless HOST says otherwise.
  *
  * Usage: node ours.mjs [port]   (or PORT / HOST in the environment; port 0 picks a free port)
- * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM shuts it down
- * gracefully (which also lets `--cpu-prof` write its profile).
+ * Prints one line `{"listening":<port>,"pid":<pid>}` on stdout once it accepts connections; SIGTERM or SIGINT shuts
+ * it down gracefully (which also lets `--cpu-prof` write its profile) and it exits 0, as `symple-ts serve` does.
  */
 // Imported the way `examples/server.ts` (`npm start`) and most applications do, from the package roots, which load
 // every module they re-export: the server is measured as it is run.
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect } from "effect"
+import { Cause, Effect, Exit, Runtime } from "effect"
 import { HttpRouter, HttpServerResponse } from "effect/http"
 import * as SympleServer from "../../src/server/index.js"
 import { canCollect, collectedMemory, memoryPath } from "../stats.js"
@@ -47,4 +47,9 @@ const program = Effect.gen(function*() {
   return yield* Effect.never
 }).pipe(Effect.scoped)
 
-NodeRuntime.runMain(program)
+// Effect's runMain exits with 130 once a signal has interrupted the program, even after a clean stop; a graceful stop
+// exits 0 here, failures keep their code.
+const teardown: Runtime.Teardown = (exit, onExit) =>
+  Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+
+NodeRuntime.runMain(program, { teardown })

@@ -8,6 +8,7 @@
 import * as CliError from "effect/cli/CliError"
 import * as Command from "effect/cli/Command"
 import * as Flag from "effect/cli/Flag"
+import type * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -87,8 +88,12 @@ const demoFlag = Flag.Boolean("demo").pipe(
   )
 )
 
+const invalidEnvironment = (error: Config.ConfigError) =>
+  new ServeError({ reason: "Options", message: `Invalid environment: ${environmentProblem(error.message)}` })
+
 /**
- * The options a run of `serve` starts with: the environment's, then the flags that were given; checked.
+ * The options a run of `serve` starts with: the environment's, then the flags that were given; checked. A flag that
+ * was given wins over its variable, which is then not read at all (a bad value there does not matter).
  *
  * @since 0.2.0
  * @category constructors
@@ -98,13 +103,22 @@ export const options = (
   tls: { readonly tlsCert?: Option.Option<string>; readonly tlsKey?: Option.Option<string> } = {}
 ): Effect.Effect<Partial<ServerConfig.ServerOptions>, ServeError> =>
   Effect.gen(function*() {
-    const env = yield* Effect.mapError(
-      ServerConfig.config,
-      (error) =>
-        new ServeError({ reason: "Options", message: `Invalid environment: ${environmentProblem(error.message)}` })
+    const given = (Object.keys(flags) as Array<ServeOptions.Flagged>).filter((option) =>
+      Option.isSome(flags[option] ?? Option.none())
     )
-    const cert = Option.getOrUndefined(tls.tlsCert ?? Option.none()) ?? env.tls?.cert
-    const key = Option.getOrUndefined(tls.tlsKey ?? Option.none()) ?? env.tls?.key
+    const certFlag = Option.getOrUndefined(tls.tlsCert ?? Option.none())
+    const keyFlag = Option.getOrUndefined(tls.tlsKey ?? Option.none())
+    const tlsFlagged = certFlag !== undefined || keyFlag !== undefined
+    const env = yield* Effect.mapError(
+      ServerConfig.configWithout(tlsFlagged ? [...given, "tls"] : given),
+      invalidEnvironment
+    )
+    // With one TLS flag, the other half of the pair may still come from its variable.
+    const tlsEnv = tlsFlagged
+      ? yield* Effect.mapError(ServerConfig.tlsVariables, invalidEnvironment)
+      : { cert: Option.none<string>(), key: Option.none<string>() }
+    const cert = certFlag ?? Option.getOrUndefined(tlsEnv.cert) ?? env.tls?.cert
+    const key = keyFlag ?? Option.getOrUndefined(tlsEnv.key) ?? env.tls?.key
     if ((cert === undefined) !== (key === undefined)) {
       return yield* new ServeError({
         reason: "Options",
@@ -118,9 +132,7 @@ export const options = (
       tls: cert === undefined || key === undefined ? undefined : { cert, key }
     }
     const givenAs = (option: ServeOptions.Flagged) =>
-      Option.isSome(flags[option] ?? Option.none())
-        ? `--${ServeOptions.flagName(option)}`
-        : ServeOptions.variableName(option)
+      given.includes(option) ? `--${ServeOptions.flagName(option)}` : ServeOptions.variableName(option)
     return yield* Result.match(ServeOptions.validate(merged, givenAs), {
       onFailure: (message) => Effect.fail(new ServeError({ reason: "Options", message })),
       onSuccess: Effect.succeed

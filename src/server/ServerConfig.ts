@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import type * as HttpRouter from "effect/http/HttpRouter"
 import type * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import * as Schema from "effect/Schema"
 import * as Fs from "node:fs"
 import type { IceServer } from "../protocol/IceServer.js"
 import type { AuthHook } from "./Authenticator.js"
@@ -275,27 +276,15 @@ const opt = <A>(config: Config.Config<A>) => Config.option(config)
 const urlsOf = (text: string): ReadonlyArray<string> =>
   text.split(",").map((url) => url.trim()).filter((url) => url !== "")
 
-/**
- * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT`, `SYMPLE_AUTHENTICATION`,
- * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
- * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`,
- * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
- * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
- * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
- * `SYMPLE_SHUTDOWN_TIMEOUT` (ms), `SYMPLE_RESUME_WINDOW` (ms), `SYMPLE_RESUME_BUFFER_SIZE`,
- * `SYMPLE_RESUME_BUFFER_BYTES`, `SYMPLE_REDIS_TTL` (ms): each option's name in upper snake case (the
- * `symple-ts serve` flags rely on it); `SYMPLE_REDIS_URL` (the option `redis`); and `SYMPLE_TLS_CERT` with
- * `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
- * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
- * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
- * Unset variables are absent from the result.
- *
- * @since 0.1.0
- * @category config
- */
-export const config: Config.Config<Partial<ServerOptions>> = Config.all({
+/** Effect's `Config.Port` refuses 0, which is how a server asks for any free port. */
+const port = Config.schema(Schema.Int.check(Schema.isBetween({ minimum: 0, maximum: 65535 })), "PORT")
+
+const tlsFiles = Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) })
+
+/** Each option's variable (its name under `SYMPLE_`), read as `Option.none()` when unset. */
+const variables: { readonly [K in keyof ServerOptions]?: Config.Config<Option.Option<ServerOptions[K]>> } = {
   host: opt(Config.String("HOST")),
-  port: opt(Config.Port("PORT")),
+  port: opt(port),
   authentication: opt(Config.Boolean("AUTHENTICATION")),
   dynamicRooms: opt(Config.Boolean("DYNAMIC_ROOMS")),
   maxConnections: opt(Config.Int("MAX_CONNECTIONS")),
@@ -320,7 +309,7 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   resumeWindow: opt(Config.Int("RESUME_WINDOW")),
   resumeBufferSize: opt(Config.Int("RESUME_BUFFER_SIZE")),
   resumeBufferBytes: opt(Config.Int("RESUME_BUFFER_BYTES")),
-  tls: Config.all({ cert: opt(Config.String("TLS_CERT")), key: opt(Config.String("TLS_KEY")) }).pipe(
+  tls: tlsFiles.pipe(
     Config.mapEffect(({ cert, key }) =>
       Option.isSome(cert) && Option.isSome(key)
         ? Effect.succeed(Option.some<Tls>({ cert: cert.value, key: key.value }))
@@ -348,16 +337,69 @@ export const config: Config.Config<Partial<ServerOptions>> = Config.all({
   )),
   redis: opt(Config.String("REDIS_URL")),
   redisTtl: opt(Config.Int("REDIS_TTL"))
-}).pipe(
-  Config.nested("SYMPLE"),
-  Config.map((values) => {
-    const out: Record<string, unknown> = {}
-    for (const [key, value] of Object.entries(values) as Array<[string, Option.Option<unknown>]>) {
-      if (Option.isSome(value)) out[key] = value.value
-    }
-    return out as Partial<ServerOptions>
-  })
-)
+}
+
+const fromVariables = (
+  chosen: Record<string, Config.Config<Option.Option<unknown>>>
+): Config.Config<Partial<ServerOptions>> =>
+  Config.all(chosen).pipe(
+    Config.nested("SYMPLE"),
+    Config.map((values) => {
+      const out: Record<string, unknown> = {}
+      for (const [key, value] of Object.entries(values)) {
+        if (Option.isSome(value)) out[key] = value.value
+      }
+      return out as Partial<ServerOptions>
+    })
+  )
+
+/**
+ * Options from environment variables: `SYMPLE_HOST`, `SYMPLE_PORT` (0 picks a free port), `SYMPLE_AUTHENTICATION`,
+ * `SYMPLE_DYNAMIC_ROOMS`, `SYMPLE_MAX_CONNECTIONS`, `SYMPLE_MAX_MESSAGE_SIZE`, `SYMPLE_RATE_LIMIT`,
+ * `SYMPLE_RATE_SECONDS`, `SYMPLE_AUTH_TIMEOUT` (ms), `SYMPLE_PING_INTERVAL` (ms), `SYMPLE_MAILBOX_SIZE`,
+ * `SYMPLE_MAX_ROOMS_PER_PEER`, `SYMPLE_MAX_ROOM_NAME_LENGTH`, `SYMPLE_MAX_QUEUED_BYTES`, `SYMPLE_MAX_OUTBOUND_BYTES`,
+ * `SYMPLE_MAX_AUTH_FAILURES`, `SYMPLE_AUTH_FAILURE_DELAY` (ms), `SYMPLE_PRE_AUTH_FRAMES`,
+ * `SYMPLE_HEADERS_TIMEOUT` (ms), `SYMPLE_REQUEST_TIMEOUT` (ms), `SYMPLE_MAX_PAYLOAD`, `SYMPLE_HIGH_WATER_MARK`,
+ * `SYMPLE_SHUTDOWN_TIMEOUT` (ms), `SYMPLE_RESUME_WINDOW` (ms), `SYMPLE_RESUME_BUFFER_SIZE`,
+ * `SYMPLE_RESUME_BUFFER_BYTES`, `SYMPLE_REDIS_TTL` (ms): each option's name in upper snake case (the
+ * `symple-ts serve` flags rely on it); `SYMPLE_REDIS_URL` (the option `redis`); and `SYMPLE_TLS_CERT` with
+ * `SYMPLE_TLS_KEY` (PEM text or file paths; one without the other is an error).
+ * ICE: `SYMPLE_ICE_SERVERS` (comma-separated URLs, one server each, without credentials), and `SYMPLE_TURN_SECRET`
+ * with `SYMPLE_TURN_URLS` (comma-separated) and `SYMPLE_TURN_TTL` (ms, optional) for `turn`.
+ * Unset variables are absent from the result.
+ *
+ * @since 0.1.0
+ * @category config
+ */
+export const config: Config.Config<Partial<ServerOptions>> = fromVariables(variables)
+
+/**
+ * `config` without the variables of `options`: for a caller that has its own value for them (a command-line flag
+ * that wins over its variable), so a bad value in such a variable is never read. Leaving out `tls` leaves out both
+ * `SYMPLE_TLS_CERT` and `SYMPLE_TLS_KEY` (see `tlsVariables`).
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const configWithout = (
+  options: Iterable<keyof ServerOptions>
+): Config.Config<Partial<ServerOptions>> => {
+  const left: Record<string, Config.Config<Option.Option<unknown>>> = { ...variables }
+  for (const option of options) delete left[option]
+  return fromVariables(left)
+}
+
+/**
+ * `SYMPLE_TLS_CERT` and `SYMPLE_TLS_KEY` each on its own (`config` reads them as a pair and refuses one alone): for a
+ * caller that has its own value for one of them.
+ *
+ * @since 0.2.0
+ * @category config
+ */
+export const tlsVariables: Config.Config<{
+  readonly cert: Option.Option<string>
+  readonly key: Option.Option<string>
+}> = tlsFiles.pipe(Config.nested("SYMPLE"))
 
 /**
  * `options` overridden by whatever the environment sets.

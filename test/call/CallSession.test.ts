@@ -2,10 +2,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Option, Queue, Stream } from "effect"
 import { RTCPeerConnection } from "werift"
 import { awaitState, type CallInfo, type CallSessionOptions, isTag, make } from "../../src/call/CallSession.js"
-import { CallState } from "../../src/call/CallState.js"
 import { makeMemoryNetwork, type MemoryNetwork, Signaller } from "../../src/call/Signaller.js"
 import * as Call from "../../src/protocol/Call.js"
 import { loopback, makeChatPeer } from "./chatPeer.js"
+import { answerNextCall, channels, expectEnded, type Party, say, waitFor } from "./support.js"
 
 const join = (network: MemoryNetwork, user: string, options: Partial<CallSessionOptions> = {}) =>
   Effect.gen(function*() {
@@ -17,26 +17,28 @@ const join = (network: MemoryNetwork, user: string, options: Partial<CallSession
     return { signaller, chat, session, address: yield* signaller.address }
   })
 
-type Party = Effect.Success<ReturnType<typeof join>>
-
-const waitFor = <T extends CallState["_tag"]>(party: Party, tag: T) =>
-  awaitState(party.session, isTag(tag)).pipe(
-    Effect.timeoutOrElse({
-      duration: "10 seconds",
-      orElse: () => Effect.fail(new Error(`${party.address} never reached ${tag}`))
-    })
-  )
-
-/** Accepts the next call that rings, through the incomingCall stream. */
-const answerNextCall = (party: Party) =>
+/** alice calls bob on a network of their own, and it rings at bob's. */
+const ringing = (aliceOptions: Partial<CallSessionOptions> = {}) =>
   Effect.gen(function*() {
-    const fiber = yield* party.session.incomingCall.pipe(
-      Stream.take(1),
-      Stream.runForEach(() => party.session.accept()),
-      Effect.forkScoped
-    )
-    yield* Effect.yieldNow
-    return fiber
+    const network = yield* makeMemoryNetwork
+    const alice = yield* join(network, "alice", aliceOptions)
+    const bob = yield* join(network, "bob")
+    yield* alice.session.call(bob.address)
+    yield* waitFor(bob, "IncomingInit")
+    return { network, alice, bob }
+  })
+
+/** alice and bob on a network of their own, in an Active call that bob answered, with its data channel open. */
+const activeCall = (options: Partial<CallSessionOptions> = {}) =>
+  Effect.gen(function*() {
+    const network = yield* makeMemoryNetwork
+    const alice = yield* join(network, "alice", options)
+    const bob = yield* join(network, "bob", options)
+    const answered = yield* answerNextCall(bob)
+    yield* alice.session.call(bob.address)
+    yield* Fiber.join(answered)
+    yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+    return { network, alice, bob, channels: yield* channels(alice, bob) }
   })
 
 const subtypes = (network: MemoryNetwork) =>
@@ -56,22 +58,13 @@ describe("call/CallSession over an in-memory network", () => {
       expect(aliceActive).toMatchObject({ _tag: "Active", callId: 1, remote: bob.address, role: "caller" })
       expect(bobActive).toMatchObject({ _tag: "Active", callId: 1, remote: alice.address, role: "callee" })
 
-      const [aliceChannel, bobChannel] = yield* Effect.all([
-        Deferred.await(alice.chat.open),
-        Deferred.await(bob.chat.open)
-      ])
-      aliceChannel!.send("hello bob")
-      expect(yield* Queue.take(bob.chat.received)).toBe("hello bob")
-      bobChannel!.send("hello alice")
-      expect(yield* Queue.take(alice.chat.received)).toBe("hello alice")
+      const [aliceChannel, bobChannel] = yield* channels(alice, bob)
+      yield* say(aliceChannel, bob, "hello bob")
+      yield* say(bobChannel, alice, "hello alice")
 
       yield* alice.session.hangup()
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "local" })
-      )
-      expect(yield* waitFor(bob, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: alice.address, reason: "hangup", by: "remote" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "hangup", by: "local" })
+      yield* expectEnded(bob, { callId: 1, remote: alice.address, reason: "hangup", by: "remote" })
       expect(Option.isNone(yield* alice.session.peerConnection)).toBe(true)
       expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
       expect(bob.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
@@ -99,18 +92,10 @@ describe("call/CallSession over an in-memory network", () => {
 
   it.live("reject: the caller ends with the callee's reason", () =>
     Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice")
-      const bob = yield* join(network, "bob")
-      yield* alice.session.call(bob.address)
-      yield* waitFor(bob, "IncomingInit")
+      const { alice, bob } = yield* ringing()
       yield* bob.session.reject()
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "declined", by: "remote" })
-      )
-      expect(yield* waitFor(bob, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: alice.address, reason: "declined", by: "local" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "declined", by: "remote" })
+      yield* expectEnded(bob, { callId: 1, remote: alice.address, reason: "declined", by: "local" })
       // Nothing to reject or accept any more.
       const error = yield* Effect.flip(bob.session.accept())
       expect(error.reason).toBe("InvalidState")
@@ -126,9 +111,7 @@ describe("call/CallSession over an in-memory network", () => {
       yield* alice.session.call(bob.address)
       yield* waitFor(bob, "IncomingInit")
       yield* carol.session.call(bob.address)
-      expect(yield* waitFor(carol, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "busy", by: "remote" })
-      )
+      yield* expectEnded(carol, { callId: 1, remote: bob.address, reason: "busy", by: "remote" })
       // carol forges a hangup into bob's call with alice: ignored.
       yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Hangup({ reason: "hangup" })))
       yield* carol.signaller.send(Call.message(bob.address, Call.Signal.Accept()))
@@ -147,17 +130,9 @@ describe("call/CallSession over an in-memory network", () => {
 
   it.live("ring timeout: an unanswered call ends with hangup {reason: timeout}", () =>
     Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice", { ringTimeout: "200 millis" })
-      const bob = yield* join(network, "bob")
-      yield* alice.session.call(bob.address)
-      yield* waitFor(bob, "IncomingInit")
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "timeout", by: "local" })
-      )
-      expect(yield* waitFor(bob, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: alice.address, reason: "timeout", by: "remote" })
-      )
+      const { alice, bob, network } = yield* ringing({ ringTimeout: "200 millis" })
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "timeout", by: "local" })
+      yield* expectEnded(bob, { callId: 1, remote: alice.address, reason: "timeout", by: "remote" })
       const hangup = (yield* network.routed).find((f) => f.subtype === "call:hangup")
       expect(hangup?.data).toEqual({ reason: "timeout", callId: expect.any(String) })
     }))
@@ -169,9 +144,7 @@ describe("call/CallSession over an in-memory network", () => {
       const bob = yield* join(network, "bob", { ringTimeout: "200 millis" })
       yield* alice.session.call(bob.address)
       expect((yield* waitFor(bob, "Ended")).reason).toBe("timeout")
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "timeout", by: "remote" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "timeout", by: "remote" })
     }))
 
   it.live("a call that is accepted but never answered times out in Negotiating", () =>
@@ -191,9 +164,7 @@ describe("call/CallSession over an in-memory network", () => {
       yield* Fiber.join(ringing)
       yield* bob.send({ type: "message", to: alice.address, subtype: "call:accept" })
       yield* waitFor(alice, "Negotiating")
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bobAddress, reason: "timeout", by: "local" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bobAddress, reason: "timeout", by: "local" })
       const seen = yield* subtypes(network)
       expect(seen).toEqual(["alice:call:init", "bob:call:accept", "alice:call:offer", ...seen.slice(3)])
       expect(seen[seen.length - 1]).toBe("alice:call:hangup")
@@ -247,9 +218,7 @@ describe("call/CallSession over an in-memory network", () => {
         expect(yield* Queue.take(bobReceived)).toBe("hi")
         expect(yield* Queue.take(alice.chat.received)).toBe("echo hi")
         send("call:hangup")
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
         // What alice sent is still the strict form.
         const fromAlice = (yield* network.routed).filter((f) => f.from === alice.address)
         expect(fromAlice.every(Call.isStrict)).toBe(true)
@@ -259,17 +228,6 @@ describe("call/CallSession over an in-memory network", () => {
   )
 
   describe("renegotiation and end-of-candidates", () => {
-    const connected = Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice")
-      const bob = yield* join(network, "bob")
-      const answered = yield* answerNextCall(bob)
-      yield* alice.session.call(bob.address)
-      yield* Fiber.join(answered)
-      yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-      const channels = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
-      return { network, alice, bob, channels }
-    })
     const pcOf = (party: Party) => party.chat.created[party.chat.created.length - 1]!
     /** Waits (from now on) for the party to send an offer and have it answered, and its connection stable again. */
     const offerAnswered = (party: Party) =>
@@ -292,7 +250,7 @@ describe("call/CallSession over an in-memory network", () => {
       "each side sends one end-of-candidates marker, and the other side's connection takes it",
       () =>
         Effect.gen(function*() {
-          const { alice, bob, network } = yield* connected
+          const { alice, bob, network } = yield* activeCall()
           for (const [party, other] of [[alice, bob], [bob, alice]] as const) {
             const ends = (yield* from(network, party, "call:candidate")).filter((f) =>
               (f.data as { candidate: string }).candidate === ""
@@ -318,7 +276,7 @@ describe("call/CallSession over an in-memory network", () => {
       "a track added to an Active call is offered, answered and applied; renegotiate() does the same",
       () =>
         Effect.gen(function*() {
-          const { alice, bob, channels, network } = yield* connected
+          const { alice, bob, channels, network } = yield* activeCall()
           const offersBefore = (yield* from(network, alice, "call:offer")).length
           // Adding a transceiver fires negotiationneeded: alice offers again, bob answers.
           const aliceDone = yield* offerAnswered(alice)
@@ -339,8 +297,7 @@ describe("call/CallSession over an in-memory network", () => {
           expect(pcOf(alice).remoteDescription?.sdp).toContain("m=audio")
           // Still the same call, and the data channel still works.
           expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1, offering: false })
-          channels[0].send("after renegotiation")
-          expect(yield* Queue.take(bob.chat.received)).toBe("after renegotiation")
+          yield* say(channels[0], bob, "after renegotiation")
           // The callee may renegotiate too, by hand.
           const bobOffers = (yield* from(network, bob, "call:offer")).length
           const bobDone = yield* offerAnswered(bob)
@@ -359,7 +316,7 @@ describe("call/CallSession over an in-memory network", () => {
       "glare while renegotiating: the lower address keeps its offer, the other answers and offers again",
       () =>
         Effect.gen(function*() {
-          const { alice, bob, channels, network } = yield* connected
+          const { alice, bob, channels, network } = yield* activeCall()
           const [winner, loser] = alice.address < bob.address ? [alice, bob] : [bob, alice]
           const offers = (party: Party) => Effect.map(from(network, party, "call:offer"), (f) => f.length)
           const answers = (party: Party) => Effect.map(from(network, party, "call:answer"), (f) => f.length)
@@ -388,8 +345,7 @@ describe("call/CallSession over an in-memory network", () => {
           expect(yield* answers(winner)).toBe(before.winnerAnswers + 1)
           expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1 })
           expect(yield* bob.session.current).toMatchObject({ _tag: "Active", callId: 1 })
-          channels[1].send("through renegotiation glare")
-          expect(yield* Queue.take(alice.chat.received)).toBe("through renegotiation glare")
+          yield* say(channels[1], alice, "through renegotiation glare")
         }),
       30_000
     )
@@ -397,18 +353,6 @@ describe("call/CallSession over an in-memory network", () => {
 
   describe("signalling blips", () => {
     /** alice calls bob and both reach Active; both may be given options. */
-    const activeCall = (options: Partial<CallSessionOptions> = {}) =>
-      Effect.gen(function*() {
-        const network = yield* makeMemoryNetwork
-        const alice = yield* join(network, "alice", options)
-        const bob = yield* join(network, "bob", options)
-        const answered = yield* answerNextCall(bob)
-        yield* alice.session.call(bob.address)
-        yield* Fiber.join(answered)
-        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-        const channels = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
-        return { network, alice, bob, channels }
-      })
 
     const awaitAway = (party: Party, away: boolean) =>
       party.session.state.pipe(
@@ -423,9 +367,7 @@ describe("call/CallSession over an in-memory network", () => {
         yield* network.disconnect(bob.address)
         // Gone from signalling, but the call waits for it.
         yield* awaitAway(alice, true)
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: bob.address, reason: "offline", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "offline", by: "remote" })
         expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
         // Nobody was told: there was nobody to tell.
         expect((yield* subtypes(network)).filter((s) => s.endsWith("hangup"))).toEqual([])
@@ -439,8 +381,7 @@ describe("call/CallSession over an in-memory network", () => {
         // Well past the grace period: still the same call, and it still carries data.
         yield* Effect.sleep("600 millis")
         expect(yield* alice.session.current).toMatchObject({ _tag: "Active", remote: bob.address, away: false })
-        channels[0].send("still there?")
-        expect(yield* Queue.take(bob.chat.received)).toBe("still there?")
+        yield* say(channels[0], bob, "still there?")
         yield* bob.session.hangup()
         expect(yield* waitFor(alice, "Ended")).toMatchObject({ reason: "hangup", by: "remote" })
       }), 30_000)
@@ -466,17 +407,14 @@ describe("call/CallSession over an in-memory network", () => {
           yield* Effect.sleep("600 millis")
           expect(yield* alice.session.current).toMatchObject({ _tag: "Active", remote: now.bob, away: false })
           expect(yield* bob.session.current).toMatchObject({ _tag: "Active", remote: now.alice, away: false })
-          channels[1].send("after the restart")
-          expect(yield* Queue.take(alice.chat.received)).toBe("after the restart")
+          yield* say(channels[1], alice, "after the restart")
           // The moves went to the users, and came back from the new addresses; a few frames, no storm.
           const moves = (yield* network.routed).filter((f) => f.subtype === "call:moved")
           expect(moves.map((f) => f.to)).toEqual(expect.arrayContaining(["bob", "alice"]))
           expect(moves.length).toBeLessThanOrEqual(4)
           // A hangup now reaches the other side at its new address.
           yield* alice.session.hangup()
-          expect(yield* waitFor(bob, "Ended")).toEqual(
-            CallState.Ended({ callId: 1, remote: now.alice, reason: "hangup", by: "remote" })
-          )
+          yield* expectEnded(bob, { callId: 1, remote: now.alice, reason: "hangup", by: "remote" })
         }),
       30_000
     )
@@ -501,9 +439,7 @@ describe("call/CallSession over an in-memory network", () => {
         const { alice, bob, network } = yield* activeCall()
         yield* network.close(bob.address)
         expect(yield* waitFor(bob, "Ended")).toMatchObject({ reason: "hangup", by: "local" })
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
       }), 30_000)
   })
 
@@ -523,9 +459,8 @@ describe("call/CallSession over an in-memory network", () => {
         const aliceWins = alice.address < bob.address
         expect(a.role).toBe(aliceWins ? "caller" : "callee")
         expect(b.role).toBe(aliceWins ? "callee" : "caller")
-        const [aliceChannel] = yield* Effect.all([Deferred.await(alice.chat.open), Deferred.await(bob.chat.open)])
-        aliceChannel.send("through glare")
-        expect(yield* Queue.take(bob.chat.received)).toBe("through glare")
+        const [aliceChannel] = yield* channels(alice, bob)
+        yield* say(aliceChannel, bob, "through glare")
         // Exactly one offer was made: only one side negotiated as the caller.
         const offers = (yield* network.routed).filter((f) => f.subtype === "call:offer")
         expect(offers.length).toBe(1)
@@ -537,18 +472,10 @@ describe("call/CallSession over an in-memory network", () => {
 
   it.live("a peer connection that cannot be created ends the call with hangup {reason: failed}", () =>
     Effect.gen(function*() {
-      const network = yield* makeMemoryNetwork
-      const alice = yield* join(network, "alice", { peerConnection: () => Effect.fail(new Error("no WebRTC here")) })
-      const bob = yield* join(network, "bob")
-      yield* alice.session.call(bob.address)
-      yield* waitFor(bob, "IncomingInit")
+      const { alice, bob, network } = yield* ringing({ peerConnection: () => Effect.fail(new Error("no WebRTC here")) })
       yield* bob.session.accept()
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "failed", by: "local" })
-      )
-      expect(yield* waitFor(bob, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: alice.address, reason: "failed", by: "remote" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "failed", by: "local" })
+      yield* expectEnded(bob, { callId: 1, remote: alice.address, reason: "failed", by: "remote" })
       expect((yield* subtypes(network)).filter((s) => s === "alice:call:offer")).toEqual([])
     }))
 
@@ -622,9 +549,7 @@ describe("call/CallSession over an in-memory network", () => {
         return session
       }))
       expect(bob).toBeDefined()
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bobAddress, reason: "hangup", by: "remote" })
     }))
 
   describe("multi-device ringing", () => {
@@ -657,15 +582,12 @@ describe("call/CallSession over an in-memory network", () => {
               declined: []
             })
             yield* winner.session.accept()
-            expect(yield* waitFor(loser, "Ended")).toEqual(
-              CallState.Ended({ callId: 1, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
-            )
+            yield* expectEnded(loser, { callId: 1, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
             const [active] = yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")])
             expect(active).toMatchObject({ _tag: "Active", callId: 1, remote: winner.address, role: "caller" })
             // The call really is with the winner: its data channel carries the message.
             const channel = yield* Deferred.await(alice.chat.open)
-            channel.send("to the device that answered")
-            expect(yield* Queue.take(winner.chat.received)).toBe("to the device that answered")
+            yield* say(channel, winner, "to the device that answered")
             // The loser was told exactly once, and never got further than ringing.
             expect(yield* hangupsTo(network, loser.address)).toEqual(["answered-elsewhere"])
             expect(loser.chat.created).toEqual([])
@@ -697,9 +619,7 @@ describe("call/CallSession over an in-memory network", () => {
         )
         expect((yield* laptop.session.current)._tag).toBe("IncomingInit")
         yield* laptop.session.reject("busy")
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: "bob", reason: "declined", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: "bob", reason: "declined", by: "remote" })
         // Nobody was sent a hangup: both said no themselves.
         expect((yield* subtypes(network)).filter((s) => s.endsWith("call:hangup"))).toEqual([])
       }))
@@ -727,9 +647,7 @@ describe("call/CallSession over an in-memory network", () => {
         yield* alice.session.call("bob")
         yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
         yield* alice.session.hangup()
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: "bob", reason: "cancelled", by: "local" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: "bob", reason: "cancelled", by: "local" })
         for (const device of devices) {
           expect(yield* waitFor(device, "Ended")).toMatchObject({ reason: "cancelled", by: "remote" })
           expect(yield* hangupsTo(network, device.address)).toEqual(["cancelled"])

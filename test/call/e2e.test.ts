@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Queue, Ref, Result, Scope, Stream } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Layer, Queue, Ref, Result, Scope, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import { RTCPeerConnection } from "werift"
 import * as CallSession from "../../src/call/CallSession.js"
@@ -22,6 +22,7 @@ import * as IceServers from "../../src/server/IceServers.js"
 import * as SympleServer from "../../src/server/SympleServer.js"
 import { relay } from "../support/relay.js"
 import { loopback, makeChatPeer } from "./chatPeer.js"
+import { answerNextCall, channels, connect, expectEnded, say, waitFor } from "./support.js"
 
 const room = "calls"
 
@@ -61,13 +62,9 @@ const join = (
 
 type Party = Effect.Success<ReturnType<typeof join>>
 
-const waitFor = <T extends CallState["_tag"]>(party: Party, tag: T) =>
-  awaitState(party.session, isTag(tag)).pipe(
-    Effect.timeoutOrElse({
-      duration: "10 seconds",
-      orElse: () => Effect.fail(new Error(`${party.address} never reached ${tag}`))
-    })
-  )
+/** A server on a free loopback port, for the test's scope. */
+const localServer = (options: Partial<SympleServer.ServerOptions> = {}) =>
+  SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", ...options })
 
 /** Both clients see each other in their rosters (so that offline presence reaches the other). */
 const awaitRosters = (a: Party, b: Party) =>
@@ -77,6 +74,28 @@ const awaitRosters = (a: Party, b: Party) =>
       Stream.runHead
     )
   )).pipe(Effect.timeout("5 seconds"))
+
+/** Clients that reconnect quickly, and call sessions with a short grace period. */
+const reconnecting = (delay: number, maxDelay: number, gracePeriod: number) =>
+  ({
+    client: {
+      reconnection: true,
+      reconnectDelay: Duration.millis(delay),
+      reconnectMaxDelay: Duration.millis(maxDelay)
+    },
+    session: { gracePeriod: Duration.millis(gracePeriod) }
+  }) as const
+
+/** alice and bob (each at its own URL), in each other's rosters, in an Active call with its data channel open. */
+const activeCall = (urls: { readonly alice: string; readonly bob: string }, options: Parameters<typeof join>[2]) =>
+  Effect.gen(function*() {
+    const alice = yield* join(urls.alice, "alice", options)
+    const bob = yield* join(urls.bob, "bob", options)
+    yield* awaitRosters(alice, bob)
+    yield* connect(alice, bob)
+    const [aliceChannel, bobChannel] = yield* channels(alice, bob)
+    return { alice, bob, aliceChannel, bobChannel }
+  })
 
 /** A server in a scope of its own, to stop it (and start another on its port) within a test. */
 const startServer = (port: number) =>
@@ -110,37 +129,22 @@ const spawnCallee = (url: string) =>
 describe("call/e2e: two SympleClients on the project's server, real WebRTC (werift)", () => {
   it.live("call, data both ways, hang up; the server routes ordinary messages only", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+      const server = yield* localServer()
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
 
-      const answered = yield* bob.session.incomingCall.pipe(
-        Stream.take(1),
-        Stream.runForEach((incoming) => {
-          expect(incoming.remote).toBe(alice.address)
-          return bob.session.accept()
-        }),
-        Effect.forkScoped
-      )
-      yield* Effect.yieldNow
+      const answered = yield* answerNextCall(bob, (incoming) => expect(incoming.remote).toBe(alice.address))
       yield* alice.session.call(bob.address)
       yield* Fiber.join(answered)
       yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
 
-      const aliceChannel = yield* Deferred.await(alice.chat.open)
-      const bobChannel = yield* Deferred.await(bob.chat.open)
-      aliceChannel.send("hello bob")
-      expect(yield* Queue.take(bob.chat.received)).toBe("hello bob")
-      bobChannel.send("hello alice")
-      expect(yield* Queue.take(alice.chat.received)).toBe("hello alice")
+      const [aliceChannel, bobChannel] = yield* channels(alice, bob)
+      yield* say(aliceChannel, bob, "hello bob")
+      yield* say(bobChannel, alice, "hello alice")
 
       yield* bob.session.hangup()
-      expect(yield* waitFor(bob, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: alice.address, reason: "hangup", by: "local" })
-      )
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
-      )
+      yield* expectEnded(bob, { callId: 1, remote: alice.address, reason: "hangup", by: "local" })
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
       expect([...alice.chat.created, ...bob.chat.created].map((pc) => pc.connectionState)).toEqual(["closed", "closed"])
 
       // What arrived are plain routed messages: from set by the server to the sender's true address, strict data.
@@ -164,13 +168,10 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "over the server: end-of-candidates markers are exchanged, and a track added later is renegotiated",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const server = yield* localServer()
         const alice = yield* join(server.url, "alice")
         const bob = yield* join(server.url, "bob")
-        yield* alice.session.call(bob.address)
-        yield* waitFor(bob, "IncomingInit")
-        yield* bob.session.accept()
-        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+        yield* connect(alice, bob)
         // Each side received the other's end-of-candidates marker, as the last of its candidates.
         const candidates = (party: Party) =>
           Effect.map(Ref.get(party.received), (frames) => frames.filter((f) => f.subtype === "call:candidate"))
@@ -209,7 +210,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       Effect.gen(function*() {
         const stun = { urls: "stun:127.0.0.1:9" }
         const turn = { secret: "north-wind", urls: ["turn:127.0.0.1:9?transport=udp"] }
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", iceServers: [stun], turn })
+        const server = yield* localServer({ iceServers: [stun], turn })
         const party = (user: string) =>
           Effect.gen(function*() {
             const client = yield* NodeSympleClient.make({ url: server.url, user, rooms: [room], reconnection: false })
@@ -252,19 +253,14 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
 
   it.live("closing the remote's client hangs up its call first", () =>
     Effect.gen(function*() {
-      const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+      const server = yield* localServer()
       const alice = yield* join(server.url, "alice")
       const bob = yield* join(server.url, "bob")
       yield* awaitRosters(alice, bob)
-      yield* alice.session.call(bob.address)
-      yield* waitFor(bob, "IncomingInit")
-      yield* bob.session.accept()
-      yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
+      yield* connect(alice, bob)
       yield* bob.client.close
       // A hangup, not an offline presence, is what alice learns first: the call ends at once, not after a grace.
-      expect(yield* waitFor(alice, "Ended")).toEqual(
-        CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
-      )
+      yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
       expect(yield* bob.session.current).toMatchObject({ _tag: "Ended", reason: "hangup", by: "local" })
       expect((yield* Ref.get(alice.received)).map((f) => f.subtype)).toContain("call:hangup")
     }), 30_000)
@@ -275,23 +271,11 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
       Effect.gen(function*() {
         const first = yield* startServer(0)
         const port = first.server.port
-        const options = {
-          client: { reconnection: true, reconnectDelay: "50 millis", reconnectMaxDelay: "200 millis" },
-          session: { gracePeriod: "1 second" }
-        } as const
-        const alice = yield* join(first.server.url, "alice", options)
-        const bob = yield* join(first.server.url, "bob", options)
-        yield* awaitRosters(alice, bob)
-        yield* alice.session.call(bob.address)
-        yield* waitFor(bob, "IncomingInit")
-        yield* bob.session.accept()
-        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-        const [aliceChannel, bobChannel] = yield* Effect.all([
-          Deferred.await(alice.chat.open),
-          Deferred.await(bob.chat.open)
-        ])
-        aliceChannel.send("before")
-        expect(yield* Queue.take(bob.chat.received)).toBe("before")
+        const { alice, aliceChannel, bob, bobChannel } = yield* activeCall(
+          { alice: first.server.url, bob: first.server.url },
+          reconnecting(50, 200, 1000)
+        )
+        yield* say(aliceChannel, bob, "before")
 
         yield* first.stop
         yield* startServer(port)
@@ -319,15 +303,11 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
         yield* Effect.sleep("1500 millis")
         expect(yield* alice.session.current).toMatchObject({ _tag: "Active", callId: 1, remote: addresses[1] })
         expect(yield* bob.session.current).toMatchObject({ _tag: "Active", callId: 1, remote: addresses[0] })
-        bobChannel.send("after")
-        expect(yield* Queue.take(alice.chat.received)).toBe("after")
-        aliceChannel.send("and back")
-        expect(yield* Queue.take(bob.chat.received)).toBe("and back")
+        yield* say(bobChannel, alice, "after")
+        yield* say(aliceChannel, bob, "and back")
         // Signalling works too: bob's hangup reaches alice at her new address.
         yield* bob.session.hangup()
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: addresses[1]!, reason: "hangup", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: addresses[1]!, reason: "hangup", by: "remote" })
       }),
     60_000
   )
@@ -336,23 +316,12 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "a resume of either side under an Active call: the call stays Active, its data channel and signalling work on",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 10_000 })
+        const server = yield* localServer({ resumeWindow: 10_000 })
         const lines = { alice: yield* relay(server.port), bob: yield* relay(server.port) }
-        const options = {
-          client: { reconnection: true, reconnectDelay: "20 millis", reconnectMaxDelay: "100 millis" },
-          session: { gracePeriod: "300 millis" }
-        } as const
-        const alice = yield* join(lines.alice.url, "alice", options)
-        const bob = yield* join(lines.bob.url, "bob", options)
-        yield* awaitRosters(alice, bob)
-        yield* alice.session.call(bob.address)
-        yield* waitFor(bob, "IncomingInit")
-        yield* bob.session.accept()
-        yield* Effect.all([waitFor(alice, "Active"), waitFor(bob, "Active")])
-        const [aliceChannel, bobChannel] = yield* Effect.all([
-          Deferred.await(alice.chat.open),
-          Deferred.await(bob.chat.open)
-        ])
+        const { alice, aliceChannel, bob, bobChannel } = yield* activeCall(
+          { alice: lines.alice.url, bob: lines.bob.url },
+          reconnecting(20, 100, 300)
+        )
         // Every call state either side goes through from now on.
         const states = yield* Effect.all([alice, bob].map((party) =>
           Effect.gen(function*() {
@@ -373,8 +342,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
           }).pipe(Effect.timeout("5 seconds"))
           // The peers' own channel never needed the server.
           const [mine, theirs] = party === alice ? [aliceChannel, bob] : [bobChannel, alice]
-          mine.send(`during ${party.address}`)
-          expect(yield* Queue.take(theirs.chat.received)).toBe(`during ${party.address}`)
+          yield* say(mine, theirs, `during ${party.address}`)
           yield* line.up
           const back = yield* party.client.state.pipe(
             Stream.filter((s) => s._tag === "Online"),
@@ -392,15 +360,11 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
           expect(seen.map((s) => s._tag)).toEqual(["Active"])
           expect(seen[0]).toMatchObject({ callId: 1, away: false })
         }
-        bobChannel.send("after")
-        expect(yield* Queue.take(alice.chat.received)).toBe("after")
-        aliceChannel.send("and back")
-        expect(yield* Queue.take(bob.chat.received)).toBe("and back")
+        yield* say(bobChannel, alice, "after")
+        yield* say(aliceChannel, bob, "and back")
         // Signalling through the resumed sessions: bob's hangup reaches alice.
         yield* bob.session.hangup()
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: bob.address, reason: "hangup", by: "remote" })
       }),
     60_000
   )
@@ -410,7 +374,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     () =>
       Effect.gen(function*() {
         // The killed peer's session is held for the resume window, then announced offline.
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1", resumeWindow: 300 })
+        const server = yield* localServer({ resumeWindow: 300 })
         const callee = yield* spawnCallee(server.url)
         const alice = yield* join(server.url, "alice", { session: { gracePeriod: "1 second" } })
         yield* alice.client.roster.changes.pipe(
@@ -431,9 +395,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
           Stream.runHead,
           Effect.timeout("10 seconds")
         )
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 1, remote: callee.address, reason: "offline", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 1, remote: callee.address, reason: "offline", by: "remote" })
         expect(alice.chat.created.map((pc) => pc.connectionState)).toEqual(["closed"])
       }),
     60_000
@@ -443,7 +405,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "calling a user rings both of its clients: each accept order, and a rejection on one device",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const server = yield* localServer()
         const alice = yield* join(server.url, "alice")
         const devices = [yield* join(server.url, "bob"), yield* join(server.url, "bob")] as const
         // alice rings the sessions her roster lists for bob.
@@ -461,9 +423,12 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
           yield* alice.session.call("bob")
           yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
           yield* winner.session.accept()
-          expect(yield* waitFor(loser, "Ended")).toEqual(
-            CallState.Ended({ callId: round, remote: alice.address, reason: "answered-elsewhere", by: "remote" })
-          )
+          yield* expectEnded(loser, {
+            callId: round,
+            remote: alice.address,
+            reason: "answered-elsewhere",
+            by: "remote"
+          })
           expect((yield* Effect.all([waitFor(alice, "Active"), waitFor(winner, "Active")]))[0].remote).toBe(
             winner.address
           )
@@ -494,9 +459,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
         yield* alice.session.call("bob")
         yield* Effect.all(devices.map((d) => waitFor(d, "IncomingInit")))
         yield* Effect.all(devices.map((d) => d.session.reject()))
-        expect(yield* waitFor(alice, "Ended")).toEqual(
-          CallState.Ended({ callId: 4, remote: "bob", reason: "declined", by: "remote" })
-        )
+        yield* expectEnded(alice, { callId: 4, remote: "bob", reason: "declined", by: "remote" })
         // Every frame on the wire was a strict call frame from its true sender.
         for (const party of [alice, ...devices]) {
           expect((yield* Ref.get(party.received)).every(Call.isStrict)).toBe(true)
@@ -510,7 +473,7 @@ describe("call/e2e: two SympleClients on the project's server, real WebRTC (weri
     "as layers: a session provided inside another one signals through its own client",
     () =>
       Effect.gen(function*() {
-        const server = yield* SympleServer.makeWithDefaults({ port: 0, host: "127.0.0.1" })
+        const server = yield* localServer()
         const aliceChat = yield* makeChatPeer
         const bobChat = yield* makeChatPeer
         const party = (user: string, chat: Effect.Success<typeof makeChatPeer>) =>

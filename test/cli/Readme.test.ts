@@ -9,8 +9,8 @@ import { Effect } from "effect"
 import { readFileSync } from "node:fs"
 import * as Http from "node:http"
 import * as Https from "node:https"
-import * as Net from "node:net"
 import * as Path from "node:path"
+import { freePort } from "../support/freePort.js"
 import { certificates } from "../support/tls.js"
 import { onlineAs, type Program, root, run } from "./support.js"
 
@@ -24,15 +24,6 @@ const steps = (heading: string): ReadonlyArray<string> => {
   if (block === null) throw new Error(`no sh block under ${heading}`)
   return block[1]!.split("\n").map((line) => line.replace(/\s+#.*$/, "").trim()).filter((line) => line !== "")
 }
-
-const freePort = Effect.callback<number, Error>((resume) => {
-  const probe = Net.createServer()
-  probe.once("error", (error) => resume(Effect.fail(error)))
-  probe.listen(0, () => {
-    const { port } = probe.address() as Net.AddressInfo
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 interface Response {
   readonly status: number
@@ -55,7 +46,7 @@ const get = (url: string, ca: string | undefined) =>
 /** Runs a block's lines in order: servers until they listen, consoles until they are online, requests. */
 const runSteps = (lines: ReadonlyArray<string>, cwd: string = root) =>
   Effect.gen(function*() {
-    const port = yield* freePort
+    const port = yield* Effect.promise(() => freePort())
     const programs: Array<Program> = []
     const responses: Array<Response> = []
     const scheme = lines.some((line) => line.includes("wss://")) ? "wss" : "ws"

@@ -4,6 +4,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Option } from "effect"
 import * as Net from "node:net"
+import * as Serve from "../../src/cli/Serve.js"
 import * as ServeOptions from "../../src/cli/ServeOptions.js"
 import * as ServerConfig from "../../src/server/ServerConfig.js"
 import { connect, peer } from "../server/support.js"
@@ -72,6 +73,27 @@ describe("symple-ts serve", () => {
       })
     }).pipe(Effect.scoped), { timeout: 60_000 })
 
+  it.live(
+    "a flag given leaves its bad variable unread; SYMPLE_PORT=0 listens on a free port and prints it",
+    () =>
+      Effect.gen(function*() {
+        // --port 0 (from `serve`) wins over a SYMPLE_PORT that is not a port at all.
+        const flagged = yield* serve([], { SYMPLE_PORT: "many" })
+        const alice = yield* peer({ url: (yield* listening(flagged)).url }, "alice")
+        expect(alice.id).toBeTruthy()
+        // Port 0 from the environment: the printed URL carries the port the server took.
+        const any = yield* run(["serve", "--host", "127.0.0.1", "--no-demo"], { SYMPLE_PORT: "0" })
+        const { health, url } = yield* listening(any)
+        const port = Number(/:(\d+)$/.exec(url)![1])
+        expect(port).toBeGreaterThan(0)
+        expect(port).not.toBe(ServerConfig.defaults.port)
+        const status = yield* Effect.promise(() => fetch(health).then((response) => response.json()))
+        expect(status).toMatchObject({ status: "ok" })
+        yield* peer({ url }, "bob")
+      }).pipe(Effect.scoped),
+    { timeout: 60_000 }
+  )
+
   it.live("--help lists every option with its default and its variable", () =>
     Effect.gen(function*() {
       const help = yield* run(["serve", "--help"])
@@ -97,13 +119,14 @@ describe("symple-ts serve", () => {
         [[], { SYMPLE_MAILBOX_SIZE: "-5" }, /SYMPLE_MAILBOX_SIZE must be a number of at least 0, got -5/],
         [["--rate-seconds", "0"], {}, /--rate-seconds must be more than 0/],
         [[], { SYMPLE_RATE_LIMIT: "many" }, /Invalid environment: .* at SYMPLE_RATE_LIMIT$/m],
-        [[], { SYMPLE_PORT: "99999" }, /Invalid environment: Expected a value between 1 and 65535 at SYMPLE_PORT$/m],
+        [[], { SYMPLE_PORT: "99999" }, /Invalid environment: Expected a value between 0 and 65535 at SYMPLE_PORT$/m],
         [["--port", "many"], {}, /Invalid value for flag --port: "many"/],
         [["--no-such-flag"], {}, /--no-such-flag/]
       ]
       yield* Effect.forEach(cases, ([args, env, message]) =>
         Effect.gen(function*() {
-          const port = args.includes("--port") ? [] : ["--port", "0"]
+          // A --port flag would leave SYMPLE_PORT unread.
+          const port = args.includes("--port") || env.SYMPLE_PORT !== undefined ? [] : ["--port", "0"]
           const refused = yield* run(["serve", "--host", "127.0.0.1", ...port, ...args], env)
           expect(yield* refused.exited(), args.join(" ")).toEqual({ code: 1, signal: null })
           expect(refused.stderr() + refused.lines.join("\n")).toMatch(message)
@@ -150,6 +173,40 @@ describe("serve options", () => {
         )
         expect(read, option).toEqual({ [option]: value })
       }
+    }))
+
+  const withEnv = (env: Record<string, string>) => <A, E>(effect: Effect.Effect<A, E>) =>
+    effect.pipe(Effect.provideService(ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ env })))
+
+  it.effect("a flag given wins over its variable, which is then not read; a bad variable without its flag fails", () =>
+    Effect.gen(function*() {
+      const badPort = withEnv({ SYMPLE_PORT: "many", SYMPLE_RATE_LIMIT: "-" })
+      expect(yield* Serve.options({ port: Option.some(0), rateLimit: Option.some(5) }).pipe(badPort)).toMatchObject({
+        port: 0,
+        rateLimit: 5
+      })
+      const missed = yield* Serve.options({ port: Option.some(0), rateLimit: Option.none() }).pipe(badPort, Effect.flip)
+      expect(missed.message).toMatch(/^Invalid environment: .* at SYMPLE_RATE_LIMIT$/)
+      // Port 0 (any free port) from the environment.
+      expect(yield* Serve.options({}).pipe(withEnv({ SYMPLE_PORT: "0" }))).toEqual({ port: 0, tls: undefined })
+    }))
+
+  it.effect("TLS: each flag wins over its own variable; the other half of the pair may come from its variable", () =>
+    Effect.gen(function*() {
+      const both = withEnv({ SYMPLE_TLS_CERT: "env.crt", SYMPLE_TLS_KEY: "env.key" })
+      expect((yield* Serve.options({}, { tlsCert: Option.some("flag.crt") }).pipe(both)).tls).toEqual({
+        cert: "flag.crt",
+        key: "env.key"
+      })
+      expect((yield* Serve.options({}, { tlsKey: Option.some("flag.key") }).pipe(both)).tls).toEqual({
+        cert: "env.crt",
+        key: "flag.key"
+      })
+      // The flag replaces the certificate's variable, so the key is still missing.
+      const certOnly = withEnv({ SYMPLE_TLS_CERT: "env.crt" })
+      const refused = yield* Serve.options({}, { tlsCert: Option.some("flag.crt") }).pipe(certOnly, Effect.flip)
+      expect(refused.message).toBe("--tls-cert needs its key: --tls-key (or SYMPLE_TLS_KEY)")
+      expect((yield* Serve.options({}).pipe(both)).tls).toEqual({ cert: "env.crt", key: "env.key" })
     }))
 
   it("flags that were given win; the others leave the environment's values", () => {

@@ -90,54 +90,56 @@ export const run = (
       })
       child.stdin.on("error", () => {})
       const describe = () => `stdout:\n${lines.join("\n")}\nstderr:\n${errors}`
+      /**
+       * Settles with what `outcome` gives once it gives something (it is asked now, and again whenever the process
+       * writes a line or exits), or fails after `timeoutMs` saying `late` and what the process wrote.
+       */
+      const waitUntil = <A>(
+        outcome: () => Effect.Effect<A, Error> | undefined,
+        timeoutMs: number,
+        late: string
+      ): Effect.Effect<A, Error> =>
+        Effect.callback<A, Error>((resume) => {
+          const check = () => {
+            const settled = outcome()
+            if (settled === undefined) return
+            done()
+            resume(settled)
+          }
+          const timer = setTimeout(() => {
+            done()
+            resume(Effect.fail(new Error(`${late}\n${describe()}`)))
+          }, timeoutMs)
+          const done = () => {
+            clearTimeout(timer)
+            waiters.delete(check)
+          }
+          waiters.add(check)
+          check()
+          return Effect.sync(done)
+        })
       const program: Program = {
         child,
         lines,
         stderr: () => errors,
         line: (pattern, timeoutMs = 15_000) =>
-          Effect.callback<string, Error>((resume) => {
-            const check = () => {
+          waitUntil(
+            () => {
               const found = lines.find((line) => pattern.test(line))
-              if (found !== undefined) {
-                done()
-                resume(Effect.succeed(found))
-              } else if (exit !== undefined) {
-                done()
-                resume(Effect.fail(new Error(`exited (${exit.code ?? exit.signal}) without ${pattern}\n${describe()}`)))
-              }
-            }
-            const timer = setTimeout(() => {
-              done()
-              resume(Effect.fail(new Error(`no line ${pattern} within ${timeoutMs} ms\n${describe()}`)))
-            }, timeoutMs)
-            const done = () => {
-              clearTimeout(timer)
-              waiters.delete(check)
-            }
-            waiters.add(check)
-            check()
-            return Effect.sync(done)
-          }),
+              if (found !== undefined) return Effect.succeed(found)
+              if (exit === undefined) return undefined
+              return Effect.fail(new Error(`exited (${exit.code ?? exit.signal}) without ${pattern}\n${describe()}`))
+            },
+            timeoutMs,
+            `no line ${pattern} within ${timeoutMs} ms`
+          ),
         type: (line) => Effect.sync(() => void child.stdin.write(`${line}\n`)),
         exited: (timeoutMs = 15_000) =>
-          Effect.callback<Exited, Error>((resume) => {
-            const check = () => {
-              if (exit === undefined) return
-              done()
-              resume(Effect.succeed(exit))
-            }
-            const timer = setTimeout(() => {
-              done()
-              resume(Effect.fail(new Error(`still running after ${timeoutMs} ms\n${describe()}`)))
-            }, timeoutMs)
-            const done = () => {
-              clearTimeout(timer)
-              waiters.delete(check)
-            }
-            waiters.add(check)
-            check()
-            return Effect.sync(done)
-          })
+          waitUntil(
+            () => exit === undefined ? undefined : Effect.succeed(exit),
+            timeoutMs,
+            `still running after ${timeoutMs} ms`
+          )
       }
       return program
     }),

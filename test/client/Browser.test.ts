@@ -2,45 +2,14 @@
  * The client's public entry must bundle for the browser without any Node import.
  */
 import { Effect, Exit, Scope } from "effect"
-import { build, type BuildOptions } from "esbuild"
-import { builtinModules } from "node:module"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
 import { WebSocket } from "ws"
 import { createClient } from "../../src/client/index.js"
+import { nodeImports } from "../support/nodeImports.js"
 import * as Scripted from "./ScriptedServer.js"
 
 const entry = fileURLToPath(new URL("../../src/client/index.ts", import.meta.url))
-const nodeBuiltins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]))
-
-const isNodeOnly = (path: string) =>
-  nodeBuiltins.has(path) || nodeBuiltins.has(path.split("/")[0] ?? path) || path === "ws" ||
-  path.startsWith("@effect/platform-node")
-
-/** Bundles for the browser and lists every Node-only import met on the way (kept external so the build goes on). */
-const nodeImports = async (input: Pick<BuildOptions, "entryPoints" | "stdin">) => {
-  const found: Array<string> = []
-  const result = await build({
-    ...input,
-    bundle: true,
-    write: false,
-    platform: "browser",
-    format: "esm",
-    logLevel: "silent",
-    metafile: true,
-    plugins: [{
-      name: "refuse-node",
-      setup(b) {
-        b.onResolve({ filter: /.*/ }, (args) => {
-          if (!isNodeOnly(args.path)) return undefined
-          found.push(`${args.path} (from ${args.importer})`)
-          return { path: args.path, external: true }
-        })
-      }
-    }]
-  })
-  return { found, inputs: Object.keys(result.metafile.inputs) }
-}
 
 describe("browser bundle", () => {
   it("src/client/index.ts bundles for the browser without Node built-ins or Node-only packages", async () => {

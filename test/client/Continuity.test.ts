@@ -13,7 +13,7 @@ import * as SympleClient from "../../src/client/SympleClient.js"
 import * as Message from "../../src/protocol/Message.js"
 import * as SympleServer from "../../src/server/index.js"
 import { relay } from "../support/relay.js"
-import { drain, eventually, recordStates, rosterIds, waitFor } from "./helpers.js"
+import { drain, eventually, recordStates, rosterIds, waitAfter, waitFor } from "./helpers.js"
 import * as Scripted from "./ScriptedServer.js"
 
 const fast = { reconnectDelay: 20, reconnectMaxDelay: 100, requestTimeout: 2000 } as const
@@ -56,8 +56,7 @@ describe("client session resume (a scripted server that offers it)", () => {
       const states = yield* recordStates(client)
 
       // The socket dies under the client; frames sent meanwhile wait.
-      first.socket.terminate()
-      yield* waitFor(client, "Error")
+      yield* waitAfter(client, "Error", Effect.sync(() => first.socket.terminate()))
       expect(yield* rosterIds(client)).toEqual(["a1", "b1", "c1"])
       expect((yield* client.roster.pending).map((p) => p.id).sort()).toEqual(["a1", "b1", "c1"])
       const sending = yield* Effect.forkChild(client.send(Message.message({ to: "bob|b1", data: "while away" })))
@@ -162,9 +161,14 @@ describe("client hygiene", () => {
       const c = yield* client(server.url)
       const { conn } = yield* Scripted.accept(server, "a1")
       yield* conn.nextOf("presence")
-      conn.send({ type: "message", from: "bob|b1", data: "x".repeat(4000) })
-      expect(yield* Effect.promise(() => conn.closed)).toBe(1009)
-      const error = yield* waitFor(c, "Error")
+      const error = yield* waitAfter(
+        c,
+        "Error",
+        Effect.gen(function*() {
+          conn.send({ type: "message", from: "bob|b1", data: "x".repeat(4000) })
+          expect(yield* Effect.promise(() => conn.closed)).toBe(1009)
+        })
+      )
       assert(error._tag === "Error")
       expect(error.message).toBe(
         `The server sent a frame ${readBytes ? "of 4044 bytes " : ""}over the client's maxFrameSize of 1024 bytes`
@@ -210,8 +214,7 @@ describe("client continuity against the Symple server (no resume)", () => {
       const alice = yield* connect(line.url, { user: "alice", rooms: ["lobby"] })
       yield* eventually(rosterIds(alice.client), (ids) => ids.length === 3, "alice sees bob and carol")
       const changes = yield* alice.client.roster.subscribe
-      yield* line.cut
-      yield* waitFor(alice.client, "Error")
+      yield* waitAfter(alice.client, "Error", line.cut)
       const again = yield* waitFor(alice.client, "Online")
       assert(again._tag === "Online")
       expect(again.peer.id).not.toBe(alice.peer.id)
@@ -277,8 +280,7 @@ describe("client continuity against the Symple server (resume)", () => {
       const inbox = yield* alice.client.subscribe
 
       // The network goes away under alice; the server notices (the session is held), bob and carol write to her.
-      yield* line.down
-      yield* waitFor(alice.client, "Error")
+      yield* waitAfter(alice.client, "Error", line.down)
       yield* eventually(server.connectionCount, (n) => n === 2, "the server noticed")
       expect(yield* server.peerCount).toBe(3)
       const to = `alice|${alice.peer.id}`

@@ -408,6 +408,27 @@ describe("client machine details", () => {
     expect(Option.getOrUndefined(HashMap.get(world.peers, "js1"))).toEqual(self)
   })
 
+  it("a reply to a request that has not gone out yet answers nothing; the reply after it went out does", () => {
+    // Found by the first property (one run in a few thousand): a reply that settled a request still in the outbox
+    // left the request waiting for no reply, and its frame went out after it was answered.
+    const world = W.makeWorld()
+    online(world, [])
+    world.socket!.status = "broken"
+    const ticket = W.request(world)
+    const reply = { type: "command", id: `r${ticket}`, node: "x:y", from: "u0|p0", status: 200 }
+    W.receive(world, reply)
+    expect(world.tickets.get(ticket)).toMatchObject({ answers: 0, written: 0 })
+    W.socketClosed(world, 1006)
+    W.backoffEnds(world, false)
+    W.opened(world)
+    W.receive(world, W.welcome("s2"))
+    expect(world.tickets.get(ticket)).toMatchObject({ answers: 0, written: 1 })
+    W.receive(world, reply)
+    const record = world.tickets.get(ticket)!
+    expect(record).toMatchObject({ answers: 1, written: 1 })
+    expect(record.exit).toEqual(Exit.succeed(reply))
+  })
+
   it("a frame over maxFrameSize closes the connection with 1009 and ends it as TooLarge", () => {
     const world = W.makeWorld()
     online(world, [])

@@ -7,7 +7,7 @@ import { Deferred, Effect, Exit, Fiber, Option, PubSub, Queue, Result, Scope, St
 import { AuthRefused, ClientClosed, RequestError } from "../../src/client/ClientError.js"
 import * as NodeSympleClient from "../../src/client/NodeSympleClient.js"
 import * as Message from "../../src/protocol/Message.js"
-import { drain, eventually, noneWithin, recordStates, rosterIds, waitFor } from "./helpers.js"
+import { drain, eventually, noneWithin, recordStates, rosterIds, waitAfter, waitFor } from "./helpers.js"
 import * as Scripted from "./ScriptedServer.js"
 
 const fast = { reconnectDelay: 20, reconnectMaxDelay: 100, requestTimeout: 2000 } as const
@@ -74,8 +74,11 @@ describe("client handshake", () => {
       const announced = yield* client.announce.pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
       const conn = yield* server.nextConnection
       yield* conn.nextOf("auth")
-      conn.send({ type: "error", status: 401, message: "Bad token" })
-      const error = yield* waitFor(client, "Error")
+      const error = yield* waitAfter(
+        client,
+        "Error",
+        Effect.sync(() => conn.send({ type: "error", status: 401, message: "Bad token" }))
+      )
       assert(error._tag === "Error")
       expect(error.status).toBe(401)
       expect(error.retrying).toBe(false)
@@ -313,8 +316,7 @@ describe("client sending", () => {
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", ...fast })
       const first = yield* Scripted.accept(server, "a1")
       yield* waitFor(client, "Online")
-      first.conn.socket.terminate()
-      yield* waitFor(client, "Error")
+      yield* waitAfter(client, "Error", Effect.sync(() => first.conn.socket.terminate()))
       const sending = yield* Effect.forEach(
         ["one", "two", "three"],
         (text) => Effect.forkChild(client.send(Message.message({ data: { text } }))),
@@ -367,8 +369,7 @@ describe("client sending", () => {
       const client = yield* NodeSympleClient.make({ url: server.url, user: "alice", reconnectAttempts: 2, ...fast })
       yield* Scripted.accept(server, "a1")
       yield* waitFor(client, "Online")
-      yield* server.kill
-      yield* waitFor(client, "Error")
+      yield* waitAfter(client, "Error", server.kill)
       const pending = yield* Effect.forkChild(Effect.result(client.send(Message.message({ data: 1 }))))
       const result = yield* Fiber.join(pending)
       assert(Result.isFailure(result))
@@ -497,8 +498,7 @@ describe("client reconnection", () => {
       yield* Scripted.accept(server, "a3")
       yield* eventually(client.peer, (p) => Option.isSome(p) && p.value.id === "a3", "third session")
       // Offline with the attempt spent on a failure: the client gives up.
-      yield* server.kill
-      const gaveUp = yield* waitFor(client, "Error")
+      const gaveUp = yield* waitAfter(client, "Error", server.kill)
       yield* eventually(client.currentState, (s) => s._tag === "Error" && !s.retrying, "gave up")
       expect(gaveUp._tag).toBe("Error")
       const error = yield* Effect.flip(client.send(Message.message()))

@@ -1,4 +1,4 @@
-import { Duration, Effect, Option, PubSub, Schedule, Stream } from "effect"
+import { Duration, Effect, Fiber, Option, PubSub, Schedule, Stream } from "effect"
 import type { ClientState } from "../../src/client/ClientState.js"
 import type * as SympleClient from "../../src/client/SympleClient.js"
 
@@ -15,6 +15,21 @@ export const waitFor = (
     Effect.timeoutOrElse({ duration: timeout, orElse: () => Effect.fail(new Error(`state ${tag} not reached`)) }),
     Effect.orDie
   )
+
+/**
+ * Runs `action` and waits for the client to reach a state with this tag, watching from before the action: for a
+ * state that may not last until `waitFor` would look (an Error the client retries from after a 20 ms delay).
+ */
+export const waitAfter = <A, E, R>(
+  client: SympleClient.SympleClient,
+  tag: ClientState["_tag"],
+  action: Effect.Effect<A, E, R>
+) =>
+  Effect.gen(function*() {
+    const watching = yield* Effect.forkChild(waitFor(client, tag), { startImmediately: true })
+    yield* action
+    return yield* Fiber.join(watching)
+  })
 
 /** Polls until `predicate` holds for the value of `effect`. */
 export const eventually = <A, E>(effect: Effect.Effect<A, E>, predicate: (a: A) => boolean, what = "condition") =>

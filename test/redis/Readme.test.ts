@@ -7,16 +7,8 @@ import * as Fs from "node:fs"
 import { RedisBroker } from "../../src/redis/index.js"
 import * as SympleServer from "../../src/server/index.js"
 import { isMessage, isPresenceOf, peer } from "../server/support.js"
+import { readme, snippet } from "../support/readmeSnippet.js"
 import { startRedis } from "./redisServer.js"
-
-const snippet = (source: string, name: string): string => {
-  const lines = source.split("\n")
-  const start = lines.findIndex((line) => line.trim() === `// --- README (${name}) ---`)
-  const end = lines.findIndex((line, i) => i > start && line.trim() === "// --- end ---")
-  const body = lines.slice(start + 1, end)
-  const indent = Math.min(...body.filter((line) => line.trim() !== "").map((line) => line.search(/\S/)))
-  return body.map((line) => line.slice(indent)).join("\n")
-}
 
 const serverLive = (url: string) => {
   // --- README (scaling out) ---
@@ -29,12 +21,11 @@ const serverLive = (url: string) => {
 
 describe("README scaling out", () => {
   it("the example is the README's", () => {
-    const readme = Fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
     const source = Fs.readFileSync(new URL(import.meta.url), "utf8")
     const code = snippet(source, "scaling out")
       .replace("port: 0, host: \"127.0.0.1\"", "port: 4500")
       .replace("url, ttl", "url: \"redis://redis.internal:6379\", ttl")
-    expect(readme).toContain(code)
+    expect(readme()).toContain(code)
   })
 
   it.live("two servers built from the example act as one", () =>

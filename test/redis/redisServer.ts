@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Net from "node:net"
+import { freePort } from "../support/freePort.js"
 
 export interface RedisServer {
   readonly port: number
@@ -16,16 +17,6 @@ export interface RedisServer {
   /** Starts it again on the same port; resolves once it answers. */
   readonly restart: Effect.Effect<void, Error>
 }
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
 
 /** One PING over a raw socket: `true` when the server answers +PONG. */
 const ping = (port: number): Promise<boolean> =>
@@ -73,7 +64,7 @@ const kill = (child: ChildProcess.ChildProcess): Promise<void> =>
  * Starts a redis-server for the current scope.
  */
 export const startRedis: Effect.Effect<RedisServer, Error, Scope.Scope> = Effect.gen(function*() {
-  const port = yield* Effect.promise(freePort)
+  const port = yield* Effect.promise(() => freePort("127.0.0.1"))
   let child = spawn(port)
   yield* Effect.addFinalizer(() => Effect.promise(() => kill(child)))
   yield* Effect.tryPromise({ try: () => waitReady(port, child), catch: (e) => e as Error })

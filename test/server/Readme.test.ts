@@ -5,24 +5,15 @@ import { describe, expect, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
 import * as Fs from "node:fs"
 import * as SympleServer from "../../src/server/index.js"
+import { readme, snippet } from "../support/readmeSnippet.js"
 import { connect, isMessage, peer, settle } from "./support.js"
-
-const snippet = (source: string, name: string): string => {
-  const lines = source.split("\n")
-  const start = lines.findIndex((line) => line.trim() === `// --- README (${name}) ---`)
-  const end = lines.findIndex((line, i) => i > start && line.trim() === "// --- end ---")
-  const body = lines.slice(start + 1, end)
-  const indent = Math.min(...body.filter((line) => line.trim() !== "").map((line) => line.search(/\S/)))
-  return body.map((line) => line.slice(indent)).join("\n")
-}
 
 describe("README server examples", () => {
   it("the example of custom services is the README's", () => {
-    const readme = Fs.readFileSync(new URL("../../README.md", import.meta.url), "utf8")
     const source = Fs.readFileSync(new URL(import.meta.url), "utf8")
     const code = snippet(source, "custom services").replace("port: 0, host: \"127.0.0.1\"", "port: 4500")
     expect(code.length).toBeGreaterThan(500)
-    expect(readme).toContain(code)
+    expect(readme()).toContain(code)
   })
 
   it.live("a custom Router and a custom Authenticator provided by Layer", () =>

@@ -175,6 +175,28 @@ describe("services swapped by Layer", () => {
     }).pipe(Effect.scoped))
 })
 
+/**
+ * A server whose `JoinPolicy` or `Router` is `service` (the other services are the defaults), in the test's scope;
+ * what it logs goes to `lines` when they are given.
+ */
+const serverWith = <S extends SympleServer.JoinPolicy.JoinPolicy | SympleServer.Router.Router>(
+  service: Layer.Layer<S>,
+  lines?: Array<string>
+) => {
+  const layer = SympleServer.layerWithoutDefaults(local).pipe(
+    Layer.provide(service),
+    Layer.provide(SympleServer.layerDefaults(local))
+  )
+  return build(lines === undefined ? layer : layer.pipe(Layer.provide(Logger.layer([collectingLogger(lines)]))))
+}
+
+/** The first line logged with `text` in it, once there is one. */
+const logged = (lines: ReadonlyArray<string>, text: string) =>
+  eventually(Effect.suspend(() => {
+    const found = lines.find((l) => l.includes(text))
+    return found === undefined ? Effect.fail(new Error(`not logged: ${text}`)) : Effect.succeed(found)
+  }))
+
 describe("a connection's work and defects", () => {
   it.live("a throwing Router ends that connection only, and the Logger given to the server's layer sees it", () =>
     Effect.gen(function*() {
@@ -188,22 +210,13 @@ describe("a connection's work and defects", () => {
           }
         })
       )
-      const { server } = yield* build(
-        SympleServer.layerWithoutDefaults(local).pipe(
-          Layer.provide(throwing),
-          Layer.provide(SympleServer.layerDefaults(local)),
-          Layer.provide(Logger.layer([collectingLogger(lines)]))
-        )
-      )
+      const { server } = yield* serverWith(throwing, lines)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       yield* alice.next(isPresenceOf(bob, true))
       alice.send({ type: "message", to: "boom", data: {} })
       expect((yield* alice.closed).code).toBe(1006)
-      const line = yield* eventually(Effect.suspend(() => {
-        const found = lines.find((l) => l.includes("Symple connection failed"))
-        return found === undefined ? Effect.fail(new Error("not logged")) : Effect.succeed(found)
-      }))
+      const line = yield* logged(lines, "Symple connection failed")
       expect(line).toContain("router bug")
       yield* bob.next(isPresenceOf(alice, false))
       expect(yield* server.peerCount).toBe(1)
@@ -221,13 +234,7 @@ describe("a connection's work and defects", () => {
               : Effect.succeed(true)
         })
       )
-      const { server } = yield* build(
-        SympleServer.layerWithoutDefaults(local).pipe(
-          Layer.provide(dying),
-          Layer.provide(SympleServer.layerDefaults(local)),
-          Layer.provide(Logger.layer([collectingLogger(lines)]))
-        )
-      )
+      const { server } = yield* serverWith(dying, lines)
       const alice = yield* peer(server, "alice", { rooms: ["lobby"] })
       const bob = yield* peer(server, "bob", { rooms: ["lobby"] })
       yield* alice.next(isPresenceOf(bob, true))
@@ -235,10 +242,7 @@ describe("a connection's work and defects", () => {
       // Waits behind the pending join, then goes nowhere: the connection has ended.
       alice.send({ type: "message", to: bob.address, data: { late: true } })
       expect((yield* alice.closed).code).toBe(1006)
-      const line = yield* eventually(Effect.suspend(() => {
-        const found = lines.find((l) => l.includes("Symple connection failed"))
-        return found === undefined ? Effect.fail(new Error("not logged")) : Effect.succeed(found)
-      }))
+      const line = yield* logged(lines, "Symple connection failed")
       expect(line).toContain("policy bug")
       yield* bob.next(isPresenceOf(alice, false))
       yield* bob.none(isMessage())
@@ -255,12 +259,7 @@ describe("a connection's work and defects", () => {
           authorizeJoin: () => Effect.never.pipe(Effect.onInterrupt(() => Effect.sync(() => void stopped++)))
         })
       )
-      const { server } = yield* build(
-        SympleServer.layerWithoutDefaults(local).pipe(
-          Layer.provide(forever),
-          Layer.provide(SympleServer.layerDefaults(local))
-        )
-      )
+      const { server } = yield* serverWith(forever)
       const alice = yield* peer(server, "alice")
       alice.send({ type: "join", room: "limbo" })
       yield* alice.none(() => true, 50)
@@ -281,12 +280,7 @@ describe("a connection's work and defects", () => {
         })
       )
       const serverScope = yield* Scope.make()
-      const { server } = yield* build(
-        SympleServer.layerWithoutDefaults(local).pipe(
-          Layer.provide(forever),
-          Layer.provide(SympleServer.layerDefaults(local))
-        )
-      ).pipe(Scope.provide(serverScope))
+      const { server } = yield* serverWith(forever).pipe(Scope.provide(serverScope))
       const alice = yield* peer(server, "alice")
       alice.send({ type: "join", room: "limbo" })
       yield* alice.none(() => true, 50)

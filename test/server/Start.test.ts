@@ -3,18 +3,10 @@ import { Effect } from "effect"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as Net from "node:net"
 import { fileURLToPath } from "node:url"
+import { freePort } from "../support/freePort.js"
 import { peer } from "./support.js"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-
-const freePort = Effect.callback<number, Error>((resume) => {
-  const probe = Net.createServer()
-  probe.once("error", (error) => resume(Effect.fail(error)))
-  probe.listen(0, "127.0.0.1", () => {
-    const { port } = probe.address() as Net.AddressInfo
-    probe.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** Whether something accepts connections on the port. */
 const listening = (port: number) =>
@@ -65,7 +57,7 @@ interface Started {
 /** `npm start` on a free port, as Docker or systemd would run it; whatever is left is killed (by pid) at the end. */
 const npmStart = Effect.acquireRelease(
   Effect.gen(function*() {
-    const port = yield* freePort
+    const port = yield* Effect.promise(() => freePort("127.0.0.1"))
     const env: NodeJS.ProcessEnv = { ...process.env }
     for (const key of Object.keys(env)) if (key.startsWith("SYMPLE_")) delete env[key]
     Object.assign(env, { SYMPLE_HOST: "127.0.0.1", SYMPLE_PORT: String(port) })

@@ -4,11 +4,8 @@
  */
 import { it } from "@effect/vitest"
 import { Effect } from "effect"
-import { build } from "esbuild"
 import { spawn } from "node:child_process"
 import * as Fs from "node:fs"
-import { builtinModules } from "node:module"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
@@ -16,6 +13,7 @@ import * as Zlib from "node:zlib"
 import { describe, expect } from "vitest"
 import { DemoPage } from "../../src/web/index.js"
 import { startServer } from "../server/support.js"
+import { nodeImports } from "../support/nodeImports.js"
 
 const get = (port: number, path: string, headers: Record<string, string> = {}) =>
   Effect.promise(async () => {
@@ -87,16 +85,11 @@ describe("DemoPage routes", () => {
 
 describe("npm start", () => {
   it("serves the demo page at / (bundled from a clean checkout's sources on the first request)", async () => {
-    const free = await new Promise<number>((resolve) => {
-      const probe = Net.createServer().listen(0, "127.0.0.1", () => {
-        const { port } = probe.address() as Net.AddressInfo
-        probe.close(() => resolve(port))
-      })
-    })
     const env: NodeJS.ProcessEnv = { ...process.env }
     for (const key of Object.keys(env)) if (key.startsWith("SYMPLE_")) delete env[key]
     env["SYMPLE_HOST"] = "127.0.0.1"
-    env["SYMPLE_PORT"] = String(free)
+    // Any free port: the server prints the one it took.
+    env["SYMPLE_PORT"] = "0"
     const root = fileURLToPath(new URL("../../", import.meta.url))
     const npm = spawn("npm", ["start"], { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] })
     const exited = new Promise<number | null>((resolve) => npm.once("exit", (code) => resolve(code)))
@@ -128,33 +121,10 @@ describe("npm start", () => {
 })
 
 describe("the page's bundle", () => {
-  const nodeBuiltins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]))
-
   it("takes the client, the call session and the protocol from src, and nothing of Node", async () => {
     const entry = fileURLToPath(new URL("../../src/web/internal/page/main.ts", import.meta.url))
-    const found: Array<string> = []
-    const result = await build({
-      entryPoints: [entry],
-      bundle: true,
-      write: false,
-      platform: "browser",
-      format: "esm",
-      logLevel: "silent",
-      metafile: true,
-      plugins: [{
-        name: "refuse-node",
-        setup(b) {
-          b.onResolve({ filter: /.*/ }, (args) => {
-            const bare = args.path.split("/")[0] ?? args.path
-            if (!nodeBuiltins.has(args.path) && !nodeBuiltins.has(bare) && args.path !== "ws") return undefined
-            found.push(`${args.path} (from ${args.importer})`)
-            return { path: args.path, external: true }
-          })
-        }
-      }]
-    })
+    const { found, inputs } = await nodeImports({ entryPoints: [entry] })
     expect(found).toEqual([])
-    const inputs = Object.keys(result.metafile.inputs)
     for (const module of ["src/client/SympleClient.ts", "src/call/CallSession.ts", "src/protocol/Call.ts"]) {
       expect(inputs.some((path) => path.endsWith(module))).toBe(true)
     }

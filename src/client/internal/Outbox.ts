@@ -90,6 +90,14 @@ export const withdraw = (outbox: Outbox, ticket: Ticket): Outbox =>
     : { ...outbox, items: outbox.items.filter((item) => item.ticket !== ticket) }
 
 /**
+ * Whether `ticket`'s frame is still waiting here to be written (being written included).
+ *
+ * @since 0.2.0
+ * @category getters
+ */
+export const holds = (outbox: Outbox, ticket: Ticket): boolean => outbox.items.some((item) => item.ticket === ticket)
+
+/**
  * The head, when it may be handed to the socket now (nothing is being written).
  *
  * @since 0.2.0

@@ -90,14 +90,16 @@ export const open = (tx: Transactions, id: string, ticket: Ticket): Transactions
 
 /**
  * A routed frame came in. A reply (same `id`, a `status`) to waiting requests is progress (202, 406) or final:
- * 200 succeeds, any other status fails with `RequestError` reason `Status`.
+ * 200 succeeds, any other status fails with `RequestError` reason `Status`. Requests whose frame is `unsent` (still
+ * waiting to go out) are not answered by it: they wait for a reply to come after them.
  *
  * @since 0.2.0
  * @category combinators
  */
 export const settle = (
   tx: Transactions,
-  frame: Frame.Routed
+  frame: Frame.Routed,
+  unsent: (ticket: Ticket) => boolean = () => false
 ): {
   readonly tx: Transactions
   readonly progress: ReadonlyArray<Ticket>
@@ -107,16 +109,20 @@ export const settle = (
   const status = frame.status
   const waiting = id === undefined ? undefined : tx.requests.get(id)
   if (id === undefined || status === undefined || waiting === undefined) return { tx, progress: [], answers: [] }
-  if (!Message.isFinalStatus(status)) return { tx, progress: waiting, answers: [] }
+  // A reply cannot come before its request went out: such a frame answers none of the requests still to be sent.
+  const sent = waiting.filter((ticket) => !unsent(ticket))
+  if (sent.length === 0) return { tx, progress: [], answers: [] }
+  if (!Message.isFinalStatus(status)) return { tx, progress: sent, answers: [] }
   const exit: Exit.Exit<Frame.Routed, RequestError> = Message.isSuccess(status)
     ? Exit.succeed(frame)
     : Exit.fail(new RequestError({ reason: "Status", id, status, response: frame }))
   const ids = new Map(tx.ids)
-  for (const ticket of waiting) ids.delete(ticket)
+  for (const ticket of sent) ids.delete(ticket)
+  const left = waiting.filter(unsent)
   return {
-    tx: { ...tx, requests: without(tx.requests, id), ids },
+    tx: { ...tx, requests: left.length === 0 ? without(tx.requests, id) : new Map(tx.requests).set(id, left), ids },
     progress: [],
-    answers: waiting.map((ticket) => [ticket, exit] as const)
+    answers: sent.map((ticket) => [ticket, exit] as const)
   }
 }
 

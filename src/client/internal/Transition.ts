@@ -333,7 +333,7 @@ const online = (
 }
 
 const settle = (state: State, frame: Frame.Routed, out: Out): State => {
-  const { answers, progress, tx } = Transactions.settle(state.tx, frame)
+  const { answers, progress, tx } = Transactions.settle(state.tx, frame, (ticket) => Outbox.holds(state.outbox, ticket))
   for (const ticket of progress) out.push(Command.Progress({ ticket, reply: frame }))
   for (const [ticket] of answers) out.push(Command.CancelTimer({ timer: Timer.Request({ ticket }) }))
   answerAll(out, answers)
