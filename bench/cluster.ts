@@ -22,6 +22,7 @@ import * as Path from "node:path"
 import * as SocketIoClient from "socket.io-client"
 import WebSocket from "ws"
 import { bundleOptions } from "../scripts/build-command.js"
+import { freePort } from "../test/support/freePort.js"
 import { benchDir, build, outDir } from "./build.js"
 import { cpuMillis, median, round } from "./stats.js"
 
@@ -58,16 +59,6 @@ const cpuProf = args.includes("--cpu-prof")
 /** `--only direct|room`: that kind of case only (e.g. to profile it alone). */
 const only = args.includes("--only") ? args[args.indexOf("--only") + 1] : undefined
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const server = Net.createServer()
-    server.once("error", reject)
-    server.listen(0, "127.0.0.1", () => {
-      const port = (server.address() as Net.AddressInfo).port
-      server.close(() => resolve(port))
-    })
-  })
-
 interface Proc {
   readonly pid: number
   readonly port: number
@@ -75,7 +66,7 @@ interface Proc {
 }
 
 const startRedis = async (): Promise<Proc> => {
-  const port = await freePort()
+  const port = await freePort("127.0.0.1")
   const child = spawn("redis-server", [
     "--port",
     String(port),
