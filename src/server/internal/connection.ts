@@ -1,9 +1,9 @@
 /**
  * Owns a connection's life: the connection object (its outbound half in `socketWriter` and `mailbox`, its inbound
- * half in `inbound`, its fiber in `connectionFiber`), `accept` (listeners attached in the upgrade callback, so no
- * frame arrives before someone listens), the handshake's deadline, the close, the teardown (the session ends, see
- * `resume`: at once after a clean close, or held for its peer to resume it when the socket dropped; the fiber ends),
- * and the goodbye when the server stops (shutdown notice, close 1001).
+ * half in `inbound`, its fiber in `connectionFiber`, its socket's events in `connectionSocket`), `accept` (in the
+ * upgrade callback, so no frame arrives before the connection owns the socket), the handshake's deadline, the close,
+ * the teardown (the session ends, see `resume`: at once after a clean close, or held for its peer to resume it when
+ * the socket dropped; the fiber ends), and the goodbye when the server stops (shutdown notice, close 1001).
  *
  * @since 0.2.0
  * @internal
@@ -12,12 +12,13 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import type { Duplex } from "node:stream"
-import { type RawData, WebSocket } from "ws"
+import type { WebSocket } from "ws"
 import type * as Frame from "../../protocol/Frame.js"
 import * as Message from "../../protocol/Message.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import type * as State from "../State.js"
 import * as ConnectionFiber from "./connectionFiber.js"
+import { ConnectionSocket } from "./connectionSocket.js"
 import { add } from "./counters.js"
 import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
@@ -213,79 +214,8 @@ function dropUnclosed(connection: ConnectionImpl): void {
   connection.ws.terminate()
 }
 
-const ignore = () => {}
-
-const noExtensions: object = Object.freeze({})
-
 /** 1006: the socket closed without a close frame. */
 const noCloseFrame = 1006
-
-/**
- * The WebSocket class of the server's sockets (`makeWebSocketServer`). ws delivers a socket's events by calling its
- * `emit`; this one hands those of an accepted socket straight to its connection, so that no socket needs listeners
- * of its own, nor a table of them. A socket without a connection (refused at capacity) has its events emitted as usual.
- *
- * @since 0.2.0
- * @internal
- */
-export class ConnectionSocket extends WebSocket {
-  /** Set by `accept`; declared here so that it is a field of the socket itself, not a property added later. */
-  connection: ConnectionImpl | undefined = undefined
-  /**
-   * ws's table of the socket's negotiated extensions, which its Receiver and Sender share. The server negotiates
-   * none (`makeWebSocketServer`), so every socket shares one frozen empty table instead of an empty object of its
-   * own (56 bytes). ws replaces the table when an extension is negotiated, before the socket starts.
-   */
-  _extensions: object = noExtensions
-
-  /**
-   * The connection takes the socket's events. Nothing listens to the socket then: the emitter's table of listeners
-   * (a dictionary, 160 bytes even when empty) goes. Node's emitters allow that (an emitter without a table makes one
-   * when it is first listened to).
-   */
-  own(connection: ConnectionImpl): void {
-    this.connection = connection
-    const emitter = this as unknown as { _events: object | undefined; _eventsCount: number }
-    if (emitter._eventsCount === 0) emitter._events = undefined
-  }
-
-  // ws emits at most two arguments with each event of a socket.
-  override emit(event: string | symbol, a?: unknown, b?: unknown): boolean {
-    const connection = this.connection
-    if (connection === undefined) return arguments.length <= 1 ? super.emit(event) : super.emit(event, a, b)
-    switch (event) {
-      case "message":
-        connection.onMessage(a as RawData, b as boolean)
-        return true
-      case "pong":
-        connection.alive = true
-        return true
-      case "ping":
-        onPing(connection, a as Buffer)
-        return true
-      case "close":
-        connection.hub.open.delete(this)
-        connection.teardown(a as number)
-        return true
-      // Errors are followed by "close".
-      case "error":
-        return true
-      default:
-        return super.emit(event, a, b)
-    }
-  }
-}
-
-/**
- * Answers a peer's ping with its data. A peer that pings without reading what it is sent is dropped once its socket
- * holds more than the high-water mark, as ws drops a peer with too many answers pending.
- */
-const onPing = (connection: ConnectionImpl, data: Buffer): void => {
-  const ws = connection.ws
-  if (ws.readyState !== ws.OPEN) return
-  if (connection.socket.writableLength > connection.hub.options.highWaterMark) ws.terminate()
-  else ws.pong(data, false, ignore)
-}
 
 /**
  * Takes ownership of a freshly upgraded socket (made by `makeWebSocketServer`, a `ConnectionSocket`), and starts the

@@ -30,6 +30,7 @@ import { ServerError } from "../ServerError.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import * as Connection from "./connection.js"
+import { ConnectionSocket } from "./connectionSocket.js"
 import type { Hub } from "./hub.js"
 import * as IceRoute from "./iceRoute.js"
 import * as Listener from "./listener.js"
@@ -127,7 +128,7 @@ export const serve = (hub: Hub): Effect.Effect<AddressInfo, ServerError, Scope.S
       try: () => Listener.createServer(resolved.tls, httpOptions(resolved), handler),
       catch: (cause) => new ServerError({ reason: "Tls", message: (cause as Error).message, cause })
     })
-    const wss = makeWebSocketServer(resolved, Connection.ConnectionSocket)
+    const wss = makeWebSocketServer(resolved, ConnectionSocket)
     const open = hub.open
 
     // Released last: stop listening and drop whatever is left.
