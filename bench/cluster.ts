@@ -185,6 +185,33 @@ interface Measured {
   readonly sysMicrosPerDelivery: number
 }
 
+/**
+ * After the warm-up, the measurement window: what `count` counted in it per second, and the servers' CPU (all of
+ * `pids`) per delivery, each counted unit being `deliveriesPerUnit` deliveries (a round trip is two).
+ */
+const measure = async (
+  pids: ReadonlyArray<number>,
+  count: () => number,
+  deliveriesPerUnit: number
+): Promise<Measured> => {
+  await settle(warmupMs)
+  const cpuOf = () => pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
+  const sysOf = () => pids.reduce((sum, pid) => sum + sysMillis(pid), 0)
+  const cpu0 = cpuOf()
+  const sys0 = sysOf()
+  const count0 = count()
+  const t0 = Date.now()
+  await settle(measureMs)
+  const elapsed = Date.now() - t0
+  const done = count() - count0
+  const deliveries = deliveriesPerUnit * done
+  return {
+    rate: (done * 1000) / elapsed,
+    cpuMicrosPerDelivery: ((cpuOf() - cpu0) * 1000) / deliveries,
+    sysMicrosPerDelivery: ((sysOf() - sys0) * 1000) / deliveries
+  }
+}
+
 /** Closed-loop ping-pong between pairs (first of each pair on `portA`, second on `portB`). */
 const direct = async (
   connect: Connect,
@@ -207,23 +234,10 @@ const direct = async (
   }
   await settle(500)
   for (let i = 0; i < pairs; i++) clients[2 * i]!.sendTo(clients[2 * i + 1]!.key, 0)
-  await settle(warmupMs)
-  const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
-  const sys0 = pids.reduce((sum, pid) => sum + sysMillis(pid), 0)
-  const trips0 = trips
-  const t0 = Date.now()
-  await settle(measureMs)
-  const elapsed = Date.now() - t0
-  const done = trips - trips0
-  const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
-  const sys = pids.reduce((sum, pid) => sum + sysMillis(pid), 0) - sys0
+  const measured = await measure(pids, () => trips, 2)
   running = false
   for (const c of clients) c.close()
-  return {
-    rate: (done * 1000) / elapsed,
-    cpuMicrosPerDelivery: (cpu * 1000) / (2 * done),
-    sysMicrosPerDelivery: (sys * 1000) / (2 * done)
-  }
+  return measured
 }
 
 /** One sender on `ports[0]`, receivers spread over `ports`, a window of frames in flight (acknowledged by the last). */
@@ -250,23 +264,10 @@ const room = async (connect: Connect, ports: ReadonlyArray<number>, pids: Readon
   })
   await settle(500)
   pump()
-  await settle(warmupMs)
-  const cpu0 = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0)
-  const sys0 = pids.reduce((sum, pid) => sum + sysMillis(pid), 0)
-  const delivered0 = delivered
-  const t0 = Date.now()
-  await settle(measureMs)
-  const elapsed = Date.now() - t0
-  const done = delivered - delivered0
-  const cpu = pids.reduce((sum, pid) => sum + cpuMillis(pid), 0) - cpu0
-  const sys = pids.reduce((sum, pid) => sum + sysMillis(pid), 0) - sys0
+  const measured = await measure(pids, () => delivered, 1)
   running = false
   for (const c of [sender, ...members]) c.close()
-  return {
-    rate: (done * 1000) / elapsed,
-    cpuMicrosPerDelivery: (cpu * 1000) / done,
-    sysMicrosPerDelivery: (sys * 1000) / done
-  }
+  return measured
 }
 
 const kinds = ["direct single", "direct cross-node", "room single", "room two nodes"]
