@@ -82,7 +82,8 @@ export const run = (
         errors += chunk.toString("utf8")
       })
       let exit: Exited | undefined
-      child.once("exit", (code, signal) => {
+      // "close", not "exit": it comes once stdout and stderr are drained, so what the process wrote is all there.
+      child.once("close", (code, signal) => {
         if (partial !== "") lines.push(partial)
         partial = ""
         exit = { code, signal }
