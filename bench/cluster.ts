@@ -5,8 +5,10 @@
  *
  *   npx tsx bench/cluster.ts [--measure ms] [--warmup ms] [--before dir] [--pairs n] [--receivers n] [--repeat n] [--cpu-prof] [--only direct|room]
  *
- * - `direct`: `pairs` closed-loop ping-pongs, one peer of each pair on each node (cross-node), or both on the single
- *   server: round trips per second, and server CPU (both nodes together) per delivered frame.
+ * - `direct`: `pairs` closed-loop ping-pongs, one peer of each pair on each node (cross-node), both on the single
+ *   server, or both on one node of the two (same-node: half the pairs on each, so the load and both nodes share the
+ *   machine's cores as in cross-node, and only Redis is out of the path): round trips per second, and server CPU
+ *   (both nodes together) per delivered frame.
  * - `room`: one sender and `receivers` peers in one room (spread over both nodes, the sender on the first), the
  *   sender keeping a window of frames in flight: deliveries per second, and server CPU per delivery.
  *
@@ -40,9 +42,10 @@ const window = 8
  * Load before a case's measurement starts. The cluster nodes run more code per frame (envelopes, Redis) at about
  * half the frames per node, so they take longer than a single server to have it compiled: with a short warm-up the
  * cross-node figures are mostly JIT compilation and unoptimised code (e.g. 31 µs per delivery after 0.3 s against
- * 24 µs after 9 s in one run), which a long-running server pays once.
+ * 24 µs after 9 s in one run; 22.6 µs after 3 s against 19.4 µs after 10 s in two runs of the same checkout),
+ * which a long-running server pays once.
  */
-const warmupMs = flag("warmup", 3000)
+const warmupMs = flag("warmup", 10_000)
 /**
  * `--before <dir>`: also our server as built from another checkout (e.g. a worktree of the previous commit), run
  * the same way in the same run, its rows prefixed `before`: on a shared machine, figures of separate runs differ
@@ -212,19 +215,21 @@ const measure = async (
   }
 }
 
-/** Closed-loop ping-pong between pairs (first of each pair on `portA`, second on `portB`). */
+/**
+ * Closed-loop ping-pong between pairs, pair `i` connected to the ports `place(i)` gives (ping's, then pong's).
+ */
 const direct = async (
   connect: Connect,
-  portA: number,
-  portB: number,
+  place: (i: number) => readonly [number, number],
   pids: ReadonlyArray<number>
 ): Promise<Measured> => {
   const clients: Array<Client> = []
   let trips = 0
   let running = true
   for (let i = 0; i < pairs; i++) {
-    const ping = await connect(portA, `ping${i}`, "pairs")
-    const pong = await connect(portB, `pong${i}`, "pairs")
+    const [pingPort, pongPort] = place(i)
+    const ping = await connect(pingPort, `ping${i}`, "pairs")
+    const pong = await connect(pongPort, `pong${i}`, "pairs")
     clients.push(ping, pong)
     pong.onMessage = (n) => pong.sendTo(ping.key, n)
     ping.onMessage = () => {
@@ -270,7 +275,7 @@ const room = async (connect: Connect, ports: ReadonlyArray<number>, pids: Readon
   return measured
 }
 
-const kinds = ["direct single", "direct cross-node", "room single", "room two nodes"]
+const kinds = ["direct single", "direct same-node", "direct cross-node", "room single", "room two nodes"]
 const names = [
   ...kinds,
   ...(before === undefined ? [] : kinds.map((k) => `before ${k}`)),
@@ -311,8 +316,12 @@ const main = async () => {
         if (cpuProf && prefix === "") console.error(`profiles: single ${single.pid}, nodes ${a.pid} ${b.pid}`)
         await settle(500)
         const cases: Array<[string, () => Promise<Measured>]> = [
-          [`${prefix}direct single`, () => direct(connect, single.port, single.port, [single.pid])],
-          [`${prefix}direct cross-node`, () => direct(connect, a.port, b.port, [a.pid, b.pid])],
+          [`${prefix}direct single`, () => direct(connect, () => [single.port, single.port], [single.pid])],
+          [
+            `${prefix}direct same-node`,
+            () => direct(connect, (i) => i % 2 === 0 ? [a.port, a.port] : [b.port, b.port], [a.pid, b.pid])
+          ],
+          [`${prefix}direct cross-node`, () => direct(connect, () => [a.port, b.port], [a.pid, b.pid])],
           [`${prefix}room single`, () => room(connect, [single.port], [single.pid])],
           [`${prefix}room two nodes`, () => room(connect, [a.port, b.port], [a.pid, b.pid])]
         ]
@@ -364,6 +373,11 @@ const main = async () => {
     }; room rate ${ratio("room two nodes", "room single", "rate")}, cpu ${
       ratio("room two nodes", "room single", "cpuMicrosPerDelivery")
     }`
+  )
+  console.log(
+    `ours cross-node / ours same-node on the same two nodes: direct rate ${
+      ratio("direct cross-node", "direct same-node", "rate")
+    }, cpu ${ratio("direct cross-node", "direct same-node", "cpuMicrosPerDelivery")}`
   )
   console.log(
     `ours / Socket.IO, cross-node: direct rate ${ratio("direct cross-node", "sio direct cross-node", "rate")}, cpu ${
