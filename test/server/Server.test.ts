@@ -18,6 +18,7 @@ import * as Net from "node:net"
 import type { Frame } from "../../src/protocol/index.js"
 import * as SympleServer from "../../src/server/index.js"
 import {
+  clusterNodes,
   connect,
   eventually,
   expectEffect,
@@ -271,16 +272,24 @@ describe("server", () => {
       yield* ivy.none(isMessage())
     }).pipe(Effect.scoped))
 
-  it.live("events: PeerConnected and PeerDisconnected", () =>
+  // Events stay per node (README, Scaling out): in the spread run each node reports its own peer, not the other's.
+  it.live("events: PeerConnected and PeerDisconnected of the node's own peers", () =>
     Effect.gen(function*() {
       const server = yield* startServer()
-      const collected = yield* server.events.pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+      const nodes = clusterNodes(server)
+      const collected = yield* Effect.forEach(
+        nodes,
+        (node) => node.events.pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+      )
       yield* Effect.sleep(20)
-      const alice = yield* peer(server, "alice")
-      alice.ws.close()
-      const events = yield* Fiber.join(collected)
-      expect(events.map((e) => e._tag)).toEqual(["PeerConnected", "PeerDisconnected"])
-      expect(events[0]!.peer.id).toBe(alice.id)
+      // `connect` takes the nodes in turn, so peer i is on node i.
+      const peers = yield* Effect.forEach(nodes, (_, i) => peer(server, `user${i}`))
+      for (const p of peers) p.ws.close()
+      const events = yield* Effect.forEach(collected, Fiber.join)
+      events.forEach((seen, i) => {
+        expect(seen.map((e) => e._tag)).toEqual(["PeerConnected", "PeerDisconnected"])
+        expect(seen.map((e) => e.peer.id)).toEqual([peers[i]!.id, peers[i]!.id])
+      })
     }).pipe(Effect.scoped))
 
   it.live("layer and layerConfig: SYMPLE_* environment variables override options", () =>

@@ -134,6 +134,10 @@ const startCluster = <ROut extends SympleServer.Services, E>(
     return a
   })
 
+/** The nodes of the server's cluster in spread mode, in the order `connect` takes them; otherwise the server alone. */
+export const clusterNodes = (server: SympleServer.Server): ReadonlyArray<SympleServer.Server> =>
+  clusters.get(server.url)?.nodes ?? [server]
+
 /**
  * The server's counters; in spread mode the sums over its cluster's nodes, each of which counts what its own
  * connections did (a frame is counted on the node of its sender).
