@@ -1,6 +1,6 @@
 /**
  * Failures with real processes: a node killed with SIGKILL (a separate `symple-ts serve --redis` process), and
- * Redis going away and coming back.
+ * Redis going away and coming back, under nodes in this process and under two `symple-ts serve --redis` processes.
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
@@ -106,6 +106,76 @@ describe("failures", () => {
         yield* Effect.sleep(200)
         expect(count(alice, isPresenceOf(bob, false))).toBe(1)
         expect(count(alice, isPresenceOf(carol, true))).toBe(1)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "Redis restarted under `symple-ts serve --redis` processes: each serves its own peers meanwhile, then the live ones act as one again and the one that died is swept",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis
+        const serve = Effect.gen(function*() {
+          const node = yield* run(
+            ["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redis.url],
+            { SYMPLE_REDIS_TTL: "1500" }
+          )
+          const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
+          return { node, url, http: url.replace(/^ws/, "http") }
+        })
+        const [one, two, three] = yield* Effect.all([serve, serve, serve], { concurrency: 3 })
+        const ready = (node: { readonly http: string }) =>
+          Effect.promise(() => fetch(`${node.http}/ready`).then((r) => r.status))
+        const alice = yield* peer(one!, "alice", { rooms: ["lobby"] })
+        const alice2 = yield* peer(one!, "alice2", { rooms: ["lobby"] })
+        const bob = yield* peer(two!, "bob", { rooms: ["lobby"] })
+        const doomed = yield* peer(three!, "doomed", { rooms: ["lobby"] })
+        yield* alice.next(isPresenceOf(bob, true), 5000)
+        yield* bob.next(isPresenceOf(alice2, true), 5000)
+        yield* alice.next(isPresenceOf(doomed, true), 5000)
+        yield* bob.next(isPresenceOf(doomed, true), 5000)
+        alice.send({ type: "message", to: "lobby", data: { text: "before" } })
+        yield* bob.next(isMessage(text("before")))
+
+        yield* redis.stop
+        yield* eventually(Effect.flatMap(ready(one!), (status) => status === 503 ? Effect.void : Effect.fail(status)))
+        alice.send({ type: "message", to: "lobby", data: { text: "during" } })
+        yield* alice2.next(isMessage(text("during")))
+        yield* bob.none(isMessage(text("during")), 200)
+        // A node that dies while Redis is away never comes back to it.
+        three!.node.child.kill("SIGKILL")
+        yield* three!.node.exited()
+
+        yield* redis.restart
+        for (const node of [one!, two!]) {
+          yield* eventually(
+            Effect.flatMap(ready(node), (status) => status === 200 ? Effect.void : Effect.fail(status)),
+            5000
+          )
+        }
+        // Both came back with the sessions they held: cross-node frames flow again, both ways, with no presence
+        // repeated (nobody went offline).
+        yield* eventually(
+          Effect.suspend(() => {
+            alice.send({ type: "message", to: bob.address, data: { text: "after" } })
+            return bob.next(isMessage(text("after")), 200)
+          }),
+          5000
+        )
+        bob.send({ type: "message", to: "lobby", data: { text: "back" } })
+        yield* alice.next(isMessage(text("back")))
+        yield* alice2.next(isMessage(text("back")))
+        expect(count(alice, isPresenceOf(bob, false))).toBe(0)
+        expect(count(bob, isPresenceOf(alice, false))).toBe(0)
+        expect(count(alice, isPresenceOf(bob, true))).toBe(1)
+        expect(count(bob, isPresenceOf(alice, true))).toBe(1)
+        // The dead node is swept once the nodes that came back have had one TTL to do so: its peer goes offline to
+        // each neighbour, once.
+        yield* alice.next(isPresenceOf(doomed, false), 5000)
+        yield* bob.next(isPresenceOf(doomed, false), 5000)
+        yield* Effect.sleep(300)
+        expect(count(alice, isPresenceOf(doomed, false))).toBe(1)
+        expect(count(bob, isPresenceOf(doomed, false))).toBe(1)
       }).pipe(Effect.scoped),
     30_000
   )

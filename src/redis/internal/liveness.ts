@@ -84,7 +84,9 @@ export class Liveness {
     for (const other of byNode(this.replica.local.registry.snapshotUnsafe()).keys()) if (other !== "") known.add(other)
     known.delete(node)
     for (const other of known) {
-      if ((await client.exists(keys.alive(other))) === 0) await sweep(client, keys, this.replica, other)
+      if ((await client.exists(keys.alive(other))) === 0 && !this.sync.sparing()) {
+        await sweep(client, keys, this.replica, other)
+      }
     }
   }
 

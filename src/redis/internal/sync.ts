@@ -1,8 +1,9 @@
 /**
  * Owns the (re)synchronisation of this node with the directory in Redis, at start and whenever the node comes back
  * to Redis or finds it was taken for dead: it writes the node's part (its sessions hash, its membership, a first
- * heartbeat), announces it (`sync`), then reads the other nodes' parts into the replica, sweeping the dead ones.
- * One runs at a time; one asked for meanwhile runs again after it.
+ * heartbeat), announces it (`sync`), then reads the other nodes' parts into the replica, sweeping the dead ones
+ * (after a return to Redis, only those still missing one TTL later). One runs at a time; one asked for meanwhile
+ * runs again after it.
  *
  * @since 0.2.0
  * @internal
@@ -20,6 +21,13 @@ import type { Client, Keys, Status } from "./status.js"
 export class Sync {
   syncing = false
   again = false
+  /**
+   * Until when a node missing from Redis is spared (not swept): set by every resync after the first, i.e. when this
+   * node comes back to Redis. A Redis that restarted empty has lost every node's keys, and the others put theirs
+   * back only when they notice, each on its own schedule: sweeping them meanwhile would announce their peers offline
+   * and then online again. A node that has not come back within one TTL is swept then, by the heartbeat.
+   */
+  graceUntil = 0
 
   constructor(
     readonly client: Client,
@@ -42,6 +50,7 @@ export class Sync {
     const node = this.status.node
     const registry = replica.local.registry
     this.syncing = true
+    if (this.status.counters.syncs > 0) this.graceUntil = Date.now() + this.ttl
     replica.tombstones = new Set()
     try {
       this.outbox.flush()
@@ -58,13 +67,13 @@ export class Sync {
       nodes.delete(node)
       for (const other of nodes) {
         if ((await client.exists(keys.alive(other))) === 0) {
-          await sweep(client, keys, replica, other)
+          if (!this.sparing()) await sweep(client, keys, replica, other)
           continue
         }
         replica.reconcile(other, toEntries(await client.hGetAll(keys.sessions(other))))
       }
       for (const known of byNode(registry.snapshotUnsafe()).keys()) {
-        if (known !== "" && !nodes.has(known)) replica.reconcile(known, [])
+        if (known !== "" && !nodes.has(known) && !this.sparing()) replica.reconcile(known, [])
       }
       this.status.counters.syncs++
       this.status.connected = this.subscribed() && client.isReady
@@ -76,5 +85,10 @@ export class Sync {
       this.again = false
       await this.resync()
     }
+  }
+
+  /** Whether nodes missing from Redis are spared for now (see `graceUntil`). */
+  sparing(): boolean {
+    return Date.now() < this.graceUntil
   }
 }
