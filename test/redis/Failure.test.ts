@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
 import { run } from "../cli/support.js"
 import {
   eventually,
@@ -106,6 +107,41 @@ describe("failures", () => {
         yield* Effect.sleep(200)
         expect(count(alice, isPresenceOf(bob, false))).toBe(1)
         expect(count(alice, isPresenceOf(carol, true))).toBe(1)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
+    "Redis drops the subscriber connections (CLIENT KILL TYPE pubsub): each node resubscribes by itself and resyncs",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis
+        const a = yield* startNode(redis.url, {}, 1500)
+        const b = yield* startNode(redis.url, {}, 1500)
+        const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
+        const bob = yield* peer(b, "bob", { rooms: ["lobby"] })
+        yield* converged([a, b], 2)
+        yield* alice.next(isPresenceOf(bob, true))
+        const syncs = (yield* a.brokerStatus).syncs + (yield* b.brokerStatus).syncs
+        const killed = execFileSync("redis-cli", ["-p", String(redis.port), "CLIENT", "KILL", "TYPE", "pubsub"])
+        expect(Number(killed.toString().trim())).toBe(2)
+        // Only the subscriber connections went: the nodes notice the loss on their own, with nothing published.
+        yield* eventually(
+          Effect.gen(function*() {
+            const now = (yield* a.brokerStatus).syncs + (yield* b.brokerStatus).syncs
+            if (now < syncs + 2) return yield* Effect.fail(new Error(`${now - syncs} resyncs`))
+          }),
+          5000
+        )
+        const carol = yield* peer(b, "carol", { rooms: ["lobby"] })
+        yield* alice.next(isPresenceOf(carol, true), 5000)
+        alice.send({ type: "message", to: "lobby", data: { text: "again" } })
+        yield* bob.next(isMessage(text("again")))
+        yield* carol.next(isMessage(text("again")))
+        bob.send({ type: "message", to: alice.address, data: { text: "back" } })
+        yield* alice.next(isMessage(text("back")))
+        expect(count(alice, isPresenceOf(bob, false))).toBe(0)
+        expect(count(alice, isPresenceOf(bob, true))).toBe(1)
       }).pipe(Effect.scoped),
     30_000
   )

@@ -88,6 +88,21 @@ describe("the publishing connection", () => {
       yield* expectThat(() => expect(seen.dropped).toBe(5))
     }).pipe(Effect.scoped))
 
+  it.live("a publish that no subscriber receives counts its recipients as dropped (the node is not listening)", () =>
+    Effect.gen(function*() {
+      const redis = yield* startRedis
+      const { publisher: pub, seen } = yield* publisher(redis.url)
+      expect(pub.send(encodeCommand(["PUBLISH", "nobody", "lost"]), 4)).toBe(true)
+      // Replies of 10 and more subscribers are not zeros: ten of them, then one more publish with nobody.
+      const subs = yield* Effect.forEach(Array.from({ length: 10 }), () => subscribe(redis.url, "ch"))
+      expect(pub.send(encodeCommand(["PUBLISH", "ch", "kept"]), 2)).toBe(true)
+      expect(pub.send(encodeCommand(["PUBLISH", "nobody", "lost"]), 3)).toBe(true)
+      // Commands without frames answered 0 are not counted.
+      expect(pub.send(encodeCommand(["PUBLISH", "nobody", "directory"]), 0)).toBe(true)
+      yield* expectThat(() => expect(subs.every((sub) => sub.received.length === 1)).toBe(true))
+      yield* expectThat(() => expect(seen.dropped).toBe(7))
+    }).pipe(Effect.scoped))
+
   it.live("Redis away: frames dropped and counted; it reconnects by itself and says so", () =>
     Effect.gen(function*() {
       const redis = yield* startRedis

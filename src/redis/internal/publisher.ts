@@ -12,8 +12,8 @@
  * stays on node-redis.
  *
  * Replies come back in order, so a queue of what each pending command carried (its recipients, for frames) is
- * enough: an error reply counts those recipients as dropped, and so does losing the connection with commands
- * unanswered. A lost connection is reopened by itself (the same backoff as the client's: 50 ms doubling up to 1 s);
+ * enough: an error reply counts those recipients as dropped, and so do a `PUBLISH` that no subscriber received and
+ * losing the connection with commands unanswered. A lost connection is reopened by itself (the same backoff as the client's: 50 ms doubling up to 1 s);
  * `onReady` then tells the broker, which resyncs (the changes written meanwhile are lost). Bytes that Redis has not
  * taken yet are bounded (`maxWaiting`): past that, frames are dropped and counted, as when Redis is away.
  *
@@ -126,6 +126,8 @@ export class Publisher {
   private head = 0
   /** The first byte of the reply line being read, or 0 at the start of a line. */
   private lineType = 0
+  /** Whether the integer reply being read is 0 so far. */
+  private zero = true
 
   constructor(readonly to: Target, readonly hooks: Hooks) {}
 
@@ -206,7 +208,12 @@ export class Publisher {
     })
   }
 
-  /** Counts the replies in a chunk; anything but a status, an integer or an error is not ours to read. */
+  /**
+   * Counts the replies in a chunk; anything but a status, an integer or an error is not ours to read. A command
+   * carrying frames is a `PUBLISH`, whose integer reply is how many subscribers received it: 0 means the node it was
+   * for is not listening (its subscriber connection is gone, or the node is), so its frames are counted as dropped
+   * too, as they are lost all the same.
+   */
   private replies(chunk: Buffer, socket: Socket): void {
     for (let i = 0; i < chunk.length; i++) {
       const byte = chunk[i]!
@@ -217,10 +224,16 @@ export class Publisher {
           return
         }
         this.lineType = byte
+        this.zero = true
       } else if (byte === 10) {
         const recipients = this.pending[this.head++] ?? 0
-        if (this.lineType === 45 && recipients > 0) this.hooks.dropped(recipients)
+        if (recipients > 0 && (this.lineType === 45 || (this.lineType === 58 && this.zero))) {
+          this.hooks.dropped(recipients)
+        }
         this.lineType = 0
+      } else if (byte !== 48 && byte !== 13) {
+        // Any character of the line but `0` and the `\r` that ends it: not a zero (read for integers only).
+        this.zero = false
       }
     }
     if (this.head > 1024 && this.head * 2 > this.pending.length) {
