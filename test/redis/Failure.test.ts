@@ -22,6 +22,16 @@ import { converged, startNode } from "./support.js"
 const text = (t: string) => (f: Received) => f.data?.text === t
 const count = (client: Peer, predicate: (f: Received) => boolean) => client.all.filter(predicate).length
 
+/** A `symple-ts serve --redis` process (the built command) on a free port: the program, its ws:// and http:// URLs. */
+const serveNode = (redisUrl: string, ttl: number) =>
+  Effect.gen(function*() {
+    const node = yield* run(["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redisUrl], {
+      SYMPLE_REDIS_TTL: String(ttl)
+    })
+    const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
+    return { node, url, http: url.replace(/^ws/, "http") }
+  })
+
 describe("failures", () => {
   it.live(
     "a node killed with SIGKILL: its sessions go offline to each neighbour on the other nodes, once",
@@ -31,10 +41,7 @@ describe("failures", () => {
         const ttl = 900
         const a = yield* startNode(redis.url, {}, ttl)
         const b = yield* startNode(redis.url, {}, ttl)
-        const node = yield* run(["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redis.url], {
-          SYMPLE_REDIS_TTL: String(ttl)
-        })
-        const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
+        const { node, url } = yield* serveNode(redis.url, ttl)
         const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
         const bob = yield* peer(b, "bob", { rooms: ["lobby"] })
         const doomed = yield* peer({ url }, "doomed", { rooms: ["lobby"] })
@@ -151,14 +158,7 @@ describe("failures", () => {
     () =>
       Effect.gen(function*() {
         const redis = yield* startRedis
-        const serve = Effect.gen(function*() {
-          const node = yield* run(
-            ["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redis.url],
-            { SYMPLE_REDIS_TTL: "1500" }
-          )
-          const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
-          return { node, url, http: url.replace(/^ws/, "http") }
-        })
+        const serve = serveNode(redis.url, 1500)
         const [one, two, three] = yield* Effect.all([serve, serve, serve], { concurrency: 3 })
         const ready = (node: { readonly http: string }) =>
           Effect.promise(() => fetch(`${node.http}/ready`).then((r) => r.status))
