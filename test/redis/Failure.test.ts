@@ -63,6 +63,34 @@ describe("failures", () => {
   )
 
   it.live(
+    "a node stalled past its TTL (SIGSTOP) is swept; when it runs again (SIGCONT) it rejoins, its peers online again",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* startRedis
+        const ttl = 900
+        const a = yield* startNode(redis.url, {}, ttl)
+        const { node, url } = yield* serveNode(redis.url, ttl)
+        const alice = yield* peer(a, "alice", { rooms: ["lobby"] })
+        const sleeper = yield* peer({ url }, "sleeper", { rooms: ["lobby"] })
+        yield* alice.next(isPresenceOf(sleeper, true))
+        node.child.kill("SIGSTOP")
+        yield* alice.next(isPresenceOf(sleeper, false), 5000)
+        node.child.kill("SIGCONT")
+        // Its heartbeat finds that it was taken for dead: it writes itself back, and the others take its peers back.
+        yield* alice.next(isPresenceOf(sleeper, true), 5000)
+        yield* converged([a], 2)
+        alice.send({ type: "message", to: sleeper.address, data: { text: "awake?" } })
+        yield* sleeper.next(isMessage(text("awake?")))
+        sleeper.send({ type: "message", to: "lobby", data: { text: "yes" } })
+        yield* alice.next(isMessage(text("yes")))
+        yield* Effect.sleep(ttl)
+        expect(count(alice, isPresenceOf(sleeper, false))).toBe(1)
+        expect(count(alice, isPresenceOf(sleeper, true))).toBe(2)
+      }).pipe(Effect.scoped),
+    30_000
+  )
+
+  it.live(
     "Redis goes away: local peers still served, cross-node frames dropped and counted; on return it converges",
     () =>
       Effect.gen(function*() {
