@@ -4,9 +4,7 @@ import { defineConfig } from "vitest/config"
  * The suites that run a second time (project `spread`) with every server a cluster of two nodes on one Redis and
  * their clients spread over both (see `startServer` in test/server/support.ts); the tests they leave out, each with
  * its reason, are listed in test/setup-spread.ts. The other suites test one process (its limits, counters, memory
- * and lifecycle), pure modules, or the clients against a server; test/redis/ has the cluster's own tests. Session
- * resume (Resume.test.ts) works on the node that holds the session, a fresh session elsewhere (README, "Scaling
- * out"), and its tests read the registry instance they give the server, which both nodes would share.
+ * and lifecycle), pure modules, or the clients against a server; test/redis/ has the cluster's own tests.
  */
 export const spread = [
   "test/server/Routing.test.ts",
@@ -14,6 +12,7 @@ export const spread = [
   "test/server/Permissions.test.ts",
   "test/server/Server.test.ts",
   "test/server/Handshake.test.ts",
+  "test/server/Resume.test.ts",
   "test/server/Wire.test.ts",
   "test/server/Fuzz.test.ts"
 ]

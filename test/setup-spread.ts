@@ -18,6 +18,11 @@ export const excluded: Record<string, Record<string, string>> = {
     "server > layer and layerConfig: SYMPLE_* environment variables override options":
       "starts no server through the test helpers: nothing to spread"
   },
+  "test/server/Resume.test.ts": {
+    "session resume > a resumed session keeps its rate-limit bucket: a blip does not refill it":
+      "rate-limit buckets live in each node's memory: a session resumed on the other node (handed over) starts " +
+      "with a full bucket there"
+  },
   "test/server/Handshake.test.ts": {
     "handshake > max connections: 503, close 1013, peer count unchanged":
       "maxConnections is a limit of each node's sockets: the second client connects to the other node"

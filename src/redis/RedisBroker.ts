@@ -16,7 +16,8 @@
  * records on the wire), `replica` (other nodes' sessions in the registry), `changes` (local sessions' changes
  * published), `envelope` and `outbox` (frames to other nodes), `subscriber` (the node's channels, resubscribing),
  * `sync` (writing this node's part, reading the others'), `liveness` (heartbeats, sweeps, leaving), `connection`
- * and `publisher` (the connections), `status` (counters and readiness).
+ * and `publisher` (the connections), `status` (counters and readiness), `handover` (a detached session moved to
+ * the node its peer came back to).
  *
  * Keys and channels (prefix `symple:v2`, see the README's "Scaling out"; v2 since the envelope's ids became binary:
  * nodes of different versions do not share a cluster):
@@ -26,6 +27,8 @@
  * - `symple:v2:node:<node>:sessions` (hash): session id to `{"peer":…,"rooms":[…],"virtual":bool}`.
  * - channel `symple:v2:directory`: membership events (JSON, see `Event`).
  * - channel `symple:v2:node:<node>`: frames for the node's sessions (binary envelope, see `envelope`).
+ * - channel `symple:v2:node:<node>:handover`: session handovers asked of or answered to the node (see
+ *   `internal/handover`; directory event `move` when a session changed nodes).
  * - channel `symple:broadcast` (the JavaScript server's): frames routed as `inject` routes them.
  *
  * @since 0.2.0
@@ -41,8 +44,10 @@ import { ServerError } from "../server/ServerError.js"
 import { publishing } from "./internal/changes.js"
 import { connect } from "./internal/connection.js"
 import * as internal from "./internal/envelope.js"
+import { Handovers } from "./internal/handover.js"
 import { leave, Liveness } from "./internal/liveness.js"
-import { Outbox, publishTo } from "./internal/outbox.js"
+import { Outbox, publishTo, RemoteHandle } from "./internal/outbox.js"
+import { encodeCommand } from "./internal/publisher.js"
 import { Replica } from "./internal/replica.js"
 import { Status } from "./internal/status.js"
 import { receiver, Subscriber } from "./internal/subscriber.js"
@@ -59,6 +64,11 @@ export interface Options {
   readonly ttl?: Duration.Input | undefined
   /** Key and channel prefix of the cluster's own traffic (default `symple:v2`). */
   readonly prefix?: string | undefined
+  /**
+   * How long a node that received a resume token for another node's session waits for that node to hand the
+   * session over before it gives the peer a new session instead (default 2 s, at most the TTL).
+   */
+  readonly handoverTimeout?: Duration.Input | undefined
 }
 
 /**
@@ -75,7 +85,9 @@ export interface Entry {
 
 /**
  * A membership event on the directory channel. `sync` lists every session of a node (sent when it joins the
- * cluster and whenever it comes back to Redis); `down` says a node is gone (stopped, or its heartbeat expired).
+ * cluster and whenever it comes back to Redis); `down` says a node is gone (stopped, or its heartbeat expired);
+ * `move` says a session of node `from` now lives on `node` (handed over on a resume, see `internal/handover`): no
+ * presence goes out for it.
  *
  * @since 0.2.0
  * @category models
@@ -86,6 +98,7 @@ export type Event =
   | { readonly op: "join" | "leave"; readonly node: string; readonly id: string; readonly room: string }
   | { readonly op: "sync"; readonly node: string; readonly sessions: ReadonlyArray<Entry> }
   | { readonly op: "down"; readonly node: string }
+  | { readonly op: "move"; readonly node: string; readonly from: string; readonly entry: Entry }
 
 /**
  * The names of the cluster's keys and channels.
@@ -99,6 +112,7 @@ export const names = (prefix = "symple:v2") => ({
   sessions: (node: string) => `${prefix}:node:${node}:sessions`,
   directory: `${prefix}:directory`,
   node: (node: string) => `${prefix}:node:${node}`,
+  handover: (node: string) => `${prefix}:node:${node}:handover`,
   /** The JavaScript server's channel. */
   broadcast: "symple:broadcast"
 })
@@ -172,12 +186,45 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
     const node = status.node
     const channels = new Map<string, Buffer>()
     const outbox = new Outbox(publishTo(status, keys.node, channels))
+    const handoverTimeout = Math.min(
+      ttl,
+      Duration.toMillis(Duration.fromInputUnsafe(options.handoverTimeout ?? Duration.seconds(2)))
+    )
+    /** Session handovers (made by `start`). */
+    let handovers: Handovers | undefined
+    /** The registry the server was given back (`attach`). */
+    let published: Broker.Local["registry"] | undefined
 
     const start = (local: Broker.Local): Effect.Effect<void, ServerError, Scope.Scope> =>
       Effect.gen(function*() {
         status.registry = local.registry
         const runNow = Effect.runSyncWith(yield* Effect.context<never>())
         const replica = new Replica(node, local, runNow, outbox, channels)
+        const handing = new Handovers({
+          node,
+          registry: local.registry,
+          published: published ?? local.registry,
+          local,
+          runNow,
+          channel: keys.handover,
+          publish: (channel, message) => {
+            const publisher = status.publisher
+            if (publisher === undefined || !publisher.ready) return false
+            outbox.flush()
+            return publisher.send(encodeCommand(["PUBLISH", channel, message]), 0)
+          },
+          remote: (to, id) => new RemoteHandle(to, id, outbox),
+          removed: (id) => {
+            const publisher = status.publisher
+            if (publisher !== undefined && publisher.ready) {
+              publisher.send(encodeCommand(["HDEL", keys.sessions(node), id]), 0)
+            }
+          },
+          timeoutMillis: handoverTimeout,
+          forwardMillis: ttl
+        })
+        handovers = handing
+        replica.moved = (to, from, id) => handing.moved(to, from, id)
         // The subscriber and the sync need each other (a resync follows each new subscription; a resync leaves the
         // node `connected` only if subscribed): each reaches the other through a function, called once `start`
         // subscribes or a connection comes back after a loss, when both exist.
@@ -186,7 +233,11 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
           client,
           keys,
           status,
-          { ...receiver(local, status.counters), directory: replica.onDirectory },
+          {
+            ...receiver(local, status.counters, handing),
+            directory: replica.onDirectory,
+            handover: (message) => handing.onMessage(message)
+          },
           () => sync.resync()
         )
         const sync: Sync = new Sync(client, keys, ttl, status, outbox, replica, () => subscriber.current !== undefined)
@@ -197,6 +248,7 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
 
         yield* Effect.addFinalizer(() =>
           Effect.promise(async () => {
+            handing.close()
             subscriber.stop()
             status.connected = false
             outbox.flush()
@@ -218,7 +270,15 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
       })
 
     return Broker.Broker.of({
-      attach: (registry) => Effect.succeed({ registry: publishing(registry, status, outbox, keys), start }),
+      attach: (registry) =>
+        Effect.sync(() => {
+          published = publishing(registry, status, outbox, keys, (id) => handovers?.arrived(id))
+          return {
+            registry: published,
+            start,
+            handover: (request) => handovers === undefined ? Effect.succeed(undefined) : handovers.request(request)
+          }
+        }),
       status: Effect.sync(() => status.read())
     })
   })

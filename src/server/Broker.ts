@@ -11,6 +11,11 @@
  * (through `Local`), which tells this node's peers about them (online / offline presence), so that every
  * neighbour hears of a peer exactly once, from its own node.
  *
+ * A broker may also hand detached sessions between nodes (`Attached.handover`, `Local.handOver`): a resume token
+ * that reaches another node than the one holding its session moves the session there, as if the peer had come back
+ * to its own node. The single node has no such capability; the server asks for it only for sessions of other
+ * nodes (see `internal/resume`).
+ *
  * @since 0.2.0
  */
 import * as Context from "effect/Context"
@@ -18,6 +23,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import type * as Frame from "../protocol/Frame.js"
+import type * as Peer from "../protocol/Peer.js"
 import type * as PeerRegistry from "./PeerRegistry.js"
 import type { ServerError } from "./ServerError.js"
 import type * as State from "./State.js"
@@ -71,6 +77,48 @@ export interface Local {
   readonly evicted: (sessions: ReadonlyArray<State.Session<PeerRegistry.Handle>>, room: string) => void
   /** Routes a frame from outside the peer network (as `inject` does) to this node's sessions only. */
   readonly inject: (frame: Frame.Frame) => number
+  /**
+   * Another node asks for a detached session of this node: `token` and `user` are checked as a local resume checks
+   * them (detached, same user, the current secret, within the window; the token then stops working). When they are
+   * good the session stops being this node's without ending (no presence, no event, its buffer and timer gone) and
+   * is reached through `handle` (the other node) from now on; its peer record, rooms and held frames are returned.
+   * `undefined` when refused.
+   */
+  readonly handOver: (token: string, user: string, handle: PeerRegistry.Handle) => HandedOver | undefined
+}
+
+/**
+ * A detached session as its node hands it over: the peer record its neighbours know, its rooms, and the frames
+ * held for it (complete WebSocket frames, in order).
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HandedOver {
+  readonly id: string
+  readonly peer: Peer.Peer
+  readonly rooms: ReadonlyArray<string>
+  readonly frames: ReadonlyArray<Uint8Array>
+}
+
+/**
+ * A session another node handed over to this one (see `Attached.handover`). Until `take` or `drop`, the broker
+ * holds what is routed to the session here.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface Handed {
+  readonly peer: Peer.Peer
+  readonly rooms: ReadonlyArray<string>
+  /**
+   * The frames held on the other node, then those routed to the session since, in order. To be called in the same
+   * synchronous step as the registry's `resume(id, handle)` that makes the session this node's (the broker then
+   * tells the cluster that it moved): nothing can reach the session in between.
+   */
+  readonly take: () => ReadonlyArray<Uint8Array>
+  /** The session is not wanted after all (its new connection went while it was on its way): it ends. */
+  readonly drop: () => void
 }
 
 /**
@@ -84,6 +132,21 @@ export interface Local {
 export interface Attached {
   readonly registry: Context.Service.Shape<typeof PeerRegistry.PeerRegistry>
   readonly start: (local: Local) => Effect.Effect<void, ServerError, Scope.Scope>
+  /**
+   * Optional: asks `node`, which holds session `id` (known from the directory), to hand it over to this node,
+   * offering the resume token and the user the new connection authenticated as. Succeeds with the session, or with
+   * `undefined` when the other node refuses or does not answer within the broker's bound (or `withinMillis`, if
+   * shorter). Never fails.
+   */
+  readonly handover?:
+    | ((request: {
+      readonly node: string
+      readonly id: string
+      readonly token: string
+      readonly user: string
+      readonly withinMillis: number
+    }) => Effect.Effect<Handed | undefined>)
+    | undefined
 }
 
 /**

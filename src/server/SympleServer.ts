@@ -189,6 +189,7 @@ export const make = (
       joinPolicy,
       rateLimit: yield* RateLimit.RateLimit,
       brokerStatus: brokerService.status,
+      handover: broker.handover,
       events: yield* PubSub.unbounded<ServerEvent>(),
       // Work started from socket listeners runs with the application's Logger, Tracer and services.
       context: yield* Effect.context<never>()

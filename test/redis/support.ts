@@ -12,6 +12,8 @@ export interface NodeOptions {
   readonly ttl?: number
   /** The broker's key and channel prefix: nodes of one prefix are one cluster (default the broker's own). */
   readonly prefix?: string
+  /** The broker's `handoverTimeout` in ms (default the broker's own). */
+  readonly handoverTimeout?: number
 }
 
 /**
@@ -26,7 +28,12 @@ export const startNodeWith = <ROut extends SympleServer.Services, E>(
 ) =>
   Effect.gen(function*() {
     const resolved = { port: 0, host: "127.0.0.1", ...options }
-    const broker = yield* Layer.build(RedisBroker.layer({ url, ttl: node.ttl ?? 10_000, prefix: node.prefix }))
+    const broker = yield* Layer.build(RedisBroker.layer({
+      url,
+      ttl: node.ttl ?? 10_000,
+      prefix: node.prefix,
+      handoverTimeout: node.handoverTimeout
+    }))
     const own = yield* Layer.build(Layer.fresh(services))
     const defaults = yield* Layer.build(SympleServer.layerDefaults(resolved))
     return yield* SympleServer.make(resolved).pipe(

@@ -4,12 +4,14 @@
  * was routed to it meanwhile) while its neighbours see nothing; anything else is a new session.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { type Context, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
 import * as PeerRegistry from "../../src/server/PeerRegistry.js"
 import * as State from "../../src/server/State.js"
 import type * as SympleServer from "../../src/server/SympleServer.js"
 import {
   type Client,
+  clusterConnections,
+  clusterStats,
   connect,
   expectEffect,
   isPresenceOf,
@@ -21,13 +23,27 @@ import {
   startServerWith
 } from "./support.js"
 
-/** A server whose registry the test can read (to see sessions detached). */
+/**
+ * A server whose registry the test can read (to see sessions detached). In the spread run each node builds the
+ * layer, so each has a registry of its own; a session is detached or not on the node that holds it.
+ */
 const start = (options: Partial<SympleServer.ServerOptions> = {}) =>
   Effect.gen(function*() {
-    const registry = yield* PeerRegistry.make
-    const server = yield* startServerWith(Layer.succeed(PeerRegistry.PeerRegistry, registry), options)
-    const detached = (id: string) => Effect.map(registry.snapshot, (state) => State.session(state, id)?.detached)
-    return { server, registry, detached } as const
+    const registries: Array<Context.Service.Shape<typeof PeerRegistry.PeerRegistry>> = []
+    const registry = Layer.effect(
+      PeerRegistry.PeerRegistry,
+      Effect.tap(PeerRegistry.make, (made) => Effect.sync(() => registries.push(made)))
+    )
+    const server = yield* startServerWith(registry, options)
+    const detached = (id: string) =>
+      Effect.sync(() => {
+        for (const held of registries) {
+          const session = State.session(held.snapshotUnsafe(), id)
+          if (session !== undefined && session.member.handle.node === undefined) return session.detached
+        }
+        return undefined
+      })
+    return { server, detached } as const
   })
 
 type Started = Effect.Success<ReturnType<typeof start>>
@@ -78,17 +94,17 @@ describe("session resume", () => {
       yield* blip(started, alice)
       // Still a peer, reachable, in its rooms; no longer a connection.
       expect(yield* server.peerCount).toBe(3)
-      expect(yield* server.connectionCount).toBe(2)
+      expect(yield* clusterConnections(server)).toBe(2)
       expect((yield* server.peersInRoom("lobby")).map((p) => p.id)).toContain(alice.id)
 
       // Frames for the absent peer: direct, to its room, to its user, through the server's API.
       for (let n = 0; n < 40; n++) bob.send({ type: "message", to: alice.address, data: { n } })
       // Frames of different senders are in the order the server receives them: carol's goes after bob's.
-      yield* expectEffect(server.stats, (s) => s.received === 40)
+      yield* expectEffect(clusterStats(server), (s) => s.received === 40)
       carol.send({ type: "message", to: "lobby", data: { n: 40 } })
-      yield* expectEffect(server.stats, (s) => s.received === 41)
+      yield* expectEffect(clusterStats(server), (s) => s.received === 41)
       bob.send({ type: "message", to: "alice", data: { n: 41 } })
-      yield* expectEffect(server.stats, (s) => s.received === 42)
+      yield* expectEffect(clusterStats(server), (s) => s.received === 42)
       expect(yield* server.sendTo(alice.id, { type: "message", data: { n: 42 } })).toBe(true)
 
       const back = yield* comeBack(server, "alice", first, { rooms: ["lobby"] })
@@ -254,7 +270,7 @@ describe("session resume", () => {
       const started = yield* start({ resumeWindow: 5000, rateLimit: 5, rateSeconds: 60 })
       const alice = yield* peer(started.server, "alice", { rooms: ["lobby"] })
       for (let n = 0; n < 4; n++) alice.send({ type: "message", to: "lobby", data: n })
-      yield* expectEffect(started.server.stats, (s) => s.received === 4)
+      yield* expectEffect(clusterStats(started.server), (s) => s.received === 4)
       yield* blip(started, alice)
       const back = yield* comeBack(started.server, "alice", tokenOf(alice.welcome))
       expect(back.welcome).toMatchObject({ resumed: true })
@@ -284,11 +300,11 @@ describe("session resume", () => {
         yield* blip(started, alice)
         // Five frames fit; the sixth does not.
         for (let n = 0; n < 5; n++) bob.send({ type: "message", to: alice.address, data })
-        yield* expectEffect(started.server.stats, (s) => s.received === 5)
+        yield* expectEffect(clusterStats(started.server), (s) => s.received === 5)
         expect(yield* started.detached(alice.id), limit).toBe(true)
         bob.send({ type: "message", to: alice.address, data })
         yield* bob.next(isPresenceOf(alice, false))
-        expect((yield* started.server.stats).slowConsumers).toBe(1)
+        expect((yield* clusterStats(started.server)).slowConsumers).toBe(1)
         expect(yield* started.detached(alice.id)).toBeUndefined()
         const back = yield* comeBack(started.server, "alice", tokenOf(alice.welcome)).pipe(Scope.provide(scope))
         expect(back.welcome).toMatchObject({ resumed: false })

@@ -154,6 +154,16 @@ export const clusterStats = (server: SympleServer.Server): Effect.Effect<SympleS
   })
 }
 
+/** The server's open connections; in spread mode the sum over its cluster's nodes. */
+export const clusterConnections = (server: SympleServer.Server): Effect.Effect<number> => {
+  const cluster = clusters.get(server.url)
+  if (cluster === undefined) return server.connectionCount
+  return Effect.map(
+    Effect.forEach(cluster.nodes, (node) => node.connectionCount),
+    (counts) => counts.reduce((a, b) => a + b, 0)
+  )
+}
+
 /**
  * Spread mode: waits until every node of the cluster sees session `id` as its own node does: known or not, and in
  * each of `rooms` or not. Membership travels between nodes as a directory event through Redis, so a test that has

@@ -2,7 +2,8 @@
  * Owns the way the changes of local sessions reach the cluster: the registry the server is given back (`attach`)
  * is its own, wrapped so that each change of a local session (connect, disconnect, join, leave) is written to the
  * node's sessions hash and announced on the directory channel, on the publishing connection, behind the frames
- * queued before it. Changes made while Redis is away are not written: the node resyncs when it returns.
+ * queued before it. A session another node handed over (see `handover`) is published as a `move` when the server
+ * makes it local (`resume`). Changes made while Redis is away are not written: the node resyncs when it returns.
  *
  * @since 0.2.0
  * @internal
@@ -22,7 +23,14 @@ import type { Keys, Registry, Status } from "./status.js"
  * @since 0.2.0
  * @internal
  */
-export const publishing = (registry: Registry, status: Status, outbox: Outbox, keys: Keys): Registry => {
+export const publishing = (
+  registry: Registry,
+  status: Status,
+  outbox: Outbox,
+  keys: Keys,
+  /** The node a session taken over here came from (`Handovers.arrived`); `undefined` for any other resume. */
+  arrived: (id: string) => string | undefined
+): Registry => {
   const node = status.node
 
   /** Publishes a change of a local session (its hash entry, then the event); lost changes are resynced. */
@@ -47,6 +55,15 @@ export const publishing = (registry: Registry, status: Status, outbox: Outbox, k
 
   return {
     ...registry,
+    resume: (id, handle) =>
+      Effect.map(registry.resume(id, handle), (state) => {
+        const from = arrived(id)
+        const session = state === undefined ? undefined : State.session(state, id)
+        if (from !== undefined && session !== undefined && session.member.handle.node === undefined) {
+          publishChange(id, { op: "move", node, from, entry: entryOf(session) })
+        }
+        return state
+      }),
     connect: (member, peer, rooms, connectOptions) =>
       Effect.map(registry.connect(member, peer, rooms, connectOptions), (state) => {
         if (state !== undefined && member.handle.node === undefined) {

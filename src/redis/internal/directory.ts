@@ -65,6 +65,10 @@ export const toEvent = (text: string): Event | undefined => {
     }
     case "down":
       return { op: "down", node }
+    case "move": {
+      const entry = toEntry(value.entry)
+      return entry === undefined || !isString(value.from) ? undefined : { op: "move", node, from: value.from, entry }
+    }
     default:
       return undefined
   }

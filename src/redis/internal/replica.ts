@@ -1,7 +1,8 @@
 /**
  * Owns this node's replica of the other nodes' sessions, held in the server's own registry: it applies what the
  * directory says (an event on the directory channel, a node's whole list from a `sync` or read from Redis, a node
- * gone) and tells local neighbours who came online or went offline. Its sessions have a `RemoteHandle`, so frames
+ * gone, a session that moved between nodes) and tells local neighbours who came online or went offline (never for a
+ * move). Its sessions have a `RemoteHandle`, so frames
  * sent to them go into their node's envelope.
  *
  * @since 0.2.0
@@ -22,6 +23,11 @@ import { type Outbox, RemoteHandle } from "./outbox.js"
 export class Replica {
   /** Ids that went offline while a resync was reading the directory: what it read of them is stale. */
   tombstones: Set<string> | undefined = undefined
+  /**
+   * A session moved from node `from` to node `to` (`Handovers.moved`): `true` when handled there, `false` to take
+   * it as a connect of `to`'s.
+   */
+  moved: (to: string, from: string, id: string) => boolean = () => false
 
   constructor(
     readonly node: string,
@@ -98,6 +104,9 @@ export class Replica {
         return this.reconcile(event.node, event.sessions)
       case "down":
         return this.reconcile(event.node, [])
+      case "move":
+        if (!this.moved(event.node, event.from, event.entry.peer.id)) this.connect(event.node, event.entry)
+        return
     }
   }
 }

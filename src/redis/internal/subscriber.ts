@@ -1,7 +1,8 @@
 /**
  * Owns what the node hears from the cluster: a subscriber connection of its own on the node's channel (envelopes,
  * whose records are handed to local sessions as they are), the directory channel (to the replica) and the
- * JavaScript server's `symple:broadcast` (routed as `inject` routes it). When that connection is lost, the node
+ * JavaScript server's `symple:broadcast` (routed as `inject` routes it), and the node's handover channel (see
+ * `handover`; on the same connection, so its messages and envelopes are read in the order Redis published them). When that connection is lost, the node
  * opens a new one and subscribes again by itself (not the client's automatic resubscription), then resyncs.
  *
  * @since 0.2.0
@@ -25,6 +26,7 @@ export interface Handlers {
   readonly envelope: (message: Buffer) => void
   readonly directory: (text: string) => void
   readonly broadcast: (text: string) => void
+  readonly handover: (message: Buffer) => void
 }
 
 /**
@@ -36,7 +38,9 @@ export interface Handlers {
  */
 export const receiver = (
   local: Broker.Local,
-  counters: Status["counters"]
+  counters: Status["counters"],
+  /** Sessions moving between nodes (`Handovers`): their frames are held or forwarded there while it is `active`. */
+  moving: { readonly active: boolean; readonly deliver: (ids: ReadonlyArray<string>, bytes: Uint8Array) => void }
 ): Pick<Handlers, "envelope" | "broadcast"> => {
   // One visitor and one decoder for every record (no closure per frame): `deliver` calls `decode` only while it
   // handles `current`.
@@ -46,6 +50,7 @@ export const receiver = (
     counters.received++
     current = bytes
     local.deliver(ids, bytes, decode)
+    if (moving.active) moving.deliver(ids, bytes)
   }
   return {
     envelope: (message: Buffer) => {
@@ -104,6 +109,7 @@ export class Subscriber {
       await sub.subscribe(keys.node(this.status.node), handlers.envelope, true)
       await sub.subscribe(keys.directory, handlers.directory)
       await sub.subscribe(keys.broadcast, handlers.broadcast)
+      await sub.subscribe(keys.handover(this.status.node), handlers.handover, true)
     } catch (cause) {
       if (sub.isOpen) sub.destroy()
       throw cause

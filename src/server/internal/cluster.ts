@@ -1,6 +1,7 @@
 /**
  * Owns what a broker may do to this node (`Broker.Local`): deliver frames rendered on other nodes to local
- * sessions, announce other nodes' peers to local neighbours, route `symple:broadcast`-style injections locally.
+ * sessions, announce other nodes' peers to local neighbours, route `symple:broadcast`-style injections locally,
+ * hand a detached session over to another node (see `resume`).
  *
  * @since 0.2.0
  * @internal
@@ -12,6 +13,7 @@ import * as Presence from "../Presence.js"
 import * as State from "../State.js"
 import { deliver, evicted, onlinePresence, toSessions } from "./fanOut.js"
 import type { Hub } from "./hub.js"
+import * as Resume from "./resume.js"
 import { encode } from "./socketWriter.js"
 
 /**
@@ -55,5 +57,6 @@ export const local = (hub: Hub, registry: Broker.Local["registry"]): Broker.Loca
     const members: Array<State.Member<PeerRegistry.Handle>> = []
     for (const member of route.members) if (member.handle.node === undefined) members.push(member)
     return members.length === 0 ? 0 : deliver(hub.stats, { members, exclude: route.exclude }, encode(frame), frame)
-  }
+  },
+  handOver: (token, user, handle) => Resume.handOver(hub, token, user, handle)
 })

@@ -4,7 +4,8 @@
  * fiber when it runs effects, bounded by the handshake's deadline); refusals are answered after
  * `authFailureDelay`, the last allowed one with a close. An accepted peer is registered: welcome and presence
  * snapshot first, then its online presence to the peers sharing a room with it, then the `PeerConnected` event; or,
- * when its `auth` offers the token of a session it may resume, it takes that session over (see `resume`).
+ * when its `auth` offers the token of a session it may resume, it takes that session over (see `resume`), from
+ * another node if the session is there.
  *
  * @since 0.2.0
  * @internal
@@ -81,7 +82,10 @@ export const handshake = (hub: Hub, connection: Connection, item: string | Uint8
       if (Option.isNone(decision)) return Effect.succeed(refuse(hub, connection, 408, "Authentication timeout", 1008))
       const outcome = decision.value
       if (Result.isFailure(outcome)) return delayedAuthFailure(hub, connection, outcome.failure.message)
-      return Effect.sync(() => register(hub, connection, outcome.success, token))
+      return Effect.suspend(() => {
+        const registered = register(hub, connection, outcome.success, token)
+        return registered === undefined || registered === "closing" ? Effect.succeed(registered) : registered.pending
+      })
     })
   }
 }
@@ -135,20 +139,37 @@ const rejectAuth = (hub: Hub, connection: Connection, message: string): Outcome 
 
 /**
  * Registers the peer: welcome and snapshot first, then its online presence to the others. An `auth` offering the
- * `token` of a detached session of the same user resumes that session instead; any other token is ignored (a new
- * session, `resumed: false`).
+ * `token` of a detached session of the same user resumes that session instead, or, when the session is another
+ * node's, asks that node for it (the connection waits, bounded); any other token, or a refusal, gives a new
+ * session (`resumed: false`).
  */
 const register = (
   hub: Hub,
   connection: Connection,
   accepted: Authenticator.Accepted,
   token: string | undefined
-): Outcome => {
-  const held = token === undefined ? undefined : Resume.claim(hub, token, accepted.peer.user)
+): Outcome | Pending => {
+  if (token === undefined) return registerNew(hub, connection, accepted, token)
+  const held = Resume.claim(hub, token, accepted.peer.user)
   if (held !== undefined) {
     Resume.resume(hub, connection, held)
     return undefined
   }
+  const away = Resume.remote(hub, connection, token, accepted.peer.user)
+  if (away === undefined) return registerNew(hub, connection, accepted, token)
+  return {
+    pending: Effect.map(away, (resumed) => resumed ? undefined : registerNew(hub, connection, accepted, token))
+  }
+}
+
+/** A new session (see `register`). */
+const registerNew = (
+  hub: Hub,
+  connection: Connection,
+  accepted: Authenticator.Accepted,
+  token: string | undefined
+): Outcome => {
+  if (connection.ended()) return undefined
   const { id } = connection
   const peer = accepted.peer
   const online = Dispatch.online(hub, id, accepted, Resume.newSecret(hub))

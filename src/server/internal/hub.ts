@@ -54,6 +54,8 @@ export interface Hub {
   readonly rateLimit: Context.Service.Shape<typeof RateLimit.RateLimit>
   /** The broker's state (`single` without one): for `/health`, and readiness (503 while `disconnected`). */
   readonly brokerStatus: Effect.Effect<Broker.Status>
+  /** The broker's session handover, when it has one (a cluster broker): see `resume`. */
+  readonly handover: Broker.Attached["handover"]
   readonly events: PubSub.PubSub<ServerEvent>
   /** `Stats` and the tallies behind `GET /metrics`. */
   readonly stats: Counters.Counters
@@ -106,6 +108,7 @@ export const make = (
       Hub,
       "options" | "registry" | "router" | "authenticator" | "joinPolicy" | "rateLimit" | "brokerStatus" | "events"
     >
+    & Partial<Pick<Hub, "handover">>
     & {
       /** The server's context: what `run` and `runNow` run effects with. */
       readonly context: Context.Context<never>
@@ -115,6 +118,7 @@ export const make = (
   const fork = Effect.runForkWith(context)
   return {
     ...shared,
+    handover: shared.handover,
     run: (effect) => void fork(effect),
     fork: (effect) => fork(effect),
     runNow: Effect.runSyncWith(context),

@@ -11,14 +11,23 @@
  * A token is `<secret>.<session id>`: the secret is 144 random bits drawn from the system's generator, compared in
  * constant time, and replaced by every `welcome`, so that a token works once; it is sent to its peer alone.
  *
+ * In a cluster, a token may reach another node than the one holding its session (a load balancer moved the
+ * client). That node asks the holder for the session through the broker (`Broker.Attached.handover`, only for a
+ * session its replica places on another node, of the same user): the holder checks the token as here (`handOver`)
+ * and hands over the session, its rooms and its held frames; the asking node takes it over as a local resume does
+ * (`takeOver`). The `auth` waits for the answer, bounded by the broker and by the handshake's deadline; a refusal
+ * or no answer gives a new session, `resumed: false`.
+ *
  * @since 0.2.0
  * @internal
  */
+import * as Effect from "effect/Effect"
 import * as HashMap from "effect/HashMap"
 import * as PubSub from "effect/PubSub"
 import * as Crypto from "node:crypto"
 import type * as Frame from "../../protocol/Frame.js"
 import type * as Json from "../../protocol/Json.js"
+import type * as Broker from "../Broker.js"
 import * as IceServers from "../IceServers.js"
 import type * as PeerRegistry from "../PeerRegistry.js"
 import * as Presence from "../Presence.js"
@@ -26,7 +35,7 @@ import { ServerEvent } from "../ServerEvent.js"
 import * as State from "../State.js"
 import * as Admission from "./admission.js"
 import type { Connection } from "./connection.js"
-import type { Online } from "./dispatch.js"
+import * as Dispatch from "./dispatch.js"
 import { deliver, toSessions } from "./fanOut.js"
 import type { Hub } from "./hub.js"
 import * as OutboundBudget from "./outboundBudget.js"
@@ -80,7 +89,7 @@ interface WelcomeExtension {
  */
 export const welcome = (
   hub: Hub,
-  online: Online,
+  online: Dispatch.Online,
   rooms: ReadonlyArray<string>,
   resumed: boolean | undefined
 ): Frame.Frame => {
@@ -116,7 +125,7 @@ export class Detached implements PeerRegistry.Handle, OutboundBudget.Waiting {
   /** Resumed, expired or overflowed: holds nothing more. */
   finished = false
 
-  constructor(readonly hub: Hub, readonly online: Online) {}
+  constructor(readonly hub: Hub, readonly online: Dispatch.Online) {}
 
   send(bytes: Uint8Array): void {
     if (this.finished) return
@@ -172,7 +181,7 @@ const longestTimer = 2 ** 31 - 1
  * @since 0.2.0
  * @internal
  */
-export const hold = (hub: Hub, online: Online): boolean => {
+export const hold = (hub: Hub, online: Dispatch.Online): boolean => {
   const window = hub.options.resumeWindowMillis
   if (hub.shuttingDown || online.resume === undefined || window <= 0) return false
   const held = new Detached(hub, online)
@@ -224,6 +233,87 @@ export const resume = (hub: Hub, connection: Connection, held: Detached): void =
 }
 
 /**
+ * Hands a detached session over to another node (`Broker.Local.handOver`): the token is checked as `claim` checks
+ * it, and the session stops being this node's without ending: no presence, no event, its bucket released here, and
+ * `handle` (the other node) reaches it from now on, in its rooms.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const handOver = (
+  hub: Hub,
+  token: string,
+  user: string,
+  handle: PeerRegistry.Handle
+): Broker.HandedOver | undefined => {
+  const held = claim(hub, token, user)
+  if (held === undefined) return undefined
+  const frames = held.finish() ?? []
+  const online = held.online
+  online.resume = undefined
+  const state = hub.runNow(hub.registry.resume(online.id, handle))
+  Admission.release(hub, online.admission)
+  const rooms = state === undefined ? [] : State.session(state, online.id)?.rooms ?? []
+  return { id: online.id, peer: online.peer, rooms, frames }
+}
+
+/** Below this, the handshake's deadline is too close to ask another node for a session. */
+const deadlineMargin = 50
+
+/**
+ * When `token` names a session of `user` that the registry places on another node, and the broker can hand
+ * sessions over: asks that node for it, and takes it over (`true`), or answers `false` (refused, no answer in time,
+ * or the connection went meanwhile) for the caller to make a new session. `undefined` when there is nothing to ask.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const remote = (
+  hub: Hub,
+  connection: Connection,
+  token: string,
+  user: string
+): Effect.Effect<boolean> | undefined => {
+  const handover = hub.handover
+  const dot = token.indexOf(".")
+  if (handover === undefined || dot <= 0) return undefined
+  const id = token.slice(dot + 1)
+  const session = State.session(hub.registry.snapshotUnsafe(), id)
+  const node = session?.member.handle.node
+  if (session === undefined || node === undefined || session.virtual || session.member.user !== user) return undefined
+  // The deadline's timer would refuse the connection (408) while it waits: the handover must end before it.
+  const withinMillis = connection.openedAt + hub.options.authTimeoutMillis - Date.now() - deadlineMargin
+  if (withinMillis <= 0) return undefined
+  return Effect.map(handover({ node, id, token, user, withinMillis }), (handed) => {
+    if (handed === undefined) return false
+    if (connection.ended()) {
+      handed.drop()
+      return true
+    }
+    return takeOver(hub, connection, id, handed)
+  })
+}
+
+/**
+ * A new connection takes over a session another node handed over: as `resume` does, with what the broker held.
+ * `false` (the session dropped) when the registry no longer knows the session.
+ */
+const takeOver = (hub: Hub, connection: Connection, id: string, handed: Broker.Handed): boolean => {
+  const session = State.session(hub.registry.snapshotUnsafe(), id)
+  if (session === undefined) {
+    handed.drop()
+    return false
+  }
+  const online = Dispatch.online(hub, id, handed, newSecret(hub))
+  connection.goOnline(online)
+  reply(connection, welcome(hub, online, session.rooms, true))
+  for (const bytes of handed.take()) connection.offer(bytes)
+  // As in `resume`: nothing has been routed since the frames were taken; from now on frames go to the connection.
+  hub.runNow(hub.registry.resume(id, connection))
+  return true
+}
+
+/**
  * A session ends (its connection closed, or its resume window passed): it leaves the registry, the peers sharing a
  * room with it get its offline presence (unless the server is stopping), the application its `PeerDisconnected`,
  * and its rate-limit bucket is forgotten.
@@ -231,7 +321,7 @@ export const resume = (hub: Hub, connection: Connection, held: Detached): void =
  * @since 0.2.0
  * @internal
  */
-export const end = (hub: Hub, online: Online): void => {
+export const end = (hub: Hub, online: Dispatch.Online): void => {
   const removed = hub.runNow(hub.registry.disconnect(online.id))
   if (removed !== undefined && removed.neighbours.length > 0 && !hub.shuttingDown) {
     const offline = Presence.offline(removed.session.peer)
