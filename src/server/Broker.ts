@@ -138,15 +138,22 @@ export interface Attached {
    * `undefined` when the other node refuses or does not answer within the broker's bound (or `withinMillis`, if
    * shorter). Never fails.
    */
-  readonly handover?:
-    | ((request: {
-      readonly node: string
-      readonly id: string
-      readonly token: string
-      readonly user: string
-      readonly withinMillis: number
-    }) => Effect.Effect<Handed | undefined>)
-    | undefined
+  readonly handover?: ((request: HandoverRequest) => Effect.Effect<Handed | undefined>) | undefined
+}
+
+/**
+ * What a node asks of the node holding a session (`Attached.handover`). The token goes to that node alone.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface HandoverRequest {
+  readonly node: string
+  readonly id: string
+  readonly token: string
+  readonly user: string
+  /** The longest the asking connection can wait (its handshake's deadline). */
+  readonly withinMillis: number
 }
 
 /**

@@ -36,8 +36,7 @@
  * @since 0.2.0
  * @internal
  */
-import type * as Effect from "effect/Effect"
-import * as EffectRuntime from "effect/Effect"
+import * as Effect from "effect/Effect"
 import * as Message from "../../protocol/Message.js"
 import type * as Peer from "../../protocol/Peer.js"
 import type * as Broker from "../../server/Broker.js"
@@ -144,7 +143,10 @@ export const decode = (
   return { header, frames }
 }
 
-/** What a handle that holds frames for a while keeps. */
+/**
+ * A handle that holds what is routed to a session for a while (bounded by the handover's timeout): while it is on
+ * its way to this node, or while this node waits for a fence.
+ */
 class Holding implements PeerRegistry.Handle {
   frames: Array<Uint8Array> = []
   timer: ReturnType<typeof setTimeout> | undefined = undefined
@@ -194,15 +196,15 @@ export class Handovers {
   }
 
   /** B asks `node` for session `id` (`Broker.Attached.handover`). */
-  request(request: Parameters<NonNullable<Broker.Attached["handover"]>>[0]): Effect.Effect<Broker.Handed | undefined> {
-    return EffectRuntime.callback<Broker.Handed | undefined>((resume) => {
+  request(request: Broker.HandoverRequest): Effect.Effect<Broker.Handed | undefined> {
+    return Effect.callback<Broker.Handed | undefined>((resume) => {
       const link = this.link
       const { id, node } = request
       const current = State.session(link.registry.snapshotUnsafe(), id)
       if (this.closed || this.arriving.has(id) || current?.member.handle.node !== node) {
-        return resume(EffectRuntime.succeed(undefined))
+        return resume(Effect.succeed(undefined))
       }
-      const arriving = new Arriving(node, id, Message.randomId(), (handed) => resume(EffectRuntime.succeed(handed)))
+      const arriving = new Arriving(node, id, Message.randomId(), (handed) => resume(Effect.succeed(handed)))
       this.arriving.set(id, arriving)
       // B's frames for the session queued so far leave ahead of the request (they reach A's buffer); what its
       // peers route to it from now on is held here.
@@ -213,7 +215,7 @@ export class Handovers {
       )
       if (!sent) return this.giveUp(arriving)
       arriving.timer = setTimeout(() => this.giveUp(arriving), Math.min(link.timeoutMillis, request.withinMillis))
-      return EffectRuntime.sync(() => this.giveUp(arriving))
+      return Effect.sync(() => this.giveUp(arriving))
     })
   }
 
@@ -248,6 +250,12 @@ export class Handovers {
     if (arriving === undefined || arriving.state !== "taken") return undefined
     this.arriving.delete(id)
     arriving.state = "done"
+    // Back on a node that handed it over before: what reaches it here is its own again, not the former node's.
+    const forward = this.forwarding.get(id)
+    if (forward !== undefined) {
+      clearTimeout(forward.timer)
+      this.forwarding.delete(id)
+    }
     return arriving.node
   }
 
