@@ -280,9 +280,11 @@ export const layerDefaults = (options: Partial<ServerOptions> = {}): Layer.Layer
     Router.layer,
     authenticatorLayer(resolved),
     Layer.succeed(JoinPolicy.JoinPolicy, JoinPolicy.fromHook(resolved.authorizeJoin)),
-    RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }),
     PeerRegistry.layer,
-    brokerLayer(resolved)
+    // The broker provides the cluster's `RateLimit.Store`, which the rate limit reads when it is built.
+    RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }).pipe(
+      Layer.provideMerge(brokerLayer(resolved))
+    )
   )
 }
 
