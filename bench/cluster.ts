@@ -26,6 +26,7 @@ import WebSocket from "ws"
 import { bundleOptions } from "../scripts/build-command.js"
 import { freePort } from "../test/support/freePort.js"
 import { benchDir, build, outDir } from "./build.js"
+import { startRedis } from "./redis.js"
 import { cpuMillis, median, round } from "./stats.js"
 
 const args = process.argv.slice(2)
@@ -66,34 +67,6 @@ interface Proc {
   readonly pid: number
   readonly port: number
   readonly stop: () => void
-}
-
-const startRedis = async (): Promise<Proc> => {
-  const port = await freePort("127.0.0.1")
-  const child = spawn("redis-server", [
-    "--port",
-    String(port),
-    "--bind",
-    "127.0.0.1",
-    "--save",
-    "",
-    "--appendonly",
-    "no"
-  ], {
-    stdio: "ignore"
-  })
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = Net.connect({ port, host: "127.0.0.1" }, () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.once("error", () => resolve(false))
-    })
-    if (ok) break
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  return { pid: child.pid!, port, stop: () => child.kill("SIGKILL") }
 }
 
 const profDir = Path.join(benchDir, "results", "prof")

@@ -2,8 +2,10 @@
  * Benchmark runner: our server against the hand-written `ws` baseline, in the same run.
  *
  *   npx tsx bench/run.ts [smoke|quick|full] [--only case1,case2] [--repeat n] [--measure ms] [--cpu-prof]
- *     [--servers ours,baseline]   (two of: ours, ours-limited, baseline, baseline-coalesce; ours-limited is ours
- *                                  with its rate limiter on, see bench/README.md)
+ *     [--servers ours,baseline]   (two of: ours, ours-limited, ours-limited-redis, baseline, baseline-coalesce;
+ *                                  ours-limited is ours with its rate limiter on, ours-limited-redis the same with
+ *                                  the cluster's rate-limit store on a redis-server of the run's own, see
+ *                                  bench/README.md)
  *     [--rooms n]   (rooms per peer in the `rooms-*` cases, which are then named `rooms-<n>`)
  *
  * Every case starts a fresh server process (pinned to CPU 0 with `taskset` when it exists) and a fresh generator
@@ -19,6 +21,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { benchDir, build } from "./build.js"
 import type { Result } from "./generator.js"
+import { startRedis } from "./redis.js"
 import { metricInfo, type Mode, onDemand, serverSetup, type Spec, specs } from "./scenarios.js"
 import { cpuMillis, median, round, systemBusyMillis, table } from "./stats.js"
 
@@ -247,7 +250,13 @@ const main = async (): Promise<void> => {
   // never refusing in any case); next to it, `ours` runs with the limiter off whatever BENCH_RATE_LIMIT says, so that
   // one run compares the two.
   const limited = process.env["BENCH_RATE_LIMIT"] ?? "1000000"
-  const oursRateLimit = wanted.includes("ours-limited") ? "0" : process.env["BENCH_RATE_LIMIT"]
+  const oursRateLimit = wanted.some((name) => name.startsWith("ours-limited")) ? "0" : process.env["BENCH_RATE_LIMIT"]
+  // `ours-limited-redis`: the buckets in `RedisRateLimit` (symple-ts/redis) on a redis-server of this run, reconciled
+  // in the background; the server is a single node otherwise (no broker), so that against `ours-limited` only the
+  // store differs.
+  const redis = wanted.includes("ours-limited-redis") ? await startRedis() : undefined
+  // Stopped when the run ends (its process would keep the runner alive), or if the run fails.
+  if (redis !== undefined) process.once("exit", redis.stop)
   const wantsOurs = wanted.some((name) => name.startsWith("ours"))
   const { built, skipped } = await build({
     generator: "generator.ts",
@@ -273,12 +282,18 @@ const main = async (): Promise<void> => {
         return built["ours"] === undefined
           ? undefined
           : { label: name, file: built["ours"], env: { ...oursEnv, BENCH_RATE_LIMIT: limited } }
+      case "ours-limited-redis":
+        return built["ours"] === undefined || redis === undefined ? undefined : {
+          label: name,
+          file: built["ours"],
+          env: { ...oursEnv, BENCH_RATE_LIMIT: limited, BENCH_RATE_LIMIT_REDIS: `redis://127.0.0.1:${redis.port}` }
+        }
       case "baseline":
         return { label: "baseline", file: baseline, env: {} }
       case "baseline-coalesce":
         return { label: name, file: baseline, env: { BASELINE_COALESCE: "1" } }
       default:
-        throw new Error(`unknown server ${name} (ours, ours-limited, baseline, baseline-coalesce)`)
+        throw new Error(`unknown server ${name} (ours, ours-limited, ours-limited-redis, baseline, baseline-coalesce)`)
     }
   }
   // Without our server, the baseline runs against itself: the ratio then shows the noise of the machine.
@@ -325,6 +340,10 @@ const main = async (): Promise<void> => {
     process.stdout.write(
       `${server.label} runs with rate limiting ${
         Number(limit) > 0 ? `on (bucket of ${limit} frames per peer, refilled at 10/s)` : "disabled"
+      }${
+        server.env["BENCH_RATE_LIMIT_REDIS"] === undefined
+          ? ""
+          : `, buckets in RedisRateLimit on ${server.env["BENCH_RATE_LIMIT_REDIS"]}`
       } (bench/servers/ours.ts)\n`
     )
   }
@@ -422,9 +441,12 @@ const main = async (): Promise<void> => {
   }
   if (unbuilt) process.stdout.write("FAILED: our server (bench/servers/ours.ts) did not build, see above\n")
   process.exitCode = results.every((r) => r.ok) && !unbuilt ? 0 : 1
+  redis?.stop()
 }
 
 main().catch((e: unknown) => {
   process.stderr.write(`${e instanceof Error ? e.stack ?? e.message : String(e)}\n`)
   process.exitCode = 1
+  // A redis-server of the run's own would keep the process alive.
+  process.exit()
 })

@@ -20,8 +20,9 @@ export const excluded: Record<string, Record<string, string>> = {
   },
   "test/server/Resume.test.ts": {
     "session resume > a resumed session keeps its rate-limit bucket: a blip does not refill it":
-      "rate-limit buckets live in each node's memory: a session resumed on the other node (handed over) starts " +
-      "with a full bucket there"
+      "a session handed over to the other node finds its bucket there within one reconciliation round with Redis " +
+      "(RedisRateLimit's syncInterval, see test/redis/RateLimit.test.ts): the frames it sends right behind the " +
+      "welcome are taken from a full local bucket until then"
   },
   "test/server/Handshake.test.ts": {
     "handshake > max connections: 503, close 1013, peer count unchanged":

@@ -5,6 +5,8 @@
  * frames (pick more than a case sends) refilled at the default 10 frames per second, so that the limiter does the
  * same work per frame as with the defaults. `BENCH_MAX_ROOMS=<n>` raises the rooms a peer may be in (the runner
  * sets it for `--rooms n`). `BENCH_REDIS=<url>` makes it a node of a cluster on that Redis (`bench/cluster.ts`).
+ * `BENCH_RATE_LIMIT_REDIS=<url>` puts the buckets in `RedisRateLimit` (the cluster's rate-limit store) on that Redis,
+ * the server staying a single node (`ours-limited-redis` in `bench/run.ts`).
  * `BENCH_MAX_CONNECTIONS=<n>` sets `maxConnections` (the idle cases need more than the default, the open-file limit
  * less a tenth). Run with `--expose-gc`, it also serves `GET /bench/memory`: `process.memoryUsage()` after a full
  * collection (see `bench/stats.ts`). Loopback only unless HOST says otherwise.
@@ -45,11 +47,20 @@ const program = Effect.gen(function*() {
   })
   process.stdout.write(`${JSON.stringify({ listening: server.port, pid: process.pid, rateLimit })}\n`)
   return yield* Effect.never
-}).pipe(Effect.scoped)
+})
+
+// Loaded only when asked for, so that other cases run exactly the server above.
+const rateLimitRedis = process.env["BENCH_RATE_LIMIT_REDIS"]
+const withStore = rateLimitRedis === undefined || rateLimitRedis === ""
+  ? Effect.scoped(program)
+  : Effect.flatMap(
+    Effect.promise(() => import("../../src/redis/RedisRateLimit.js")),
+    (RedisRateLimit) => program.pipe(Effect.provide(RedisRateLimit.layer({ url: rateLimitRedis })), Effect.scoped)
+  )
 
 // Effect's runMain exits with 130 once a signal has interrupted the program, even after a clean stop; a graceful stop
 // exits 0 here, failures keep their code.
 const teardown: Runtime.Teardown = (exit, onExit) =>
   Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
 
-NodeRuntime.runMain(program, { teardown })
+NodeRuntime.runMain(withStore, { teardown })

@@ -30,6 +30,8 @@
  * - channel `symple:v2:node:<node>:handover`: session handovers asked of or answered to the node (see
  *   `internal/handover`; directory event `move` when a session changed nodes).
  * - channel `symple:broadcast` (the JavaScript server's): frames routed as `inject` routes them.
+ * - `symple:v2:ratelimit:<session>` and `symple:v2:ratelimit:<session>:refill` (strings, TTL): the sessions'
+ *   rate-limit buckets (`RedisRateLimit`, provided by `layer`).
  *
  * @since 0.2.0
  */
@@ -52,6 +54,7 @@ import { Replica } from "./internal/replica.js"
 import { Status } from "./internal/status.js"
 import { receiver, Subscriber } from "./internal/subscriber.js"
 import { Sync } from "./internal/sync.js"
+import * as RedisRateLimit from "./RedisRateLimit.js"
 
 /**
  * @since 0.2.0
@@ -69,6 +72,11 @@ export interface Options {
    * session over before it gives the peer a new session instead (default 2 s, at most the TTL).
    */
   readonly handoverTimeout?: Duration.Input | undefined
+  /**
+   * How often the sessions' rate-limit buckets are reconciled with Redis (`RedisRateLimit`'s `syncInterval`, default
+   * 500 ms).
+   */
+  readonly rateLimitSyncInterval?: Duration.Input | undefined
 }
 
 /**
@@ -284,10 +292,15 @@ export const make = (options: Options): Effect.Effect<Broker.Broker["Service"]> 
   })
 
 /**
- * The Redis broker as the server's `Broker` (a new one wherever it is provided).
+ * The Redis broker as the server's `Broker`, and the cluster's rate-limit store (`RedisRateLimit`, same URL and
+ * prefix) as its `RateLimit.Store`, so that the sessions' buckets are shared by the nodes (a reference: the layer's
+ * type names the broker alone). A new broker and store wherever it is provided.
  *
  * @since 0.2.0
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<Broker.Broker> =>
-  Layer.fresh(Layer.effect(Broker.Broker, make(options)))
+  Layer.fresh(Layer.merge(
+    Layer.effect(Broker.Broker, make(options)),
+    RedisRateLimit.layer({ url: options.url, prefix: options.prefix, syncInterval: options.rateLimitSyncInterval })
+  ))

@@ -4,4 +4,5 @@
  * @since 0.2.0
  */
 export * as RedisBroker from "./RedisBroker.js"
+export * as RedisRateLimit from "./RedisRateLimit.js"
 export * as RedisSessions from "./RedisSessions.js"

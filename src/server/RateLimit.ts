@@ -42,8 +42,10 @@ type RateLimiterStore = RateLimiter.RateLimiterStore["Service"]
  *   count after taking; a negative count means refused, and a refusal takes nothing.
  * - `forget(key)`: drops what the store holds for `key`; the key's next take finds a full bucket.
  *
- * A store shared between processes (Effect's `layerStoreRedis`) cannot answer a take at once: admitting against it
- * needs either an asynchronous admission or a local bucket reconciled with the shared one in the background.
+ * A store shared between processes (Effect's `layerStoreRedis`) cannot answer a take at once, so a cluster's store
+ * keeps a local bucket per key, answers `takeUnsafe` from it, and reconciles it with the shared one in the
+ * background (`RedisRateLimit` of `symple-ts/redis`, which `RedisBroker.layer` provides): limits then hold across
+ * processes within one reconciliation interval.
  *
  * @since 0.1.0
  * @category models
@@ -274,8 +276,9 @@ export class RateLimit extends Context.Service<RateLimit, {
 }>()("symple/RateLimit") {}
 
 /**
- * Every session gets a token bucket of `limit` frames refilled over `seconds` (see `make`), in the current `Store`;
- * a limit of 0 admits everything.
+ * Every session gets a token bucket of `limit` frames refilled over `seconds` (see `make`), in the `Store` current
+ * when the layer is built, keyed by the session's id (so that a session handed over to another node of a cluster
+ * finds its bucket in a shared store); a limit of 0 admits everything.
  *
  * @since 0.2.0
  * @category layers
@@ -283,5 +286,9 @@ export class RateLimit extends Context.Service<RateLimit, {
 export const layer = (options: { readonly limit: number; readonly seconds: number }): Layer.Layer<RateLimit> =>
   Layer.effect(
     RateLimit,
-    Effect.map(Store, (store) => RateLimit.of({ admission: () => make(options.limit, options.seconds, { store }) }))
+    Effect.map(
+      Store,
+      (store) =>
+        RateLimit.of({ admission: (session) => make(options.limit, options.seconds, { store, key: session.id }) })
+    )
   )

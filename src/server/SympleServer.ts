@@ -268,8 +268,8 @@ export const make = (
  * The built-in services, made from the options: the protocol's routing (`Router.layer`), the options'
  * authentication (`Authenticator.layer`), their `authorizeJoin` hook or no join policy (`JoinPolicy.noPolicy`),
  * their rate limit (`RateLimit.layer`) and a registry of the server's own (`PeerRegistry.layer`); with the `redis`
- * option, also the Redis broker (`symple-ts/redis`, see `Broker`). Provide yours first and these after, for the
- * services you keep.
+ * option, also the Redis broker (`symple-ts/redis`, see `Broker`), whose rate-limit store (`RedisRateLimit`) the rate
+ * limit then keeps its buckets in. Provide yours first and these after, for the services you keep.
  *
  * @since 0.2.0
  * @category layers
@@ -280,9 +280,11 @@ export const layerDefaults = (options: Partial<ServerOptions> = {}): Layer.Layer
     Router.layer,
     authenticatorLayer(resolved),
     Layer.succeed(JoinPolicy.JoinPolicy, JoinPolicy.fromHook(resolved.authorizeJoin)),
-    RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }),
     PeerRegistry.layer,
-    brokerLayer(resolved)
+    // The broker provides the cluster's `RateLimit.Store`, which the rate limit reads when it is built.
+    RateLimit.layer({ limit: resolved.rateLimit, seconds: resolved.rateSeconds }).pipe(
+      Layer.provideMerge(brokerLayer(resolved))
+    )
   )
 }
 

@@ -14,6 +14,8 @@ export interface NodeOptions {
   readonly prefix?: string
   /** The broker's `handoverTimeout` in ms (default the broker's own). */
   readonly handoverTimeout?: number
+  /** The broker's `rateLimitSyncInterval` in ms (default the broker's own). */
+  readonly rateLimitSyncInterval?: number
 }
 
 /**
@@ -32,10 +34,12 @@ export const startNodeWith = <ROut extends SympleServer.Services, E>(
       url,
       ttl: node.ttl ?? 10_000,
       prefix: node.prefix,
-      handoverTimeout: node.handoverTimeout
+      handoverTimeout: node.handoverTimeout,
+      rateLimitSyncInterval: node.rateLimitSyncInterval
     }))
     const own = yield* Layer.build(Layer.fresh(services))
-    const defaults = yield* Layer.build(SympleServer.layerDefaults(resolved))
+    // With the broker's context: its `RateLimit.Store` is the one the rate limit reads.
+    const defaults = yield* Layer.build(SympleServer.layerDefaults(resolved)).pipe(Effect.provideContext(broker))
     return yield* SympleServer.make(resolved).pipe(
       Effect.provideContext(own),
       Effect.provideContext(defaults),

@@ -10,6 +10,9 @@
  * The adaptive methods, which symple-ts does not use, are handed to an Effect memory store of this store's own,
  * built the first time one is called; `forget` does not reach that state.
  *
+ * `makeLocal` is the same store on buckets of the caller's own kind, told of every admitted take: the local half of
+ * a store that reconciles its buckets with a shared one (`symple-ts/redis`, `RedisRateLimit`).
+ *
  * @since 0.1.0
  * @internal
  */
@@ -18,9 +21,15 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as RateLimiter from "effect/persistence/RateLimiter"
-import type { MemoryStore } from "../RateLimit.js"
+import type { MemoryStore, Take } from "../RateLimit.js"
 
-interface Bucket {
+/**
+ * A token bucket: its count, and when it was last refilled (in the takes' clock).
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export interface Bucket {
   tokens: number
   lastRefill: number
 }
@@ -34,8 +43,11 @@ interface Counter {
  * The token-bucket step of Effect's memory store: refills by whole intervals (the interval restarts whenever the
  * bucket is full), then takes `tokens` if that leaves the count at 0 or more, or whatever `allowOverflow` says.
  * Returns the count after taking (negative when refused).
+ *
+ * @since 0.1.0
+ * @internal
  */
-const step = (
+export const step = (
   bucket: Bucket,
   tokens: number,
   limit: number,
@@ -55,13 +67,37 @@ const step = (
 }
 
 /**
+ * A memory store on buckets made by `newBucket`, and the map that holds them by key.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export interface Local<B extends Bucket> extends MemoryStore {
+  readonly buckets: Map<string, B>
+}
+
+const plainBucket = (tokens: number, now: number): Bucket => ({ tokens, lastRefill: now })
+
+/**
  * A new, empty memory store.
  *
  * @since 0.1.0
  * @internal
  */
-export const makeMemory = (): MemoryStore => {
-  const buckets = new Map<string, Bucket>()
+export const makeMemory = (): MemoryStore => makeLocal(plainBucket, undefined)
+
+/**
+ * A new, empty memory store whose buckets `newBucket` makes (full, refilled `now`), and which calls `taken` with
+ * the bucket and the take after each take `takeUnsafe` admits.
+ *
+ * @since 0.2.0
+ * @internal
+ */
+export const makeLocal = <B extends Bucket>(
+  newBucket: (tokens: number, now: number) => B,
+  taken: ((bucket: B, take: Take) => void) | undefined
+): Local<B> => {
+  const buckets = new Map<string, B>()
   const counters = new Map<string, Counter>()
   let adaptive: RateLimiter.RateLimiterStore["Service"] | undefined
   // Built by the first caller's fiber (no runtime of its own), then kept.
@@ -72,18 +108,26 @@ export const makeMemory = (): MemoryStore => {
     )
   )
 
-  const bucketOf = (key: string, limit: number, now: number): Bucket => {
+  const bucketOf = (key: string, limit: number, now: number): B => {
     let bucket = buckets.get(key)
     if (bucket === undefined) {
-      bucket = { tokens: limit, lastRefill: now }
+      bucket = newBucket(limit, now)
       buckets.set(key, bucket)
     }
     return bucket
   }
 
   return {
-    takeUnsafe: (take, now) =>
-      step(bucketOf(take.key, take.limit, now), take.tokens, take.limit, take.refillMillis, now, false),
+    buckets,
+    // Without `taken`, the step alone: a plain memory store's frames pay for nothing else.
+    takeUnsafe: taken === undefined
+      ? (take, now) => step(bucketOf(take.key, take.limit, now), take.tokens, take.limit, take.refillMillis, now, false)
+      : (take, now) => {
+        const bucket = bucketOf(take.key, take.limit, now)
+        const next = step(bucket, take.tokens, take.limit, take.refillMillis, now, false)
+        if (next >= 0) taken(bucket, take)
+        return next
+      },
     tokenBucket: (options) =>
       Effect.clockWith((clock) =>
         Effect.sync(() => {
