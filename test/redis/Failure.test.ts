@@ -5,7 +5,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { execFileSync } from "node:child_process"
-import { run } from "../cli/support.js"
 import {
   eventually,
   expectEffect,
@@ -17,20 +16,11 @@ import {
   settle
 } from "../server/support.js"
 import { startRedis } from "./redisServer.js"
+import { serveNode } from "./serveNode.js"
 import { converged, startNode } from "./support.js"
 
 const text = (t: string) => (f: Received) => f.data?.text === t
 const count = (client: Peer, predicate: (f: Received) => boolean) => client.all.filter(predicate).length
-
-/** A `symple-ts serve --redis` process (the built command) on a free port: the program, its ws:// and http:// URLs. */
-const serveNode = (redisUrl: string, ttl: number) =>
-  Effect.gen(function*() {
-    const node = yield* run(["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redisUrl], {
-      SYMPLE_REDIS_TTL: String(ttl)
-    })
-    const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
-    return { node, url, http: url.replace(/^ws/, "http") }
-  })
 
 describe("failures", () => {
   it.live(

@@ -9,7 +9,6 @@ import { Effect, Fiber, Layer } from "effect"
 import * as PeerRegistry from "../../src/server/PeerRegistry.js"
 import * as State from "../../src/server/State.js"
 import type * as SympleServer from "../../src/server/SympleServer.js"
-import { run } from "../cli/support.js"
 import {
   type Client,
   connect,
@@ -21,6 +20,7 @@ import {
   settle
 } from "../server/support.js"
 import { startRedis } from "./redisServer.js"
+import { serveNode } from "./serveNode.js"
 import { converged, type NodeOptions, startNodeWith } from "./support.js"
 
 /** A node whose registry the test reads (where each session is, and whether it is detached). */
@@ -271,8 +271,7 @@ describe("session handover between nodes", () => {
       Effect.gen(function*() {
         const redis = yield* startRedis
         const b = yield* startNode(redis.url, {}, { handoverTimeout: 400 })
-        const node = yield* run(["serve", "--no-demo", "--host", "127.0.0.1", "--port", "0", "--redis", redis.url])
-        const url = (yield* node.line(/listening on ws:\/\//)).match(/(ws:\/\/\S+)/)![1]!
+        const { node, url } = yield* serveNode(redis.url)
         const carol = yield* peer(b.server, "carol", { rooms: ["lobby"] })
         const alice = yield* peer({ url }, "alice", { rooms: ["lobby"] })
         yield* carol.next(isPresenceOf(alice, true))
