@@ -65,24 +65,22 @@ export class Reconciler {
   constructor(readonly timeout: Duration.Duration) {
     this.local = makeLocal(
       (tokens, now) => new Reconciled(tokens, now),
-      (bucket, take) => {
-        if (bucket.pending === 0) {
-          bucket.take = take
-          this.dirty.push(bucket)
-        }
-        bucket.pending += take.tokens
-      }
+      (bucket, take) => this.#add(bucket, take, take.tokens)
     )
   }
 
-  /** Owes `tokens` more for `bucket` (a failed send), if the bucket is still the key's. */
-  #owe(bucket: Reconciled, take: RateLimit.Take, tokens: number): void {
-    if (tokens <= 0 || this.local.buckets.get(take.key) !== bucket) return
+  /** Adds `tokens` to what `bucket` owes, listing it for the next round if it owed nothing yet. */
+  #add(bucket: Reconciled, take: RateLimit.Take, tokens: number): void {
     if (bucket.pending === 0) {
       bucket.take = take
       this.dirty.push(bucket)
     }
     bucket.pending += tokens
+  }
+
+  /** Owes `tokens` more for `bucket` (a failed send), if the bucket is still the key's. */
+  #owe(bucket: Reconciled, take: RateLimit.Take, tokens: number): void {
+    if (tokens > 0 && this.local.buckets.get(take.key) === bucket) this.#add(bucket, take, tokens)
   }
 
   /**
