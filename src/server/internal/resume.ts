@@ -223,8 +223,21 @@ export const resume = (hub: Hub, connection: Connection, held: Detached): void =
   const frames = held.finish() ?? []
   const online = held.online
   online.resume = newSecret(hub)
+  reattach(hub, connection, online, State.session(hub.registry.snapshotUnsafe(), online.id)?.rooms ?? [], frames)
+}
+
+/**
+ * Puts a resumed session online on `connection`: `welcome` with `resumed: true`, what was held for it, in order, and
+ * from then on the registry routes its frames to the connection.
+ */
+const reattach = (
+  hub: Hub,
+  connection: Connection,
+  online: Dispatch.Online,
+  rooms: ReadonlyArray<string>,
+  frames: ReadonlyArray<Uint8Array>
+): void => {
   connection.goOnline(online)
-  const rooms = State.session(hub.registry.snapshotUnsafe(), online.id)?.rooms ?? []
   reply(connection, welcome(hub, online, rooms, true))
   for (const bytes of frames) connection.offer(bytes)
   // Nothing has been routed since the frames were taken (this runs without a break): from now on frames go to the
@@ -304,12 +317,7 @@ const takeOver = (hub: Hub, connection: Connection, id: string, handed: Broker.H
     handed.drop()
     return false
   }
-  const online = Dispatch.online(hub, id, handed, newSecret(hub))
-  connection.goOnline(online)
-  reply(connection, welcome(hub, online, session.rooms, true))
-  for (const bytes of handed.take()) connection.offer(bytes)
-  // As in `resume`: nothing has been routed since the frames were taken; from now on frames go to the connection.
-  hub.runNow(hub.registry.resume(id, connection))
+  reattach(hub, connection, Dispatch.online(hub, id, handed, newSecret(hub)), session.rooms, handed.take())
   return true
 }
 
