@@ -53,6 +53,18 @@ export const publishing = (
     publisher.send(encodeCommand(["PUBLISH", keys.directory, JSON.stringify(event)]), 0)
   }
 
+  /** `join` or `leave`, published when it changed a local session's rooms. */
+  const membership = (op: "join" | "leave") => (id: string, room: string) =>
+    Effect.suspend(() => {
+      const before = registry.snapshotUnsafe()
+      return Effect.map(registry[op](id, room), (after) => {
+        if (after !== before && State.session(after, id)?.member.handle.node === undefined) {
+          publishChange(id, { op, node, id, room })
+        }
+        return after
+      })
+    })
+
   return {
     ...registry,
     resume: (id, handle) =>
@@ -79,25 +91,7 @@ export const publishing = (
         }
         return removed
       }),
-    join: (id, room) =>
-      Effect.suspend(() => {
-        const before = registry.snapshotUnsafe()
-        return Effect.map(registry.join(id, room), (after) => {
-          if (after !== before && State.session(after, id)?.member.handle.node === undefined) {
-            publishChange(id, { op: "join", node, id, room })
-          }
-          return after
-        })
-      }),
-    leave: (id, room) =>
-      Effect.suspend(() => {
-        const before = registry.snapshotUnsafe()
-        return Effect.map(registry.leave(id, room), (after) => {
-          if (after !== before && State.session(after, id)?.member.handle.node === undefined) {
-            publishChange(id, { op: "leave", node, id, room })
-          }
-          return after
-        })
-      })
+    join: membership("join"),
+    leave: membership("leave")
   }
 }
