@@ -142,27 +142,21 @@ export const clusterNodes = (server: SympleServer.Server): ReadonlyArray<SympleS
  * The server's counters; in spread mode the sums over its cluster's nodes, each of which counts what its own
  * connections did (a frame is counted on the node of its sender).
  */
-export const clusterStats = (server: SympleServer.Server): Effect.Effect<SympleServer.Stats> => {
-  const cluster = clusters.get(server.url)
-  if (cluster === undefined) return server.stats
-  return Effect.map(Effect.forEach(cluster.nodes, (node) => node.stats), (all) => {
+export const clusterStats = (server: SympleServer.Server): Effect.Effect<SympleServer.Stats> =>
+  Effect.map(Effect.forEach(clusterNodes(server), (node) => node.stats), (all) => {
     const total: SympleServer.Stats = { received: 0, delivered: 0, undeliverable: 0, slowConsumers: 0, refused: 0 }
     for (const stats of all) {
       for (const key of Object.keys(total) as Array<keyof SympleServer.Stats>) total[key] += stats[key]
     }
     return total
   })
-}
 
 /** The server's open connections; in spread mode the sum over its cluster's nodes. */
-export const clusterConnections = (server: SympleServer.Server): Effect.Effect<number> => {
-  const cluster = clusters.get(server.url)
-  if (cluster === undefined) return server.connectionCount
-  return Effect.map(
-    Effect.forEach(cluster.nodes, (node) => node.connectionCount),
+export const clusterConnections = (server: SympleServer.Server): Effect.Effect<number> =>
+  Effect.map(
+    Effect.forEach(clusterNodes(server), (node) => node.connectionCount),
     (counts) => counts.reduce((a, b) => a + b, 0)
   )
-}
 
 /**
  * Spread mode: waits until every node of the cluster sees session `id` as its own node does: known or not, and in
